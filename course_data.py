@@ -1,0 +1,253 @@
+"""Where the course's data lives, and how to get it.
+
+One lookup serves every function that needs a file:
+
+1. an explicit argument (a file, or a folder laid out like the project),
+2. else the folder named by the environment variable ``COURSE_DATA``
+   (laid out like the project: ``weights/``, ``images/``, ``pretrained-model/``),
+3. else the project's own folders beside this file.
+
+When nothing is found, :class:`DataNotFoundError` says where it looked and how to
+get the data (``python -m fr_utils fetch``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "COURSE_DATA"
+PROJECT_ROOT = Path(__file__).resolve().parent
+KINDS = ("weights", "images", "pretrained-model")
+
+HOW_TO_GET = {
+    "weights": "run `python -m fr_utils fetch` where a network is reachable, "
+               "or point COURSE_DATA at a folder holding weights/ (see weights/README.md)",
+    "images": "run `python -m fr_utils fetch` where a network is reachable, "
+              "or point COURSE_DATA at a folder holding images/ (see images/README.md)",
+    "pretrained-model": "download imagenet-vgg-verydeep-19.mat or Keras' "
+                        "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 into pretrained-model/ "
+                        "(see pretrained-model/README.md, or `python -m nst_utils --fetch-vgg`)",
+}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data file or folder was not found anywhere the lookup searched."""
+
+
+def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched, in order: ``root``, ``$COURSE_DATA``, the project folder."""
+    roots = []
+    if root is not None:
+        roots.append(Path(root).expanduser())
+    if os.environ.get(ENV_VAR):
+        roots.append(Path(os.environ[ENV_VAR]).expanduser())
+    roots.append(PROJECT_ROOT)
+    unique = []
+    for r in roots:
+        if r.resolve() not in [u.resolve() for u in unique]:
+            unique.append(r)
+    return unique
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
+
+
+def find_folder(kind: str, root: str | os.PathLike | None = None) -> Path:
+    """The first ``<root>/<kind>`` folder that holds data files (not only a README).
+
+    ``root`` may also name the ``kind`` folder itself (e.g. ``weights_dir``).
+    Raises DataNotFoundError naming every folder it looked in.
+    """
+    _check_kind(kind)
+    looked = []
+    candidates = []
+    if root is not None and Path(root).name == kind:
+        candidates.append(Path(root).expanduser())
+    candidates += [r / kind for r in data_roots(root)]
+    for folder in candidates:
+        looked.append(folder)
+        if folder.is_dir() and any(p.name != "README.md" for p in folder.iterdir()):
+            return folder
+    raise DataNotFoundError(_not_found_message(kind, f"the {kind}/ folder", looked))
+
+
+def find_file(kind: str, name: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """Resolve a data file ``name`` (e.g. ``"camera_0.jpg"`` or ``"images/camera_0.jpg"``).
+
+    An existing path is returned as it is; otherwise ``<root>/<kind>/<basename>`` is tried
+    for each data root. Raises DataNotFoundError naming every place it looked.
+    """
+    _check_kind(kind)
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    looked = [path]
+    tail = path.name
+    for r in data_roots(root):
+        candidate = r / kind / tail
+        looked.append(candidate)
+        if candidate.is_file():
+            return candidate
+    raise DataNotFoundError(_not_found_message(kind, repr(str(name)), looked))
+
+
+def _not_found_message(kind: str, what: str, looked: list[Path]) -> str:
+    places = "\n".join(f"  - {p}" for p in looked)
+    env = os.environ.get(ENV_VAR)
+    env_note = f"{ENV_VAR}={env}" if env else f"{ENV_VAR} is not set"
+    return (f"{what} was not found ({env_note}). Looked in:\n{places}\n"
+            f"To get it: {HOW_TO_GET[kind]}.")
+
+
+# --------------------------------------------------------------------------- fetch
+MANIFEST = PROJECT_ROOT / "course_data_manifest.tsv"
+
+
+class FetchError(RuntimeError):
+    """A download failed or a downloaded file did not match its checksum."""
+
+
+class OfflineError(FetchError):
+    """No network: the source could not be reached at all."""
+
+
+def read_manifest(path: str | os.PathLike = MANIFEST) -> list[tuple[str, str, str]]:
+    """The manifest's entries as ``(relative_path, checksum, url)`` tuples."""
+    entries = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3 or ":" not in parts[1]:
+            raise ValueError(f"{path}:{n}: expected 'path<TAB>algo:hex<TAB>url', got {line!r}")
+        entries.append((parts[0], parts[1], parts[2]))
+    return entries
+
+
+def checksum_matches(path: str | os.PathLike, checksum: str) -> bool:
+    """True when the file's digest equals ``checksum`` (``sha256:<hex>`` or ``gitblob:<sha1>``)."""
+    import hashlib
+
+    algo, expected = checksum.split(":", 1)
+    path = Path(path)
+    if algo == "sha256":
+        digest = hashlib.sha256()
+    elif algo == "gitblob":
+        digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    else:
+        raise ValueError(f"unknown checksum algorithm {algo!r} (use sha256 or gitblob)")
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == expected.lower()
+
+
+def _download(url: str, part: Path, progress, retries: int, timeout: float) -> None:
+    """Download ``url`` into ``part``, resuming from its current size, retrying on failure."""
+    import http.client
+    import time
+    import urllib.error
+    import urllib.request
+
+    for attempt in range(1, retries + 1):
+        have = part.stat().st_size if part.exists() else 0
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                resumed = have and response.status == 206
+                expected = int(response.headers.get("Content-Length", -1))
+                received = 0
+                with open(part, "ab" if resumed else "wb") as out:
+                    for block in iter(lambda: response.read(1 << 16), b""):
+                        out.write(block)
+                        received += len(block)
+                        progress.update(len(block))
+            if expected < 0 or received >= expected:
+                return
+            last = OSError(f"connection closed after {received} of {expected} bytes")
+        except urllib.error.HTTPError as err:
+            if err.code == 416:  # the range starts at the end: the file is already whole
+                return
+            if err.code in (404, 403, 410):
+                raise FetchError(f"{url}: HTTP {err.code} {err.reason}") from None
+            last = err
+        except urllib.error.URLError as err:  # could not connect at all
+            if attempt == 1 and have == 0 and "timed out" not in str(err.reason):
+                raise OfflineError(f"cannot reach {url.split('/')[2]} ({err.reason})") from None
+            last = err
+        except (http.client.HTTPException, OSError) as err:  # broke off while reading
+            last = err
+        time.sleep(min(2 ** attempt, 10) * 0.1)
+    raise FetchError(f"{url}: failed after {retries} tries ({last})")
+
+
+def fetch(dest: str | os.PathLike = PROJECT_ROOT, kinds=("weights", "images"),
+          manifest: str | os.PathLike = MANIFEST, retries: int = 3, timeout: float = 30.0) -> dict:
+    """Download the manifest's files of ``kinds`` into ``dest/<kind>/``, verifying checksums.
+
+    Files already present with the right checksum are kept; partial downloads resume;
+    a file whose checksum does not match is deleted and reported. Returns
+    ``{"ok": [...], "skipped": [...], "failed": {path: reason}}``; raises OfflineError
+    when the first source cannot be reached at all.
+    """
+    from tqdm import tqdm
+
+    dest = Path(dest)
+    todo = [e for e in read_manifest(manifest) if e[0].split("/")[0] in kinds]
+    report = {"ok": [], "skipped": [], "failed": {}}
+    with tqdm(total=len(todo), unit="file", desc="fetch", delay=0.5) as files, \
+            tqdm(unit="B", unit_scale=True, desc="bytes", leave=False, delay=0.5) as progress:
+        for rel, checksum, url in todo:
+            target = dest / rel
+            files.set_postfix_str(rel, refresh=False)
+            if target.is_file() and checksum_matches(target, checksum):
+                report["skipped"].append(rel)
+                files.update()
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part = target.with_name(target.name + ".part")
+            try:
+                _download(url, part, progress, retries, timeout)
+                if not checksum_matches(part, checksum):
+                    part.unlink()
+                    raise FetchError(f"checksum mismatch (expected {checksum}); the download was deleted")
+                os.replace(part, target)
+                report["ok"].append(rel)
+            except OfflineError:
+                raise
+            except FetchError as err:
+                report["failed"][rel] = str(err)
+            files.update()
+    return report
+
+
+def main_fetch(argv: list[str] | None = None) -> int:
+    """``python -m fr_utils fetch``: download the course data. Exit 0 when complete, 1 otherwise."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m fr_utils fetch",
+        description="Download the course's FaceNet weights and images, verifying each file's checksum.")
+    parser.add_argument("--dest", default=str(PROJECT_ROOT),
+                        help="folder that receives weights/ and images/ (default: the project)")
+    parser.add_argument("--only", choices=("weights", "images"), help="fetch only this kind")
+    parser.add_argument("--manifest", default=str(MANIFEST), help="list of path, checksum, URL")
+    parser.add_argument("--retries", type=int, default=3)
+    args = parser.parse_args(argv)
+    kinds = (args.only,) if args.only else ("weights", "images")
+    try:
+        report = fetch(args.dest, kinds, args.manifest, retries=args.retries)
+    except OfflineError as err:
+        print(f"fetch: offline: {err}. Copy the data by hand, or set {ENV_VAR} to a folder holding it.")
+        return 1
+    for rel, reason in sorted(report["failed"].items()):
+        print(f"fetch: {rel}: {reason}")
+    print(f"fetch: {len(report['ok'])} downloaded, {len(report['skipped'])} already present, "
+          f"{len(report['failed'])} failed, into {Path(args.dest).resolve()}")
+    return 1 if report["failed"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main_fetch())
