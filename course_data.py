@@ -184,10 +184,12 @@ def _download(url: str, part: Path, progress, retries: int, timeout: float) -> N
 
 
 def fetch(dest: str | os.PathLike = PROJECT_ROOT, kinds=("weights", "images"),
-          manifest: str | os.PathLike = MANIFEST, retries: int = 3, timeout: float = 30.0) -> dict:
+          manifest: str | os.PathLike = MANIFEST, retries: int = 3, timeout: float = 30.0,
+          look_elsewhere: bool = True) -> dict:
     """Download the manifest's files of ``kinds`` into ``dest/<kind>/``, verifying checksums.
 
-    Files already present with the right checksum are kept; partial downloads resume;
+    Files already present with the right checksum (in ``dest`` or, with ``look_elsewhere``,
+    anywhere the data lookup searches, e.g. ``$COURSE_DATA``) are kept; partial downloads resume;
     a file whose checksum does not match is deleted and reported. Returns
     ``{"ok": [...], "skipped": [...], "failed": {path: reason}}``; raises OfflineError
     when the first source cannot be reached at all.
@@ -202,7 +204,8 @@ def fetch(dest: str | os.PathLike = PROJECT_ROOT, kinds=("weights", "images"),
         for rel, checksum, url in todo:
             target = dest / rel
             files.set_postfix_str(rel, refresh=False)
-            if target.is_file() and checksum_matches(target, checksum):
+            present = [target] + ([r / rel for r in data_roots()] if look_elsewhere else [])
+            if any(p.is_file() and checksum_matches(p, checksum) for p in present):
                 report["skipped"].append(rel)
                 files.update()
                 continue
