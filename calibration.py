@@ -1,0 +1,173 @@
+"""Choosing the door's threshold from data: all genuine and impostor pairs, ROC, EER.
+
+A pair of photos is *accepted* when the L2 distance of their embeddings is below the
+threshold (as ``verify`` does). For every threshold, the false-accept rate (FAR) is the
+share of impostor pairs (different people) accepted and the true-accept rate (TAR) the
+share of genuine pairs (same person) accepted; the equal error rate (EER) is where FAR
+equals 1 - TAR.
+
+    d, genuine = pair_distances(vectors, labels)            # (n, dim), n labels -> (p,), (p,)
+    result = calibrate(vectors, labels, far=0.01)           # JSON-ready dict
+    plot_roc(result, "output/calibrate/roc.png")
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: Embeddings are unit vectors, so distances lie in [0, 2].
+HIST_BINS = np.linspace(0.0, 2.0, 41)
+MAX_CURVE_POINTS = 400
+
+
+class CalibrationError(ValueError):
+    """The folder or the embeddings cannot give a calibration; the message says why."""
+
+
+def photos_by_person(folder: str | os.PathLike, suffixes=None) -> list[tuple[str, Path]]:
+    """(person, photo) for every photo in ``folder/<person>/``, sorted; checks there are pairs of both kinds."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CalibrationError(f"{folder}: not a folder. calibrate needs a folder of <person>/<photo> files.")
+    photos = [(d.name, p) for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")
+              for p in sorted(d.iterdir())
+              if p.is_file() and not p.name.startswith(".") and (suffixes is None or p.suffix.lower() in suffixes)]
+    _check_labels([person for person, _ in photos], where=str(folder))
+    return photos
+
+
+def _check_labels(labels, where: str) -> None:
+    people = set(labels)
+    if len(people) < 2 or len(labels) == len(people):
+        raise CalibrationError(
+            f"{where}: {len(labels)} photos of {len(people)} people. Calibration needs at least two people "
+            "(impostor pairs) and at least one person with two or more photos (genuine pairs), laid out as "
+            "<folder>/<person>/<photo>.")
+
+
+def pair_distances(vectors: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+    """All unordered pairs of rows of ``vectors`` (n, dim): distances (p,) and genuine (p,) bool."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    labels = np.asarray(labels)
+    i, j = np.triu_indices(len(vectors), k=1)
+    sq = (vectors ** 2).sum(1)
+    d = np.sqrt(np.maximum(sq[i] + sq[j] - 2.0 * np.einsum("pd,pd->p", vectors[i], vectors[j]), 0.0))
+    return d, labels[i] == labels[j]
+
+
+def roc(distances: np.ndarray, genuine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, far, tar), each (t,), thresholds ascending: every distinct distance and one above all."""
+    distances = np.asarray(distances, dtype=np.float64)
+    genuine = np.asarray(genuine, dtype=bool)
+    gen, imp = np.sort(distances[genuine]), np.sort(distances[~genuine])
+    if len(gen) == 0 or len(imp) == 0:
+        raise CalibrationError("need both genuine and impostor pairs to draw a ROC curve.")
+    thresholds = np.append(np.unique(distances), distances.max() + 1e-6)
+    far = np.searchsorted(imp, thresholds, side="left") / len(imp)   # impostors with d < t
+    tar = np.searchsorted(gen, thresholds, side="left") / len(gen)
+    return thresholds, far, tar
+
+
+def equal_error_rate(thresholds, far, tar) -> tuple[float, float]:
+    """(EER, threshold) where FAR is closest to the false-reject rate 1 - TAR."""
+    frr = 1.0 - tar
+    k = int(np.argmin(np.abs(far - frr)))
+    return float((far[k] + frr[k]) / 2), float(thresholds[k])
+
+
+def threshold_at_far(thresholds, far, target: float) -> float:
+    """The largest threshold whose false-accept rate is at most ``target``."""
+    ok = np.flatnonzero(far <= target)
+    return float(thresholds[ok[-1]])
+
+
+def calibrate(vectors: np.ndarray, labels, far: float = 0.01, model: str | None = None,
+              default_threshold: float | None = None) -> dict:
+    """ROC, EER and the threshold at false-accept rate ``far`` for embeddings (n, dim) with n labels.
+
+    With ``default_threshold`` (the model's), its false- and true-accept rates are reported too.
+    """
+    labels = [str(x) for x in labels]
+    if len(vectors) != len(labels):
+        raise CalibrationError(f"{len(vectors)} embeddings but {len(labels)} labels.")
+    _check_labels(labels, where="the usable photos")
+    d, genuine = pair_distances(vectors, labels)
+    thresholds, far_curve, tar_curve = roc(d, genuine)
+    eer, eer_threshold = equal_error_rate(thresholds, far_curve, tar_curve)
+    chosen = threshold_at_far(thresholds, far_curve, far)
+    k = int(np.searchsorted(thresholds, chosen))
+    at_default = None
+    if default_threshold is not None:
+        at_default = {"threshold": float(default_threshold),
+                      "far": float(np.mean(d[~genuine] < default_threshold)),
+                      "tar": float(np.mean(d[genuine] < default_threshold))}
+    keep = np.unique(np.linspace(0, len(thresholds) - 1, min(len(thresholds), MAX_CURVE_POINTS)).astype(int))
+    return {
+        "model": model, "people": len(set(labels)), "photos": len(labels),
+        "genuine_pairs": int(genuine.sum()), "impostor_pairs": int((~genuine).sum()),
+        "eer": eer, "eer_threshold": eer_threshold,
+        "far_target": far, "threshold": chosen,
+        "far_at_threshold": float(far_curve[k]), "tar_at_threshold": float(tar_curve[k]),
+        "default": at_default,
+        "genuine_distance": _summary(d[genuine]), "impostor_distance": _summary(d[~genuine]),
+        "roc": {"threshold": thresholds[keep].round(5).tolist(), "far": far_curve[keep].round(5).tolist(),
+                "tar": tar_curve[keep].round(5).tolist()},
+        "histogram": {"bins": HIST_BINS.round(3).tolist(),
+                      "genuine": np.histogram(d[genuine], HIST_BINS)[0].tolist(),
+                      "impostor": np.histogram(d[~genuine], HIST_BINS)[0].tolist()},
+    }
+
+
+def _summary(x: np.ndarray) -> dict:
+    return {"min": float(x.min()), "median": float(np.median(x)), "max": float(x.max())}
+
+
+def plot_roc(result: dict, path: str | os.PathLike) -> Path:
+    """Draw the ROC curve and the two distance histograms of a :func:`calibrate` result into a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    far, tar = np.array(result["roc"]["far"]), np.array(result["roc"]["tar"])
+    fig, (ax_roc, ax_hist) = plt.subplots(1, 2, figsize=(11, 4.5))
+    floor = 0.5 / max(result["impostor_pairs"], 1)
+    ax_roc.step(np.maximum(far, floor), tar, where="post", color="C0")
+    ax_roc.set_xscale("log")
+    ax_roc.set_xlim(floor, 1.0)
+    ax_roc.set_ylim(0, 1.02)
+    ax_roc.plot([result["far_at_threshold"] or floor], [result["tar_at_threshold"]], "o", color="C3",
+                label=f"threshold {result['threshold']:.3f} (FAR <= {result['far_target']:g})")
+    ax_roc.plot([result["eer"] or floor], [1 - result["eer"]], "s", color="C2",
+                label=f"EER {result['eer']:.3f} at {result['eer_threshold']:.3f}")
+    if result.get("default"):
+        dflt = result["default"]
+        ax_roc.plot([max(dflt["far"], floor)], [dflt["tar"]], "^", color="C1",
+                    label=f"model default {dflt['threshold']:g} (FAR {dflt['far']:.3f})")
+    ax_roc.set_xlabel("false-accept rate (impostor pairs accepted)")
+    ax_roc.set_ylabel("true-accept rate (genuine pairs accepted)")
+    ax_roc.set_title(f"ROC, {result.get('model') or 'embeddings'}: {result['people']} people, {result['photos']} photos")
+    ax_roc.legend(loc="lower right")
+    ax_roc.grid(alpha=0.3)
+
+    bins = np.array(result["histogram"]["bins"])
+    centres, width = (bins[:-1] + bins[1:]) / 2, np.diff(bins)
+    for key, colour in (("impostor", "C3"), ("genuine", "C0")):
+        counts = np.array(result["histogram"][key], dtype=float)
+        ax_hist.bar(centres, counts / max(counts.sum(), 1), width=width, alpha=0.5, color=colour,
+                    label=f"{key} pairs ({result[key + '_pairs']})")
+    ax_hist.axvline(result["threshold"], color="k", linestyle="--", label=f"threshold {result['threshold']:.3f}")
+    if result.get("default"):
+        ax_hist.axvline(result["default"]["threshold"], color="C1", linestyle=":",
+                        label=f"model default {result['default']['threshold']:g}")
+    ax_hist.set_xlabel("L2 distance between embeddings")
+    ax_hist.set_ylabel("share of pairs")
+    ax_hist.set_title("distance distributions")
+    ax_hist.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,289 @@
+"""The door's command line: ``python -m fr_utils COMMAND ...`` (or ``python -m fr_cli``).
+
+    enroll NAME PHOTO...     store a person's faces (one face per photo; --add for more photos)
+    verify NAME PHOTO        is the one face in PHOTO this person?      exit 0 yes, 1 no
+    identify PHOTO           name every face in PHOTO, or "unknown"      exit 0 someone known, 1 nobody
+    list                     the enrolled people
+    remove NAME              forget a person
+    calibrate FOLDER         <person>/<photo> folder -> ROC plot, EER, threshold at a chosen FAR
+
+Options (before or after the command): --db FILE, --model NAME, --threshold T, --json,
+--crop auto|align|whole, --timeout SECONDS. Exit codes: 0 match / done, 1 no match, 2 error
+(one message on stderr, nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import face_db
+from face_detect import CROP_MODES, FaceNotFoundError, face_crops, one_face
+from image_io import ImageReadError, read_rgb
+
+EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
+MODELS = ("nn4.small2", "inception-resnet-v1")  # fr_utils.EMBEDDER_NAMES, without importing it
+DEFAULT_MODEL = "inception-resnet-v1"
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+class UsageError(ValueError):
+    """A mistake in what the user asked for (reported in one line, exit 2)."""
+
+
+def load_embedder(name: str):
+    """fr_utils' embedder, with TensorFlow's start-up chatter kept off the terminal."""
+    with _quiet_stderr():
+        import fr_utils
+        import tensorflow  # noqa: F401  (its C++ logs go to the silenced stderr)
+    return fr_utils.load_embedder(name)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (C++ logging) for the block; Python errors still surface after it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean a user's mistake or missing data: one message, exit 2."""
+    import course_data
+    from calibration import CalibrationError
+    errors = [UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
+              course_data.DataNotFoundError]
+    if "fr_utils" in sys.modules:  # imported only once a model was needed
+        errors.append(sys.modules["fr_utils"].WeightsError)
+    return tuple(errors)
+
+
+# -- parsing ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", type=Path, default=argparse.SUPPRESS,
+                        help=f"face database file (default ${face_db.ENV_VAR} or ./{face_db.DEFAULT_PATH})")
+    common.add_argument("--model", choices=MODELS, default=argparse.SUPPRESS,
+                        help=f"face embedder (default {DEFAULT_MODEL}; works offline)")
+    common.add_argument("--threshold", type=float, default=argparse.SUPPRESS,
+                        help="L2 distance below which two faces are the same person (default: the model's)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON on stdout")
+    common.add_argument("--crop", choices=CROP_MODES, default=argparse.SUPPRESS,
+                        help="auto: detect faces, use small square face crops whole (default); "
+                             "align: always detect and align; whole: the photo is one face")
+    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
+                        help=f"seconds to wait for another process's write (default {face_db.DEFAULT_TIMEOUT:g})")
+
+    parser = argparse.ArgumentParser(prog="python -m fr_utils", parents=[common],
+                                     description="The Happy House door: enrol, verify and identify faces.",
+                                     epilog="Exit codes: 0 match (or command done), 1 no match, 2 error. "
+                                            "`python -m fr_utils fetch` downloads the course data.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("enroll", parents=[common], help="store a person's faces")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument("--add", action="store_true", help="add photos to someone already enrolled")
+    p = sub.add_parser("verify", parents=[common], help="is the face in PHOTO this person? (exit 0 yes, 1 no)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("photo", type=Path)
+    p = sub.add_parser("identify", parents=[common], help="name every face in PHOTO (exit 0 someone known)")
+    p.add_argument("photo", type=Path)
+    p.add_argument("--top-k", type=int, default=3, help="candidates listed per face (default 3)")
+    sub.add_parser("list", parents=[common], help="list the enrolled people")
+    p = sub.add_parser("remove", parents=[common], help="forget a person")
+    p.add_argument("name", metavar="NAME")
+    p = sub.add_parser("calibrate", parents=[common], help="ROC, EER and threshold from a <person>/<photo> folder")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--far", type=float, default=0.01, help="false-accept rate to choose the threshold at (default 0.01)")
+    p.add_argument("--out", type=Path, default=Path("output/calibrate"),
+                   help="folder for roc.png and calibration.json (default output/calibrate)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (0 match, 1 no match, 2 error)."""
+    args = build_parser().parse_args(argv)
+    for key, value in (("db", None), ("model", DEFAULT_MODEL), ("threshold", None), ("json", False),
+                       ("crop", "auto"), ("timeout", face_db.DEFAULT_TIMEOUT)):
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    try:
+        if args.threshold is not None and not args.threshold > 0:
+            raise UsageError(f"--threshold must be a positive distance, not {args.threshold}.")
+        return COMMANDS[args.command](args)
+    except _user_errors() as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written for the unfinished command.", file=sys.stderr)
+        return EXIT_ERROR
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _emit(args, payload: dict, text: str) -> None:
+    print(json.dumps(payload, indent=2) if args.json else text)
+
+
+def _open_db(args, create: bool = False) -> face_db.FaceDB:
+    return face_db.FaceDB(args.db, create=create, timeout=args.timeout)
+
+
+def _threshold(args, embedder) -> float:
+    return float(embedder.threshold if args.threshold is None else args.threshold)
+
+
+def _progress(items, desc: str, unit: str = "photo"):
+    from tqdm import tqdm
+    return tqdm(items, desc=desc, unit=unit, file=sys.stderr, disable=None if len(items) > 1 else True)
+
+
+def _read_photos(paths: list[Path], desc: str) -> list[np.ndarray]:
+    """Read every photo first, so a bad one stops the command before anything is computed."""
+    return [read_rgb(p) for p in _progress(paths, desc)]
+
+
+def _single_crops(images: list[np.ndarray], paths: list[Path], embedder, crop: str, desc: str) -> list:
+    return [one_face(img, embedder.input_size, crop, what=str(p))
+            for img, p in _progress(list(zip(images, paths)), desc)]
+
+
+# -- commands -----------------------------------------------------------------------------
+def cmd_enroll(args) -> int:
+    name = face_db.validate_name(args.name)
+    path = args.db or face_db.default_path()
+    if path.is_dir() or not path.absolute().parent.is_dir():
+        raise face_db.FaceDBError(f"{path}: --db must name a file in an existing folder.")
+    if path.is_file():  # fail fast, before loading any model
+        with _open_db(args) as db:
+            if name in db.names() and not args.add:
+                raise face_db.DuplicateEnrollmentError(
+                    f"{name!r} is already enrolled in {db.path}. Nothing was stored. To add photos use "
+                    f"`enroll --add {name} PHOTO...`; to start over, `remove {name}` first.")
+    images = _read_photos(args.photos, "reading")
+    hashes = [face_db.sha256_of(p) for p in args.photos]
+    embedder = load_embedder(args.model)
+    faces = _single_crops(images, args.photos, embedder, args.crop, "detecting")
+    vectors = embedder.embed([crop for _, crop in faces])          # all computed before the write
+    with _open_db(args, create=True) as db:
+        count = db.enroll(name, vectors, embedder.name, hashes, add=args.add)
+        path = db.path
+    _emit(args, {"enrolled": name, "embeddings": count, "model": embedder.name, "db": str(path)},
+          f"enrolled {name}: {count} photo{'s' * (count != 1)} ({embedder.name}) in {path}")
+    return EXIT_MATCH
+
+
+def cmd_verify(args) -> int:
+    with _open_db(args) as db:
+        db.require(args.name)  # an unknown name fails before any model loads
+        image = read_rgb(args.photo)
+        embedder = load_embedder(args.model)
+        face, crop = one_face(image, embedder.input_size, args.crop, what=str(args.photo))
+        distance = db.distance(args.name, embedder.embed([crop])[0], embedder.name)
+    threshold = _threshold(args, embedder)
+    match = distance < threshold
+    verdict = f"it's {args.name}, welcome in!" if match else f"it's not {args.name}, please go away"
+    _emit(args, {"name": args.name, "distance": round(distance, 4), "threshold": threshold, "match": match,
+                 "model": embedder.name, "face": face.to_dict()},
+          f"{verdict} (distance {distance:.3f} {'<' if match else '>='} threshold {threshold:g})")
+    return EXIT_MATCH if match else EXIT_NO_MATCH
+
+
+def cmd_identify(args) -> int:
+    if args.top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, not {args.top_k}.")
+    with _open_db(args) as db:
+        if not db.names():
+            raise face_db.FaceDBError(f"{db.path}: nobody is enrolled yet. Enrol people first "
+                                      "(`enroll NAME PHOTO...`).")
+        image = read_rgb(args.photo)
+        embedder = load_embedder(args.model)
+        faces, crops = face_crops(image, embedder.input_size, args.crop)
+        if not faces:
+            raise FaceNotFoundError(f"{args.photo}: no face found. Use a well-lit, frontal photo, "
+                                    "or --crop whole if it is already a face crop.")
+        threshold = _threshold(args, embedder)
+        results = db.identify(embedder.embed(crops), embedder.name, k=args.top_k)
+    rows, lines = [], []
+    for face, matches in zip(faces, results):
+        best = matches[0]
+        name = best.name if best.distance < threshold else "unknown"
+        rows.append({"name": name, "distance": round(best.distance, 4), "face": face.to_dict(),
+                     "candidates": [{"name": m.name, "distance": round(m.distance, 4)} for m in matches]})
+        lines.append(f"{name}\t{best.distance:.3f}\tbox {list(face.box)}"
+                     + ("" if name != "unknown" else f"\t(nearest: {best.name})"))
+    known = any(r["name"] != "unknown" for r in rows)
+    _emit(args, {"photo": str(args.photo), "model": embedder.name, "threshold": threshold, "faces": rows},
+          "\n".join(lines))
+    return EXIT_MATCH if known else EXIT_NO_MATCH
+
+
+def cmd_list(args) -> int:
+    with _open_db(args) as db:
+        people = db.people()
+    text = "\n".join(f"{p['name']}\t" + ", ".join(f"{m}: {v['embeddings']}" for m, v in p["models"].items())
+                     for p in people) or "nobody is enrolled"
+    _emit(args, {"people": people}, text)
+    return EXIT_MATCH
+
+
+def cmd_remove(args) -> int:
+    with _open_db(args) as db:
+        count = db.remove(args.name)
+    _emit(args, {"removed": args.name, "embeddings": count}, f"removed {args.name} ({count} embeddings)")
+    return EXIT_MATCH
+
+
+def cmd_calibrate(args) -> int:
+    import calibration
+
+    if not 0 < args.far < 1:
+        raise UsageError(f"--far must be between 0 and 1 (e.g. 0.01), not {args.far}.")
+    photos = calibration.photos_by_person(args.folder, PHOTO_SUFFIXES)
+    embedder = load_embedder(args.model)
+    crops, labels, skipped = [], [], []
+    for person, path in _progress(photos, "detecting"):
+        try:
+            _, crop = one_face(read_rgb(path), embedder.input_size, args.crop, what=str(path))
+        except (ImageReadError, FaceNotFoundError) as err:  # one bad photo should not stop a folder
+            skipped.append(str(err))
+            continue
+        crops.append(crop)
+        labels.append(person)
+    for message in skipped:
+        print(f"skipped: {message}", file=sys.stderr)
+    vectors = embedder.embed(crops) if crops else np.zeros((0, embedder.dim), np.float32)
+    result = calibration.calibrate(vectors, labels, far=args.far, model=embedder.name,
+                                   default_threshold=_threshold(args, embedder))
+    result["skipped"] = len(skipped)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot = calibration.plot_roc(result, args.out / "roc.png")
+    result["plot"] = str(plot)
+    (args.out / "calibration.json").write_text(json.dumps(result, indent=2))
+    _emit(args, result,
+          f"{result['people']} people, {result['photos']} photos: {result['genuine_pairs']} genuine and "
+          f"{result['impostor_pairs']} impostor pairs ({embedder.name})\n"
+          f"EER {result['eer']:.3f} at threshold {result['eer_threshold']:.3f}\n"
+          f"threshold at FAR <= {args.far:g}: {result['threshold']:.3f} "
+          f"(true-accept rate {result['tar_at_threshold']:.3f})\n"
+          f"at threshold {result['default']['threshold']:g} (--threshold or the model's): "
+          f"false-accept rate {result['default']['far']:.3f}, true-accept rate {result['default']['tar']:.3f}\n"
+          f"wrote {plot} and {args.out / 'calibration.json'}")
+    return EXIT_MATCH
+
+
+COMMANDS = {"enroll": cmd_enroll, "verify": cmd_verify, "identify": cmd_identify, "list": cmd_list,
+            "remove": cmd_remove, "calibrate": cmd_calibrate}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""calibration: pairs, ROC, EER, threshold at a false-accept rate, the plot, and `calibrate`."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import calibration as cal
+import fr_cli
+from test_door_cli import ThumbnailEmbedder, pattern
+
+
+def test_pair_distances_match_a_double_loop():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(7, 5))
+    labels = ["a", "b", "a", "c", "b", "a", "c"]
+    d, genuine = cal.pair_distances(vectors, labels)
+    expected = [(np.linalg.norm(vectors[i] - vectors[j]), labels[i] == labels[j])
+                for i in range(7) for j in range(i + 1, 7)]
+    assert len(d) == 21
+    np.testing.assert_allclose(d, [e[0] for e in expected], atol=1e-9)
+    assert genuine.tolist() == [e[1] for e in expected]
+
+
+def test_roc_eer_and_threshold_on_a_hand_worked_case():
+    genuine_d, impostor_d = [0.1, 0.2, 0.3], [0.25, 0.5, 0.6, 0.7]
+    d = np.array(genuine_d + impostor_d)
+    genuine = np.array([True] * 3 + [False] * 4)
+    thresholds, far, tar = cal.roc(d, genuine)
+    # accepted means distance < threshold
+    assert thresholds[:7].tolist() == [0.1, 0.2, 0.25, 0.3, 0.5, 0.6, 0.7]
+    assert far.tolist() == [0, 0, 0, 0.25, 0.25, 0.5, 0.75, 1.0]
+    np.testing.assert_allclose(tar, [0, 1 / 3, 2 / 3, 2 / 3, 1, 1, 1, 1])
+    eer, at = cal.equal_error_rate(thresholds, far, tar)
+    assert at == 0.3 and eer == pytest.approx((0.25 + 1 / 3) / 2)
+    assert cal.threshold_at_far(thresholds, far, 0.0) == 0.25
+    assert cal.threshold_at_far(thresholds, far, 0.25) == 0.5
+    result = cal.calibrate(np.array([[0.0], [0.1], [5.0], [5.2]]), ["a", "a", "b", "b"], far=0.0,
+                           default_threshold=1.0)
+    assert result["eer"] == 0.0 and result["tar_at_threshold"] == 1.0 and result["far_at_threshold"] == 0.0
+    assert result["default"] == {"threshold": 1.0, "far": 0.0, "tar": 1.0}
+    assert (result["genuine_pairs"], result["impostor_pairs"]) == (2, 4)
+
+
+def test_calibration_refuses_folders_without_pairs(tmp_path):
+    with pytest.raises(cal.CalibrationError, match="not a folder"):
+        cal.photos_by_person(tmp_path / "nope")
+    (tmp_path / "ann").mkdir()
+    pattern(tmp_path / "ann" / "1.png", 1)
+    pattern(tmp_path / "ann" / "2.png", 2)
+    with pytest.raises(cal.CalibrationError, match="at least two people"):
+        cal.photos_by_person(tmp_path)
+    (tmp_path / "bob").mkdir()
+    pattern(tmp_path / "bob" / "1.png", 3)
+    assert [p for p, _ in cal.photos_by_person(tmp_path)] == ["ann", "ann", "bob"]
+    with pytest.raises(cal.CalibrationError, match="two or more photos"):
+        cal.calibrate(np.eye(3), ["a", "b", "c"])
+
+
+def test_calibrate_command_writes_plot_and_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(fr_cli, "load_embedder", lambda name: ThumbnailEmbedder())
+    folder = tmp_path / "people"
+    for person, seeds in {"ann": (1, 2, 3), "bob": (4, 5), "cid": (6,)}.items():
+        (folder / person).mkdir(parents=True)
+        for s in seeds:
+            pattern(folder / person / f"{s}.png", s)
+    (folder / "bob" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    out = tmp_path / "out"
+    code = fr_cli.main(["--crop", "whole", "calibrate", str(folder), "--out", str(out), "--far", "0.1"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert "skipped:" in stderr and "broken.jpg" in stderr
+    result = json.loads((out / "calibration.json").read_text())
+    assert (result["people"], result["photos"], result["skipped"]) == (3, 6, 1)
+    assert (result["genuine_pairs"], result["impostor_pairs"]) == (4, 11)
+    assert result["far_at_threshold"] <= 0.1
+    assert "EER" in stdout and str(out / "roc.png") in stdout
+    with Image.open(out / "roc.png") as img:
+        assert img.format == "PNG" and img.size[0] > 800
+    code = fr_cli.main(["calibrate", str(folder), "--far", "2"])
+    assert code == 2 and "--far must be between 0 and 1" in capsys.readouterr().err
