@@ -1,0 +1,390 @@
+"""Neural style transfer (Gatys et al. 2015), the course's art generator on TensorFlow 2.
+
+The course's pieces keep their names: ``CONFIG``, ``load_vgg_model``,
+``reshape_and_normalize_image``, ``generate_noise_image``, ``save_image``, the costs
+(``compute_content_cost``, ``gram_matrix``, ``compute_layer_style_cost``,
+``compute_style_cost``, ``total_cost``) and ``model_nn``. Model, cost and loop are apart:
+the networks live in :mod:`nst_models`, :class:`StyleTransferCost` is the cost of one
+generated image, :func:`make_train_step` one compiled optimiser step, :func:`model_nn` the loop.
+Without VGG-19 weights, :func:`style_transfer` says so and uses an offline loss network.
+
+Command line::
+
+    python -m nst_utils CONTENT STYLE -o OUT [--iterations N] [--size HxW] [--network NAME]
+    python -m nst_utils --fetch-vgg          # Keras' VGG-19 weights into pretrained-model/
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tqdm import tqdm
+
+import course_data
+import image_io
+import nst_models
+from nst_models import LossNetwork, WeightsError  # noqa: F401  (part of this module's API)
+
+
+class CONFIG:
+    """The course's settings; change the attributes to override (read at call time)."""
+    IMAGE_WIDTH = 400
+    IMAGE_HEIGHT = 300
+    COLOR_CHANNELS = 3
+    NOISE_RATIO = 0.6
+    MEANS = nst_models.MEANS  # (1, 1, 1, 3) ImageNet RGB means
+    VGG_MODEL = "pretrained-model/imagenet-vgg-verydeep-19.mat"
+    STYLE_IMAGE = "images/stone_style.jpg"
+    CONTENT_IMAGE = "images/content300.jpg"
+    OUTPUT_DIR = "output/"
+
+
+STYLE_LAYERS = [("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2)]
+CONTENT_LAYER = "conv4_2"
+#: Loss networks by name; "auto" is VGG-19 when its weights are found, else OFFLINE_NETWORK.
+NETWORKS = ("auto", "vgg19", "vgg19-random", "facenet")
+OFFLINE_NETWORK = "facenet"
+#: The course's VGG-19 costs at iteration 0 (louvre_small + monet): the units offline networks are scaled to.
+VGG19_START_COSTS = (7877.67, 1.26257e+08)
+
+
+# ------------------------------------------------------------------------------------- images
+def _size(size):
+    return tuple(size) if size is not None else (CONFIG.IMAGE_HEIGHT, CONFIG.IMAGE_WIDTH)
+
+
+def load_image(source, size=None) -> np.ndarray:
+    """Read ``source`` (a path, a name in the course's images/, bytes or an array) as RGB,
+    resized to ``size`` = (height, width) (default CONFIG's 300x400). Returns (H, W, 3) uint8.
+    Grayscale, RGBA, palette and 16-bit inputs are converted; unreadable files raise
+    image_io.ImageReadError, missing ones course_data.DataNotFoundError."""
+    if isinstance(source, (str, Path)) and not Path(source).expanduser().exists():
+        source = course_data.find_file("images", source)
+    rgb = image_io.read_rgb(source)
+    height, width = _size(size)
+    if rgb.shape[:2] != (height, width):
+        rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.LANCZOS))
+    return rgb
+
+
+def reshape_and_normalize_image(image, size=None) -> np.ndarray:
+    """An image (anything :func:`load_image` reads) -> (1, H, W, 3) float32, RGB minus CONFIG.MEANS."""
+    rgb = load_image(image, size)
+    return (rgb[None].astype(np.float32) - CONFIG.MEANS).astype(np.float32)
+
+
+def generate_noise_image(content_image, noise_ratio=None, seed=None) -> np.ndarray:
+    """The starting image: uniform noise in [-20, 20] mixed with ``content_image`` (1, H, W, 3),
+    ``noise_ratio`` (default CONFIG.NOISE_RATIO) of noise. Same shape, float32."""
+    noise_ratio = CONFIG.NOISE_RATIO if noise_ratio is None else noise_ratio
+    rng = np.random if seed is None else np.random.default_rng(seed)
+    noise = rng.uniform(-20, 20, np.shape(content_image)).astype(np.float32)
+    return (noise * noise_ratio + np.asarray(content_image) * (1 - noise_ratio)).astype(np.float32)
+
+
+def deprocess_image(image) -> np.ndarray:
+    """(1, H, W, 3) normalised image -> (H, W, 3) uint8 RGB (adds CONFIG.MEANS, clips)."""
+    image = np.asarray(image, dtype=np.float32) + CONFIG.MEANS
+    return np.clip(np.round(image[0]), 0, 255).astype(np.uint8)
+
+
+def save_image(path, image) -> np.ndarray:
+    """Save a (1, H, W, 3) normalised image to ``path`` (format from its suffix, folders
+    created). Returns the saved (H, W, 3) uint8 picture."""
+    rgb = deprocess_image(image)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
+    return rgb
+
+
+# -------------------------------------------------------------------------------------- costs
+def compute_content_cost(a_C, a_G):
+    """J_content = sum((a_C - a_G)^2) / (4 n_H n_W n_C); a_C, a_G: (1, n_H, n_W, n_C). A scalar tensor."""
+    a_C, a_G = tf.convert_to_tensor(a_C), tf.convert_to_tensor(a_G)
+    m, n_H, n_W, n_C = a_G.get_shape().as_list()
+    a_C_unrolled = tf.reshape(a_C, [m, -1, n_C])
+    a_G_unrolled = tf.reshape(a_G, [m, -1, n_C])
+    return tf.reduce_sum(tf.square(a_C_unrolled - a_G_unrolled)) / (4.0 * n_H * n_W * n_C)
+
+
+def gram_matrix(A):
+    """The style (Gram) matrix A A^T of A (n_C, n_H*n_W); shape (n_C, n_C)."""
+    return tf.matmul(A, tf.transpose(A))
+
+
+def compute_layer_style_cost(a_S, a_G):
+    """J_style_layer = sum((G_S - G_G)^2) / (4 n_C^2 (n_H n_W)^2) for activations (1, n_H, n_W, n_C)."""
+    a_S, a_G = tf.convert_to_tensor(a_S), tf.convert_to_tensor(a_G)
+    m, n_H, n_W, n_C = a_G.get_shape().as_list()
+    a_S = tf.transpose(tf.reshape(a_S, [n_H * n_W, n_C]))
+    a_G = tf.transpose(tf.reshape(a_G, [n_H * n_W, n_C]))
+    GS, GG = gram_matrix(a_S), gram_matrix(a_G)
+    return tf.reduce_sum(tf.square(GS - GG)) / (4.0 * n_C ** 2 * (n_H * n_W) ** 2)
+
+
+def compute_style_cost(a_S, a_G, style_layers=None):
+    """Weighted sum of the layer style costs. ``a_S``, ``a_G``: dicts layer name ->
+    activation (1, n_H, n_W, n_C) of the style and generated images (a LossNetwork works as
+    ``a_S`` for its current input); ``style_layers``: [(name, coefficient)], default STYLE_LAYERS."""
+    J_style = 0.0
+    for layer_name, coeff in (style_layers if style_layers is not None else STYLE_LAYERS):
+        J_style += coeff * compute_layer_style_cost(a_S[layer_name], a_G[layer_name])
+    return J_style
+
+
+def total_cost(J_content, J_style, alpha=10, beta=40):
+    """J = alpha * J_content + beta * J_style."""
+    return alpha * J_content + beta * J_style
+
+
+# ----------------------------------------------------------------------------------- networks
+_networks: dict = {}
+
+
+def load_vgg_model(path=None, size=None) -> LossNetwork:
+    """VGG-19 with average pooling, weights from ``path`` (default CONFIG.VGG_MODEL, looked up
+    as every data file): MatConvNet's .mat or Keras' notop .h5. ``model["input"]`` has shape
+    (1, H, W, 3) for ``size`` = (H, W) (default CONFIG's). Raises DataNotFoundError when no
+    file is found, WeightsError when the file is wrong."""
+    return nst_models.vgg19_network(path if path is not None else CONFIG.VGG_MODEL, *_size(size))
+
+
+def load_loss_network(network="auto", size=None, vgg_path=None, verbose=True) -> LossNetwork:
+    """A loss network by name (see NETWORKS) or as given, its input sized ``size``.
+    "auto" is VGG-19 when its weights are found, else (saying so) OFFLINE_NETWORK."""
+    height, width = _size(size)
+    if isinstance(network, LossNetwork):
+        network.set_input_size(height, width)
+        return network
+    if network not in NETWORKS:
+        raise ValueError(f"unknown loss network {network!r}; choose one of {', '.join(NETWORKS)}")
+    vgg_file = None
+    if network in ("auto", "vgg19"):
+        try:
+            vgg_file = nst_models.find_vgg19_weights(vgg_path if vgg_path is not None else CONFIG.VGG_MODEL)
+            network = "vgg19"
+        except course_data.DataNotFoundError as err:
+            if network == "vgg19":
+                raise
+            if verbose:
+                print(f"{err}\nNo VGG-19 weights: using the offline loss network {OFFLINE_NETWORK!r}.")
+            network = OFFLINE_NETWORK
+    key = (network, str(vgg_file), vgg_file.stat().st_mtime if vgg_file else None)
+    if key not in _networks:
+        if network == "vgg19":
+            _networks[key] = load_vgg_model(vgg_file, (height, width))
+        elif network == "vgg19-random":
+            _networks[key] = nst_models.vgg19_network(height=height, width=width, random_seed=0)
+        else:
+            _networks[key] = nst_models.facenet_network(height, width)
+    _networks[key].set_input_size(height, width)
+    return _networks[key]
+
+
+# ---------------------------------------------------------------------------------- the loss
+class StyleTransferCost:
+    """The cost of a generated image: ``cost(generated) -> (J, J_content, J_style)`` scalars.
+
+    ``content_image``, ``style_image``: (1, H, W, 3) normalised; their activations are computed
+    once. Layers default to the network's own (VGG-19: conv4_2 and STYLE_LAYERS); each network's
+    ``content_scale`` / ``style_scale`` put its costs into VGG-19's units.
+    """
+
+    def __init__(self, model: LossNetwork, content_image, style_image, alpha=10, beta=40,
+                 content_layer=None, style_layers=None):
+        self.model, self.alpha, self.beta = model, alpha, beta
+        self.content_layer = content_layer or model.content_layer
+        self.style_layers = style_layers or model.style_layers
+        self.a_C = model.activations(content_image, [self.content_layer])[self.content_layer]
+        self.a_S = model.activations(style_image, [n for n, _ in self.style_layers])
+        self._layers = [self.content_layer] + [n for n, _ in self.style_layers]
+
+    def __call__(self, generated):
+        a_G = self.model.activations(generated, self._layers)
+        J_content = self.model.content_scale * compute_content_cost(self.a_C, a_G[self.content_layer])
+        J_style = self.model.style_scale * compute_style_cost(self.a_S, a_G, self.style_layers)
+        return total_cost(J_content, J_style, self.alpha, self.beta), J_content, J_style
+
+
+def make_train_step(cost, variable, optimizer):
+    """One compiled optimiser step on ``variable``: returns (J, J_content, J_style) before it."""
+    @tf.function
+    def train_step():
+        with tf.GradientTape() as tape:
+            J, J_content, J_style = cost(variable)
+        optimizer.apply_gradients([(tape.gradient(J, variable), variable)])
+        return J, J_content, J_style
+    return train_step
+
+
+@dataclass
+class CostHistory:
+    """Costs per iteration (before each step) and the network that measured them."""
+    network: str = ""
+    total: list = field(default_factory=list)
+    content: list = field(default_factory=list)
+    style: list = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the loop
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.seconds / max(len(self.total), 1)
+
+    def plot(self, ax=None, alpha=10, beta=40):
+        """Plot J, alpha*J_content and beta*J_style against the iteration (log scale); the Axes."""
+        import matplotlib.pyplot as plt
+        ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+        ax.semilogy(self.total, label="J (total)")
+        ax.semilogy(alpha * np.asarray(self.content), label=f"{alpha} × J_content")
+        ax.semilogy(beta * np.asarray(self.style), label=f"{beta} × J_style")
+        ax.set(xlabel="iteration", ylabel="cost", title=f"cost ({self.network})")
+        ax.legend()
+        return ax
+
+
+def model_nn(model: LossNetwork, input_image, cost, num_iterations=200, optimizer=None,
+             learning_rate=2.0, output_dir=None, save_every=20, print_every=20, progress=True):
+    """The course's loop: put ``input_image`` (1, H, W, 3) into ``model["input"]`` and minimise
+    ``cost`` with Adam (``learning_rate`` 2.0) for ``num_iterations``. Every ``print_every``
+    iterations prints the costs as the course; every ``save_every`` saves ``output_dir/<i>.png``;
+    at the end ``output_dir/generated_image.jpg`` (``output_dir`` None: nothing saved).
+    Returns (generated image (1, H, W, 3) normalised, CostHistory)."""
+    if num_iterations < 1:
+        raise ValueError(f"num_iterations must be at least 1, got {num_iterations}")
+    import keras
+    model.set_input_size(*np.shape(input_image)[1:3])
+    model["input"].assign(input_image)
+    optimizer = optimizer or keras.optimizers.Adam(learning_rate, epsilon=1e-8)
+    train_step = make_train_step(cost, model["input"], optimizer)
+    evaluate = tf.function(lambda: cost(model["input"]))
+    history = CostHistory(model.name)
+    output_dir = Path(output_dir) if output_dir is not None else None
+    start = time.perf_counter()
+    bar = tqdm(range(num_iterations), desc=f"style transfer ({model.name})", disable=not progress,
+               mininterval=2, file=sys.stderr)
+    for i in bar:
+        for series, value in zip((history.total, history.content, history.style), train_step()):
+            series.append(float(value))
+        if print_every and i % print_every == 0:
+            Jt, Jc, Js = (float(v) for v in evaluate())
+            tqdm.write(f"Iteration {i} :\ntotal cost = {Jt:.6g}\ncontent cost = {Jc:.6g}\n"
+                       f"style cost = {Js:.6g}", file=sys.stdout)
+        if output_dir is not None and save_every and i % save_every == 0:
+            save_image(output_dir / f"{i}.png", model["input"].numpy())
+    history.seconds = time.perf_counter() - start
+    generated_image = model["input"].numpy()
+    if output_dir is not None:
+        save_image(output_dir / "generated_image.jpg", generated_image)
+    return generated_image, history
+
+
+def style_transfer(content=None, style=None, network="auto", iterations=200, size=None,
+                   alpha=10, beta=40, learning_rate=2.0, output_dir=None, seed=None,
+                   vgg_path=None, optimizer=None, print_every=20, save_every=20, progress=True):
+    """Paint ``content`` in the style of ``style`` (paths, course image names or arrays;
+    defaults CONFIG's). ``size`` = (H, W), default CONFIG's 300x400; ``network``: a name in
+    NETWORKS or a LossNetwork; ``output_dir`` default CONFIG.OUTPUT_DIR (False: nothing saved).
+    Returns (generated (H, W, 3) uint8, CostHistory)."""
+    size = _size(size)
+    content_image = reshape_and_normalize_image(content if content is not None else CONFIG.CONTENT_IMAGE, size)
+    style_image = reshape_and_normalize_image(style if style is not None else CONFIG.STYLE_IMAGE, size)
+    model = load_loss_network(network, size, vgg_path)
+    cost = StyleTransferCost(model, content_image, style_image, alpha, beta)
+    generated, history = model_nn(
+        model, generate_noise_image(content_image, seed=seed), cost, iterations, optimizer,
+        learning_rate, CONFIG.OUTPUT_DIR if output_dir is None else output_dir or None,
+        save_every, print_every, progress)
+    return deprocess_image(generated), history
+
+
+def measure_cost_scales(model: LossNetwork, content, style, size=None, seed=0):
+    """(content_scale, style_scale) that give ``model`` the course's VGG-19 starting costs
+    (VGG19_START_COSTS) on ``content`` + ``style`` from the noisy start image: how the offline
+    networks' scales in nst_models were set."""
+    content_image = reshape_and_normalize_image(content, size)
+    style_image = reshape_and_normalize_image(style, size)
+    model = load_loss_network(model, _size(size))
+    saved = model.content_scale, model.style_scale
+    model.content_scale = model.style_scale = 1.0
+    try:
+        _, Jc, Js = StyleTransferCost(model, content_image, style_image)(
+            generate_noise_image(content_image, seed=seed))
+    finally:
+        model.content_scale, model.style_scale = saved
+    return VGG19_START_COSTS[0] / float(Jc), VGG19_START_COSTS[1] / float(Js)
+
+
+def show_images(images: dict, title=None):
+    """Show named (H, W, 3) pictures side by side; returns the figure."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(images), figsize=(4.2 * len(images), 3.6))
+    for ax, (name, picture) in zip(np.atleast_1d(axes), images.items()):
+        ax.imshow(picture)
+        ax.set_title(name)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------ command line
+def _parse_size(text):
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+        if height < 1 or width < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH in pixels, e.g. 300x400; got {text!r}")
+    return height, width
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nst_utils", description=(
+        "Paint CONTENT in the style of STYLE (neural style transfer). OUT is a folder (gets "
+        "<i>.png every 20 iterations and generated_image.jpg) or an image file (.jpg/.png)."))
+    parser.add_argument("content", nargs="?", help="content image (path or a course image name)")
+    parser.add_argument("style", nargs="?", help="style image")
+    parser.add_argument("-o", "--output", default=CONFIG.OUTPUT_DIR, help="output folder or image file")
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--size", type=_parse_size, default=None, help="HEIGHTxWIDTH (default 300x400)")
+    parser.add_argument("--network", choices=NETWORKS, default="auto",
+                        help=f"loss network (auto: VGG-19 if its weights are found, else {OFFLINE_NETWORK})")
+    parser.add_argument("--vgg-weights", default=None, help="VGG-19 .mat or .h5 file")
+    parser.add_argument("--alpha", type=float, default=10)
+    parser.add_argument("--beta", type=float, default=40)
+    parser.add_argument("--seed", type=int, default=None, help="seed of the starting noise")
+    parser.add_argument("--fetch-vgg", action="store_true",
+                        help="download Keras' VGG-19 weights into pretrained-model/ and exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.fetch_vgg:
+            print(f"VGG-19 weights: {nst_models.fetch_vgg19_weights()}")
+            return 0
+        if args.content is None or args.style is None:
+            parser.error("CONTENT and STYLE are required (or --fetch-vgg)")
+        out = Path(args.output)
+        to_file = out.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+        image, history = style_transfer(
+            args.content, args.style, args.network, args.iterations, args.size, args.alpha, args.beta,
+            output_dir=False if to_file else out, seed=args.seed, vgg_path=args.vgg_weights)
+        if to_file:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(out)
+        print(f"{history.network}: J {history.total[0]:.6g} -> {history.total[-1]:.6g}; wrote "
+              f"{out if to_file else out / 'generated_image.jpg'}")
+        return 0
+    except (image_io.ImageReadError, course_data.DataNotFoundError, WeightsError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
