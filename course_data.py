@@ -40,7 +40,12 @@ def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
     if root is not None:
         roots.append(Path(root).expanduser())
     if os.environ.get(ENV_VAR):
-        roots.append(Path(os.environ[ENV_VAR]).expanduser())
+        env = Path(os.environ[ENV_VAR]).expanduser()
+        # A relative COURSE_DATA (e.g. ../shared/coursedata) is meant from the project folder
+        # when it does not exist from here (a notebook kernel runs in notebooks/).
+        if not env.is_absolute() and not env.exists() and (PROJECT_ROOT / env).exists():
+            env = PROJECT_ROOT / env
+        roots.append(env)
     roots.append(PROJECT_ROOT)
     unique = []
     for r in roots:

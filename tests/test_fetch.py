@@ -163,3 +163,9 @@ def test_lookup_prefers_explicit_then_env_then_project(tmp_path, monkeypatch):
     message = str(err.value)
     assert "COURSE_DATA is not set" in message and "fr_utils fetch" in message
     assert str(Path(cd.PROJECT_ROOT) / "images" / "nobody.jpg") in message
+
+
+def test_relative_course_data_is_read_from_the_project_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # e.g. a notebook kernel running in notebooks/
+    monkeypatch.setenv("COURSE_DATA", "tests")  # relative: exists from the project folder, not from here
+    assert cd.data_roots()[0].resolve() == (Path(cd.PROJECT_ROOT) / "tests").resolve()
