@@ -106,6 +106,8 @@ class FaceDB:
                 raise FaceDBError(f"{self.path}: no face database here yet. "
                                   "Enrol someone first (`enroll NAME PHOTO...`), or pass --db.")
             self._create_private_file()
+        self._galleries: dict = {}   # model -> ((data_version, own writes), Gallery)
+        self._writes = 0             # commits made through this connection
         self._conn = self._connect()
 
     # -- opening -------------------------------------------------------------------------
@@ -242,11 +244,21 @@ class FaceDB:
         return names, owner, E.astype(np.float32)
 
     def gallery(self, model: str) -> "Gallery":
-        """All embeddings of ``model`` loaded into one searchable matrix."""
+        """All embeddings of ``model`` loaded into one searchable matrix.
+
+        Kept in memory between calls and reloaded only when the database changed: SQLite's
+        ``PRAGMA data_version`` tells of other processes' commits, a counter of this one's.
+        """
+        version = (self._query("PRAGMA data_version")[0][0], self._writes)
+        cached = self._galleries.get(model)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         names, owner, E = self.embeddings(model)
         if not names:
             raise FaceDBError(self._nobody_message(model))
-        return Gallery(names, owner, E)
+        gallery = Gallery(names, owner, E)
+        self._galleries[model] = (version, gallery)
+        return gallery
 
     def identify(self, queries: np.ndarray, model: str, k: int = 1) -> list[list[Match]]:
         """The ``k`` nearest people for each query (m, dim): one list of Match per query.
@@ -336,6 +348,7 @@ class FaceDB:
                 if _enroll_hook is not None:
                     _enroll_hook(self, name)
                 conn.execute("COMMIT")
+                self._writes += 1
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -365,6 +378,7 @@ class FaceDB:
                 self._conn.execute("DELETE FROM embeddings WHERE person_id = ?", (person_id,))
                 self._conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
                 self._conn.execute("COMMIT")
+                self._writes += 1
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -394,12 +408,18 @@ class Gallery:
         A person's distance is the smallest over their rows.
         """
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        d = _l2(queries, self.E, self._sq)                                  # (m, n)
+        d2 = self._sq - 2.0 * (queries @ self.E.T)                # (m, n): squared distance - |q|^2
         if len(self._starts) != len(self.E):
-            d = np.minimum.reduceat(d, self._starts, axis=1)                # (m, people)
-        k = min(k, d.shape[1])
-        top = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.tile(np.arange(d.shape[1]), (len(d), 1))
-        top_d = np.take_along_axis(d, top, axis=1)
+            d2 = np.minimum.reduceat(d2, self._starts, axis=1)    # (m, people)
+        k = min(k, d2.shape[1])
+        if k == 1:
+            top = d2.argmin(axis=1)[:, None]
+        elif k < d2.shape[1]:
+            top = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        else:
+            top = np.tile(np.arange(d2.shape[1]), (len(d2), 1))
+        q_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
+        top_d = np.sqrt(np.maximum(np.take_along_axis(d2, top, axis=1) + q_sq, 0.0))  # only k square roots
         order = np.argsort(top_d, axis=1, kind="stable")
         return self._people[np.take_along_axis(top, order, axis=1)], np.take_along_axis(top_d, order, axis=1)
 

