@@ -13,6 +13,7 @@ get the data (``python -m fr_utils fetch``).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 ENV_VAR = "COURSE_DATA"
@@ -257,5 +258,33 @@ def main_fetch(argv: list[str] | None = None) -> int:
     return 1 if report["failed"] else 0
 
 
+# --------------------------------------------------------------------------- notebooks
+#: Cells with this tag show the course's own pictures; their images are not committed.
+PICTURES_TAG = "course-pictures"
+
+
+def strip_course_pictures(notebook: str | os.PathLike) -> int:
+    """Drop the image data of cells tagged ``course-pictures`` (their text stays, so nbval
+    still checks them); returns how many images were removed. The course's pictures must
+    not be committed, not even as figures inside a notebook."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    removed = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code" or PICTURES_TAG not in cell.metadata.get("tags", []):
+            continue
+        for output in cell.get("outputs", []):
+            for key in [k for k in output.get("data", {}) if k.startswith("image/")]:
+                del output["data"][key]
+                removed += 1
+    nbformat.write(nb, notebook)
+    return removed
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["strip-pictures"]:
+        for path in sys.argv[2:]:
+            print(f"{path}: {strip_course_pictures(path)} course picture(s) removed")
+        raise SystemExit(0)
     raise SystemExit(main_fetch())
