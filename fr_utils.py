@@ -131,7 +131,7 @@ class WeightsError(RuntimeError):
 
 
 def weight_files() -> dict[str, tuple[int, ...]]:
-    """Every CSV the course model needs (226), mapped to its array shape in the CSV's layout."""
+    """Every CSV the course model needs (224), mapped to its array shape in the CSV's layout."""
     files = {}
     for layer in WEIGHTS:
         if "conv" in layer:

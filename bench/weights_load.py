@@ -1,6 +1,6 @@
 """Weight loading: the course's way vs our first load (CSV -> cache) vs our cached load.
 
-The script writes a complete folder of the course's 226 CSVs with the real shapes
+The script writes a complete folder of the course's 224 CSVs (226 in the export, two unused) with the real shapes
 (``fr_utils.weight_files()``; random values, written as the course's files are: one line,
 comma-separated, 14 significant digits) into a temporary folder, then times
 
