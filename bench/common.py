@@ -130,12 +130,6 @@ def count_flops(graph, per_image: bool = False) -> float:
     return total
 
 
-
-def grappler_bfloat16():
-    """Graphs called inside this block run in bfloat16 (see :func:`precision.compute_precision`)."""
-    from precision import compute_precision
-    return compute_precision("bfloat16")
-
 # ----------------------------------------------------------------------------- timing
 def timeit(fn, repeats: int = 5, warmup: int = 1) -> np.ndarray:
     """Seconds of each of ``repeats`` calls of ``fn()`` after ``warmup`` untimed calls."""

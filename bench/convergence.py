@@ -11,7 +11,6 @@ evaluation each cost one forward + backward pass, so "steps" for L-BFGS counts e
 """
 from __future__ import annotations
 
-import inspect
 import time
 
 import numpy as np
@@ -28,9 +27,8 @@ def adam_run(cost, start, steps, precision):
     import keras
     import nst_utils
     variable = tf.Variable(start)
-    kwargs = {"precision": precision} if "precision" in inspect.signature(nst_utils.make_train_step).parameters else {}
     t0 = time.perf_counter()
-    step = nst_utils.make_train_step(cost, variable, keras.optimizers.Adam(2.0, epsilon=1e-8), **kwargs)
+    step = nst_utils.make_train_step(cost, variable, keras.optimizers.Adam(2.0, epsilon=1e-8), precision=precision)
     history = []  # (cost before the step, seconds at its end), as the course's loop prints them
     for _ in range(steps):
         history.append((float(step()[0]), time.perf_counter() - t0))
@@ -44,45 +42,12 @@ def lbfgs_run(cost, start, target, max_iterations):
     import nst_utils
     history = []
     t0 = time.perf_counter()
-    if hasattr(nst_utils, "lbfgs_minimize"):
-        result = nst_utils.lbfgs_minimize(
-            cost, start, max_iterations=max_iterations, target=target,
-            callback=lambda i, image, costs: history.append((costs[0], time.perf_counter() - t0)))
-        return {"iterations": result["iterations"], "evaluations": result["evaluations"],
-                "seconds": result["seconds"], "final_cost": result["costs"][-1][0] if result["costs"] else float("nan"),
-                "history": history, "how": "nst_utils.lbfgs_minimize"}
-    return {**_lbfgs_here(cost, start, target, max_iterations), "how": "bench's own L-BFGS-B (nst_utils has none)"}
-
-
-def _lbfgs_here(cost, start, target, max_iterations):
-    import scipy.optimize
-    import tensorflow as tf
-    shape = start.shape
-    t0 = time.perf_counter()
-
-    @tf.function
-    def value_and_grad(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            J = cost(x)[0]
-        return J, tape.gradient(J, x)
-
-    def fun(flat):
-        J, g = value_and_grad(tf.constant(flat.reshape(shape), tf.float32))
-        return float(J), g.numpy().astype(np.float64).ravel()
-
-    history = []
-
-    def callback(intermediate_result):
-        history.append((intermediate_result.fun, time.perf_counter() - t0))
-        if intermediate_result.fun <= target:
-            raise StopIteration
-
-    result = scipy.optimize.minimize(fun, start.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
-                                     callback=callback, options={"maxiter": max_iterations,
-                                                                 "maxfun": 10 * max_iterations})
-    return {"evaluations": int(result.nfev), "iterations": int(result.nit), "seconds": time.perf_counter() - t0,
-            "final_cost": float(result.fun), "history": history}
+    result = nst_utils.lbfgs_minimize(
+        cost, start, max_iterations=max_iterations, target=target,
+        callback=lambda i, image, costs: history.append((costs[0], time.perf_counter() - t0)))
+    return {"iterations": result["iterations"], "evaluations": result["evaluations"],
+            "seconds": result["seconds"], "final_cost": result["costs"][-1][0] if result["costs"] else float("nan"),
+            "history": history, "how": "nst_utils.lbfgs_minimize"}
 
 
 def plot(adam, lbfgs, target, path, network):

@@ -22,7 +22,7 @@ import contextlib
 import numpy as np
 
 from bench import common
-from bench.common import count_flops, grappler_bfloat16
+from bench.common import count_flops
 
 BATCHES = (1, 16, 64, 256)
 
@@ -75,9 +75,7 @@ def main(argv=None) -> dict:
     import tensorflow as tf
 
     import fr_utils
-    # the project's own bf16 switch where it has one (Embedder(precision=...)), else the same rewrite here
-    bf16_scope = (lambda: fr_utils.compute_precision("bfloat16")) if hasattr(fr_utils, "compute_precision") \
-        else grappler_bfloat16
+    bf16_scope = lambda: fr_utils.compute_precision("bfloat16")  # noqa: E731 (the project's one bf16 switch)
     rng = np.random.default_rng(0)
     batches = (1, 4) if args.quick else BATCHES
     repeats = 2 if args.quick else 5

@@ -10,8 +10,7 @@ Adam step on the generated image (``nst_utils.StyleTransferCost``, the course's 
 * ``compiled fp32 + XLA``: the same step with ``jit_compile=True``;
 * ``fast``: compiled, the network pruned to the layers the costs use (``LossNetwork.activations``
   builds only those), with bfloat16 convolutions (oneDNN/AMX, grappler's automatic rewrite; the
-  costs and the image stay fp32); ``nst_utils``' own ``precision="bfloat16"`` option where it
-  has one.
+  costs and the image stay fp32): ``nst_utils``' ``precision="bfloat16"`` option.
 
 Picture equality: the compiled fp32 and the fast step each run the same number of Adam steps
 from the same start; the two results must have a total cost (both measured in fp32) within 5%
@@ -26,13 +25,12 @@ the Gram matrices; counted from the graph at the benchmark's size.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 
 import numpy as np
 
 from bench import common
-from bench.common import count_flops, grappler_bfloat16
+from bench.common import count_flops
 
 NETWORKS = ("vgg19-random", "facenet")
 
@@ -93,18 +91,12 @@ def steppers(cost, xla=True):
             return J
         return step
 
-    has_precision = "precision" in inspect.signature(nst_utils.make_train_step).parameters
-
-    def fast(variable):
-        if has_precision:
-            return nst_utils.make_train_step(cost, variable, adam(), precision="bfloat16")
-        return nst_utils.make_train_step(cost, variable, adam())
-
     ways = {
         "eager fp32": (lambda v: body(v, adam()), contextlib.nullcontext),
         "compiled fp32": (lambda v: nst_utils.make_train_step(cost, v, adam()), contextlib.nullcontext),
         "compiled fp32 + XLA": (lambda v: tf.function(body(v, adam()), jit_compile=True), contextlib.nullcontext),
-        "fast (compiled, pruned, bf16)": (fast, contextlib.nullcontext if has_precision else grappler_bfloat16),
+        "fast (compiled, pruned, bf16)": (
+            lambda v: nst_utils.make_train_step(cost, v, adam(), precision="bfloat16"), contextlib.nullcontext),
     }
     if not xla:
         del ways["compiled fp32 + XLA"]

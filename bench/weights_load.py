@@ -76,10 +76,6 @@ def course_load_weights_from_FaceNet(FRmodel, dir_path: Path, layers: list[str],
         FRmodel.get_layer(name).set_weights(weights_dict[name])
 
 
-def scale_needed(layers, fr_utils) -> bool:
-    return list(layers) != list(fr_utils.WEIGHTS)
-
-
 def model_weights(model, layers) -> list[np.ndarray]:
     return [w for name in layers for w in model.get_layer(name).get_weights()]
 
@@ -126,11 +122,11 @@ def main(argv=None) -> dict:
         # where the time of a cached load goes: the checksum of the CSVs vs reading the cache
         sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
         t0 = time.perf_counter()
-        fr_utils._checksum(folder, sorted(shapes)) if hasattr(fr_utils, "_checksum") else None
+        fr_utils._checksum(folder, sorted(shapes))
         checksum_s = time.perf_counter() - t0
 
     # --quick times the course's way on its first layers only: scale by the bytes it parsed
-    parsed = [f for layer in layers for f in fr_utils._layer_files(layer)] if scale_needed(layers, fr_utils) else []
+    parsed = [f for layer in layers for f in fr_utils._layer_files(layer)] if list(layers) != list(fr_utils.WEIGHTS) else []
     scale = (sum(sizes.values()) / sum(sizes[f] for f in parsed)) if parsed else 1.0
     course_full_s = course_s * scale
     rows = [
