@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import io
 import os
 import re
 import sys
@@ -163,8 +164,8 @@ def _to_keras(layer: str, arrays: list[np.ndarray]) -> list[np.ndarray]:
     return arrays
 
 
-def _read_csv(path: Path, shape: tuple[int, ...]):
-    """One CSV -> (array of ``shape``, None) or (None, what is wrong)."""
+def _read_csv(path, shape: tuple[int, ...]):
+    """One CSV (a path, or a binary file object) -> (array of ``shape``, None) or (None, what is wrong)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
@@ -189,11 +190,12 @@ def _cache_folder(cache_dir=None) -> Path:
     return Path(base) / "happyhouse"
 
 
-def _checksum(folder: Path, names) -> str:
+def _checksum(folder: Path, names, contents: dict | None = None) -> str:
+    """sha256 over the named files (their bytes from ``contents`` where given, else read)."""
     digest = hashlib.sha256()
     for name in names:
         digest.update(name.encode() + b"\0")
-        digest.update((folder / name).read_bytes())
+        digest.update(contents[name] if contents is not None else (folder / name).read_bytes())
     return digest.hexdigest()
 
 
@@ -238,19 +240,21 @@ def load_weights(weights_dir=None, cache_dir=None) -> dict[str, list[np.ndarray]
     expected = weight_files()
     missing = [name for name in expected if not (folder / name).is_file()]
     present = [name for name in expected if name not in missing]
-    cache = None
+    cache, contents = None, {}
     if not missing:
-        try:
-            cache = _cache_folder(cache_dir) / f"nn4.small2-{_checksum(folder, present)[:24]}.npz"
+        try:  # every file is read once: hashed here, parsed below on a cache miss
+            contents = {name: (folder / name).read_bytes() for name in present}
+            cache = _cache_folder(cache_dir) / f"nn4.small2-{_checksum(folder, present, contents)[:24]}.npz"
         except OSError:  # an unreadable file: parsing below reports it
-            cache = None
+            cache, contents = None, {}
         weights = _read_cache(cache, expected) if cache is not None and cache.is_file() else None
         if weights is not None:
             return weights
 
     arrays, mismatches = {}, []
     for name in present:
-        arrays[name], problem = _read_csv(folder / name, expected[name])
+        source = io.BytesIO(contents[name]) if name in contents else folder / name
+        arrays[name], problem = _read_csv(source, expected[name])
         if problem:
             mismatches.append((name, expected[name], problem))
     if missing or mismatches:
