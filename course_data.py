@@ -39,14 +39,14 @@ def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
     """The folders searched, in order: ``root``, ``$COURSE_DATA``, the project folder."""
     roots = []
     if root is not None:
-        roots.append(Path(root).expanduser())
+        roots.append(Path(root).expanduser().absolute())
     if os.environ.get(ENV_VAR):
         env = Path(os.environ[ENV_VAR]).expanduser()
         # A relative COURSE_DATA (e.g. ../shared/coursedata) is meant from the project folder
         # when it does not exist from here (a notebook kernel runs in notebooks/).
         if not env.is_absolute() and not env.exists() and (PROJECT_ROOT / env).exists():
             env = PROJECT_ROOT / env
-        roots.append(env)
+        roots.append(env.absolute())  # paths found stay valid after a chdir or in a symlink
     roots.append(PROJECT_ROOT)
     unique = []
     for r in roots:
@@ -70,7 +70,7 @@ def find_folder(kind: str, root: str | os.PathLike | None = None) -> Path:
     looked = []
     candidates = []
     if root is not None and Path(root).name == kind:
-        candidates.append(Path(root).expanduser())
+        candidates.append(Path(root).expanduser().absolute())
     candidates += [r / kind for r in data_roots(root)]
     for folder in candidates:
         looked.append(folder)

@@ -169,3 +169,13 @@ def test_relative_course_data_is_read_from_the_project_folder(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)  # e.g. a notebook kernel running in notebooks/
     monkeypatch.setenv("COURSE_DATA", "tests")  # relative: exists from the project folder, not from here
     assert cd.data_roots()[0].resolve() == (Path(cd.PROJECT_ROOT) / "tests").resolve()
+
+
+def test_relative_course_data_gives_absolute_paths(tmp_path, monkeypatch):
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "images" / "face.jpg").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COURSE_DATA", "data")
+    folder = cd.find_folder("images")
+    assert folder.is_absolute() and folder == tmp_path / "data" / "images"
+    assert cd.find_file("images", "face.jpg").is_absolute()
