@@ -25,7 +25,7 @@ import numpy as np
 import face_db
 from face_detect import CROP_MODES, FaceNotFoundError, face_crops, one_face
 from fr_utils import EMBEDDER_NAMES
-from image_io import ImageReadError, read_rgb
+from happyhouse.image_io import ImageReadError, read_rgb
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 MODELS = EMBEDDER_NAMES
@@ -61,7 +61,7 @@ def _quiet_stderr():
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean a user's mistake or missing data: one message, exit 2."""
-    import course_data
+    from happyhouse import data as course_data
     from calibration import CalibrationError
     errors = [UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
               course_data.DataNotFoundError]

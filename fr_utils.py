@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-import course_data
-from precision import PRECISIONS, check_precision, compute_precision  # noqa: F401 (re-exported)
-from image_io import read_rgb
+from happyhouse import data as course_data
+from happyhouse.precision import PRECISIONS, check_precision, compute_precision  # noqa: F401 (re-exported)
+from happyhouse.image_io import read_rgb
 
 EMBEDDER_NAMES = ("nn4.small2", "inception-resnet-v1")
 

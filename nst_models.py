@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-import course_data
+from happyhouse import data as course_data
 
 #: The ImageNet RGB means that the course subtracts (MatConvNet's normalisation).
 MEANS = np.array([123.68, 116.779, 103.939], dtype=np.float32).reshape((1, 1, 1, 3))

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from precision import PRECISIONS, check_precision, compute_precision  # noqa: F401 (re-exported)
+from happyhouse.precision import PRECISIONS, check_precision, compute_precision  # noqa: F401 (re-exported)
 from PIL import Image
 from tqdm import tqdm
 
-import course_data
-import image_io
+from happyhouse import data as course_data
+from happyhouse import image_io
 import nst_models
 from nst_models import LossNetwork, WeightsError  # noqa: F401  (part of this module's API)
 

@@ -142,7 +142,7 @@ def main(argv=None) -> dict:
                  f"CSV is never served stale)")
     notes.append(f"largest difference between the course's and our loaded weights: {max_diff:g}")
     try:
-        import course_data
+        from happyhouse import data as course_data
         real = course_data.find_folder("weights")
         have = sum((real / n).is_file() for n in shapes)
         notes.append(f"course folder {real}: {have} of {len(shapes)} CSVs"

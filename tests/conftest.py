@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import course_data as cd  # noqa: E402
+import happyhouse.data as cd  # noqa: E402
 
 
 def _need(kind):

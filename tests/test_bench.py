@@ -30,7 +30,7 @@ def test_bfloat16_scope_restores_the_options():
 
     key = "auto_mixed_precision_onednn_bfloat16"
     before = tf.config.optimizer.get_experimental_options().get(key, False)
-    from precision import compute_precision
+    from happyhouse.precision import compute_precision
 
     with compute_precision("bfloat16"):
         assert tf.config.optimizer.get_experimental_options()[key] is True

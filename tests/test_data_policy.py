@@ -4,7 +4,7 @@ from pathlib import Path
 
 import nbformat
 
-import course_data as cd
+import happyhouse.data as cd
 
 ROOT = Path(cd.PROJECT_ROOT)
 
@@ -34,7 +34,7 @@ def test_committed_notebooks_carry_no_course_pictures():
             if cd.PICTURES_TAG in cell.metadata.get("tags", []):
                 images = [k for o in cell.get("outputs", []) for k in o.get("data", {}) if k.startswith("image/")]
                 assert not images, (f"{path.name}, cell {cell.get('id')}: shows the course's pictures; run "
-                                    f"`python course_data.py strip-pictures {path.relative_to(ROOT)}`")
+                                    f"`python -m happyhouse.data strip-pictures {path.relative_to(ROOT)}`")
 
 
 def test_strip_course_pictures_keeps_text_and_other_figures(tmp_path):

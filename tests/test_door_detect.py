@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import face_detect as fd
-from image_io import read_rgb
+from happyhouse.image_io import read_rgb
 
 GREY = (128, 128, 128)
 

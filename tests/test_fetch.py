@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import course_data as cd
+import happyhouse.data as cd
 
 FILES = {"images/a.jpg": b"A" * 5000, "images/b.jpg": b"B" * 3000, "weights/x_w.csv": b"1,2,3\n" * 100}
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import course_data
+from happyhouse import data as course_data
 import fr_utils
-from image_io import ImageReadError, read_rgb
+from happyhouse.image_io import ImageReadError, read_rgb
 from inception_blocks_v2 import faceRecoModel
 
 RESIDENTS = ["andrew", "arnaud", "benoit", "bertrand", "dan", "danielle", "felix", "kevin", "kian",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from image_io import ImageReadError, read_rgb
+from happyhouse.image_io import ImageReadError, read_rgb
 
 
 def save(tmp_path, img, name, **kw):

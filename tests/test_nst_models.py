@@ -9,7 +9,7 @@ import scipy.io
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import course_data  # noqa: E402
+from happyhouse import data as course_data  # noqa: E402
 import nst_models  # noqa: E402
 import nst_utils  # noqa: E402
 

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-import image_io  # noqa: E402
+from happyhouse import image_io  # noqa: E402
 import nst_utils as nu  # noqa: E402
 
 

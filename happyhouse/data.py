@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 ENV_VAR = "COURSE_DATA"
-PROJECT_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("weights", "images", "pretrained-model")
 
 HOW_TO_GET = {
@@ -108,7 +108,7 @@ def _not_found_message(kind: str, what: str, looked: list[Path]) -> str:
 
 
 # --------------------------------------------------------------------------- fetch
-MANIFEST = PROJECT_ROOT / "course_data_manifest.tsv"
+MANIFEST = Path(__file__).resolve().parent / "course_data_manifest.tsv"
 
 
 class FetchError(RuntimeError):

@@ -1,4 +1,4 @@
-"""Tests of grading.py: a reference notebook and six submissions built here, graded serially,
+"""Tests of happyhouse.grading: a reference notebook and six submissions built here, graded serially,
 in parallel (the command line) and on a local Dask cluster, with exactly the verdicts expected.
 
 Every notebook is small (numpy only) so that a run costs about a kernel start; executions are
@@ -14,9 +14,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-import grading
+from happyhouse import grading
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CELL_TIMEOUT = 5          # the looping submission is interrupted after this many seconds
 NOTEBOOK_TIMEOUT = 120    # generous: kernels start slowly on a busy machine
 
@@ -51,7 +51,7 @@ def course_notebook(triplet=TRIPLET, gram=GRAM):
     """A small notebook in the course's shape: helpers, then one tagged test cell per exercise."""
     cells = [
         new_markdown_cell("# Grading test notebook"),
-        new_code_cell("import numpy as np\nimport course_data  # the project is importable from any folder"),
+        new_code_cell("import numpy as np\nfrom happyhouse import data  # the project is importable from any folder"),
         new_code_cell(triplet),
         new_code_cell("rng = np.random.default_rng(1)\n"
                       "y_pred = (rng.normal(6, 0.1, (3, 128)), rng.normal(1, 1, (3, 128)), rng.normal(3, 4, (3, 128)))\n"
@@ -100,7 +100,7 @@ def parallel(work):
     """The command line, two notebooks at a time; returns its JSON reports and the process result."""
     out = work / "parallel"
     result = subprocess.run(
-        [sys.executable, "-m", "grading", "class", str(work / "class"), "--reference", str(work / "reference.ipynb"),
+        [sys.executable, "-m", "happyhouse.grading", "class", str(work / "class"), "--reference", str(work / "reference.ipynb"),
          "--workers", "2", "--timeout", str(CELL_TIMEOUT), "--notebook-timeout", str(NOTEBOOK_TIMEOUT),
          "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     reports = [json.loads(p.read_text()) for p in sorted((out / "reports").glob("*.json"))]
@@ -186,7 +186,7 @@ def test_not_a_notebook_is_a_clear_error(serial):
 
 
 def test_grade_command_exit_codes_and_json(work, tmp_path):
-    base = [sys.executable, "-m", "grading", "grade"]
+    base = [sys.executable, "-m", "happyhouse.grading", "grade"]
     ref = ["--reference", str(work / "reference.ipynb"), "--timeout", str(CELL_TIMEOUT)]
     good = subprocess.run(base + [str(work / "class" / "correct.ipynb"), *ref, "--json", str(tmp_path / "r.json")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -224,7 +224,7 @@ def test_a_notebook_that_ignores_interrupts_is_killed_with_its_kernel(work, tmp_
 
 def test_the_kernel_imports_the_project_from_another_folder(serial, work):
     executed = nbformat.read(work / "serial" / "executed" / "correct.ipynb", as_version=4)
-    assert executed.cells[1].outputs == []  # `import course_data` ran in a tmp folder without error
+    assert executed.cells[1].outputs == []  # `from happyhouse import data` ran in a tmp folder without error
     assert executed.metadata["grading"]["cells"]["1"]["status"] == "ok"
 
 
@@ -277,7 +277,7 @@ def test_diff_shows_changed_source_and_output_in_terminal_and_html(serial, work,
     html = page.read_text()
     assert html.startswith("<!DOCTYPE html>") and reference_loss in html and wrong_loss in html
 
-    result = subprocess.run([sys.executable, "-m", "grading", "diff", str(a), str(b), "--outputs-only",
+    result = subprocess.run([sys.executable, "-m", "happyhouse.grading", "diff", str(a), str(b), "--outputs-only",
                              "--html", str(tmp_path / "outputs.html")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == grading.EXIT_FAIL and wrong_loss in result.stdout
     assert "np.maximum" not in result.stdout and (tmp_path / "outputs.html").is_file()

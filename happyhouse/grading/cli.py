@@ -1,0 +1,119 @@
+"""The grading command line (``grading COMMAND --help``, or ``python -m happyhouse.grading``)::
+
+    grade SUBMISSION.ipynb --reference REF.ipynb     one notebook: a table, a JSON report, an exit code
+    class FOLDER --reference REF.ipynb               every *.ipynb in FOLDER, in parallel or on a Dask
+                                                     cluster (--scheduler ADDRESS): CSV of scores
+    diff A.ipynb B.ipynb [--html OUT.html]           nbdime diff of two notebooks, for instructors
+    execute NOTEBOOK.ipynb -o OUT.ipynb              run a notebook exactly as the grader does
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .diff import diff_html, diff_text
+from .execute import execute_notebook
+from .grader import exit_code, grade, grade_class
+from .notebook import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, Options
+from .report import _public, format_table
+
+DESCRIPTION = "Grading: re-execute students' notebooks, compare their graded cells with a reference, diff notebooks."
+
+
+def _add_grading_options(parser: argparse.ArgumentParser) -> None:
+    d = Options()
+    parser.add_argument("--reference", required=True, help="the reference notebook, with graded cells tagged exercise:<name>")
+    parser.add_argument("--timeout", type=float, default=d.cell_timeout, help=f"seconds per cell (default {d.cell_timeout:g})")
+    parser.add_argument("--notebook-timeout", type=float, default=d.notebook_timeout,
+                        help=f"seconds per notebook before it is killed (default {d.notebook_timeout:g})")
+    parser.add_argument("--rtol", type=float, default=d.rtol, help=f"relative tolerance for numbers (default {d.rtol:g})")
+    parser.add_argument("--atol", type=float, default=d.atol, help=f"absolute tolerance for numbers (default {d.atol:g})")
+    parser.add_argument("--kernel", default=d.kernel, help="Jupyter kernel name (default python3)")
+    parser.add_argument("--workdir", default=None, help="working folder of the kernel (default: the reference's folder)")
+    parser.add_argument("--execute-reference", action="store_true",
+                        help="execute the reference first instead of using its recorded outputs")
+
+
+def _options(args) -> Options:
+    return Options(cell_timeout=args.timeout, notebook_timeout=args.notebook_timeout, rtol=args.rtol,
+                   atol=args.atol, kernel=args.kernel, workdir=args.workdir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grading", description=DESCRIPTION,
+        epilog="Graded cells carry the cell tag exercise:<name> in the reference notebook. Exit codes: "
+               "0 every exercise passed (diff: no differences), 1 some exercise did not pass (diff: the "
+               "notebooks differ), 2 could not grade (not a notebook, unusable reference, missing file).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("grade", help="grade one submission against the reference")
+    p.add_argument("submission")
+    _add_grading_options(p)
+    p.add_argument("--json", help="write the JSON report here")
+    p.add_argument("--executed", help="save the executed submission here (.ipynb)")
+
+    p = commands.add_parser("class", help="grade every *.ipynb in a folder (in parallel, or on Dask)")
+    p.add_argument("folder")
+    _add_grading_options(p)
+    p.add_argument("--workers", type=int, default=None, help="notebooks run at once here (default: CPU count)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--out", default="grading-results",
+                   help="folder for scores.csv, pass_rates.png, reports/, executed/ (default grading-results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = commands.add_parser("diff", help="diff two notebooks with nbdime (terminal, and HTML)")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--html", help="also write a standalone HTML page here")
+    p.add_argument("--outputs-only", action="store_true", help="compare outputs only, not sources")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+    p = commands.add_parser("execute", help="run a notebook the way the grader does")
+    p.add_argument("notebook")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--timeout", type=float, default=Options.cell_timeout)
+    p.add_argument("--kernel", default=Options.kernel)
+    p.add_argument("--workdir", default=None, help="working folder (default: the notebook's folder)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 all passed / same, 1 some failed / differ, 2 error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "grade":
+            report = grade(args.submission, args.reference, _options(args), args.execute_reference)
+            print(format_table(report), end="")
+            if args.json:
+                Path(args.json).write_text(json.dumps(_public(report), indent=1), encoding="utf-8")
+            if args.executed and report["executed"]:
+                Path(args.executed).write_text(report["executed"], encoding="utf-8")
+            return exit_code([report])
+        if args.command == "class":
+            reports = grade_class(args.folder, args.reference, _options(args), args.workers, args.scheduler,
+                                  args.out, args.execute_reference, progress=not args.no_progress)
+            for r in reports:
+                verdicts = ", ".join(f"{e['exercise']}={e['verdict']}" for e in r["exercises"]) or r["error"]
+                print(f"{r['submission']}: {r['passed']}/{r['total']}  {verdicts}")
+            print(f"scores: {Path(args.out) / 'scores.csv'}")
+            return EXIT_PASS if all(r["status"] == "graded" and r["passed"] == r["total"] for r in reports) else EXIT_FAIL
+        if args.command == "diff":
+            color = sys.stdout.isatty() if args.color == "auto" else args.color == "always"
+            text = diff_text(args.a, args.b, args.outputs_only, color)
+            print(text or "The notebooks' sources and outputs are the same.", end="" if text else "\n")
+            if args.html:
+                diff_html(args.a, args.b, args.html, args.outputs_only)
+                print(f"HTML diff: {args.html}")
+            return EXIT_FAIL if text else EXIT_PASS
+        if args.command == "execute":
+            source = Path(args.notebook)
+            execute_notebook(source, Path(args.output), args.timeout,
+                             Path(args.workdir) if args.workdir else source.resolve().parent, args.kernel)
+            return EXIT_PASS
+    except GradingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_ERROR

@@ -1,0 +1,69 @@
+"""Reports: a table per submission, and for a class scores.csv, JSON reports, executed notebooks, a chart."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from .notebook import _short
+
+
+def format_table(report: dict) -> str:
+    """A readable per-exercise table of one report."""
+    head = f"{report['submission']}  (reference {report['reference']})"
+    if report["status"] == "error":
+        return f"{head}\nERROR: {report['error']}\n"
+    rows = [("exercise", "verdict", "expected", "got", "why")]
+    for e in report["exercises"]:
+        rows.append((e["exercise"], e["verdict"].upper(), _short(e["expected"], 28),
+                     _short(e["got"], 28), e["reason"]))
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+    lines.insert(1, "-" * min(120, sum(widths) + 10))
+    tail = f"{report['passed']}/{report['total']} exercises passed ({report['seconds']:.1f} s)"
+    return "\n".join([head, *[line.rstrip() for line in lines], tail]) + "\n"
+
+
+def write_results(reports: list[dict], exercises: list[str], out: Path) -> None:
+    """Write ``scores.csv`` (1/0 per exercise), per-notebook JSON and executed notebooks, a chart."""
+    (out / "reports").mkdir(parents=True, exist_ok=True)
+    (out / "executed").mkdir(exist_ok=True)
+    with open(out / "scores.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["submission", "status", "score", "passed", "total", *exercises, "notes"])
+        for r in reports:
+            verdicts = {e["exercise"]: e["verdict"] for e in r["exercises"]}
+            notes = r["error"] or "; ".join(f"{e['exercise']}: {e['verdict']}" for e in r["exercises"]
+                                            if e["verdict"] != "pass")
+            writer.writerow([r["submission"], r["status"], r["score"], r["passed"], r["total"],
+                             *[int(verdicts.get(x) == "pass") for x in exercises], notes])
+    for r in reports:
+        stem = Path(r["submission"]).stem
+        if r.get("executed"):
+            (out / "executed" / f"{stem}.ipynb").write_text(r["executed"], encoding="utf-8")
+        (out / "reports" / f"{stem}.json").write_text(json.dumps(_public(r), indent=1), encoding="utf-8")
+    plot_pass_rates(reports, exercises, out / "pass_rates.png")
+
+
+def _public(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k != "executed"}
+
+
+def plot_pass_rates(reports: list[dict], exercises: list[str], path: Path) -> None:
+    """A bar chart of the share of submissions passing each exercise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = [sum(any(e["exercise"] == x and e["verdict"] == "pass" for e in r["exercises"]) for r in reports)
+             / max(1, len(reports)) for x in exercises]
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(exercises)), 3))
+    ax.bar(exercises, [100 * r for r in rates], color="tab:green")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("submissions passing (%)")
+    ax.set_title(f"{len(reports)} submissions")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
