@@ -583,15 +583,9 @@ def who_is_it(image_path, database, model, threshold=None):
     return min_dist, names[best]
 
 
-def main(argv=None) -> int:
-    """``python -m fr_utils fetch ...`` (course data) or a door command (enroll, verify, identify, ...)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "fetch":
-        return course_data.main_fetch(argv[1:])
-    import fr_cli
-
-    return fr_cli.main(argv)
-
-
 if __name__ == "__main__":
+    # ``python -m fr_utils fetch ...`` (course data) or a door command (enroll, verify, identify, ...):
+    # the door's command line, imported only here (it imports this module, never the reverse).
+    from happyhouse.door.cli import main
+
     sys.exit(main())

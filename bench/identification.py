@@ -38,7 +38,7 @@ def searcher(names: list[str], E: np.ndarray):
 
     Uses ``face_db.Gallery``, the in-memory index FaceDB.identify searches.
     """
-    import face_db
+    from happyhouse.door import db as face_db
 
     gallery = face_db.Gallery(names, np.arange(len(names)), E)
 
@@ -125,7 +125,7 @@ def bench_one(model: str, d: int, k: int, n_queries: int, loop_queries: int, loo
 def bulk_database(path, E: np.ndarray, model: str):
     """A FaceDB file holding one person per row of E (one transaction, as a bulk import)."""
     import sqlite3
-    import face_db
+    from happyhouse.door import db as face_db
     face_db.FaceDB(path).close()  # creates the file and its schema
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
@@ -140,7 +140,7 @@ def bulk_database(path, E: np.ndarray, model: str):
 
 def bench_facedb(model: str, d: int, k: int, n_queries: int, rng, tmp) -> dict:
     """FaceDB.identify end to end on a file of k people: first call (reads the file) and later calls."""
-    import face_db
+    from happyhouse.door import db as face_db
     E = make_gallery(k, d, rng)
     queries, truth = make_queries(E, n_queries, rng)
     path = tmp / f"faces-{d}-{k}.db"

@@ -237,7 +237,7 @@ def main_fetch(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m fr_utils fetch",
+        prog="door fetch",
         description="Download the course's FaceNet weights and images, verifying each file's checksum.")
     parser.add_argument("--dest", default=str(PROJECT_ROOT),
                         help="folder that receives weights/ and images/ (default: the project)")

@@ -1,6 +1,6 @@
 """Evidence on the course's images, through the command line, with the offline embedder.
 
-The 12 residents are enrolled with ``enroll`` (in this process, through ``fr_cli.main``,
+The 12 residents are enrolled with ``enroll`` (in this process, through ``door_cli.main``,
 since each new process pays TensorFlow's start-up; the impostor check runs as
 ``python -m fr_utils`` to prove the real entry point), then every
 camera shot is identified, the impostor claiming to be kian is turned away, and the
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import fr_cli
+from happyhouse.door import cli as door_cli
 from test_door_detect import group_photo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESIDENTS = ["andrew", "arnaud", "benoit", "bertrand", "dan", "danielle", "felix", "kevin", "kian",
              "sebastiano", "tian", "younes"]
 #: Who each door camera shot shows (all six are residents).
@@ -31,7 +31,7 @@ def resident_photo(images: Path, name: str) -> Path:
 
 
 def cli(argv, capsys):
-    code = fr_cli.main([str(a) for a in argv])
+    code = door_cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -41,7 +41,7 @@ def door_db(course_images, tmp_path_factory):
     """A database with the 12 residents, enrolled through the CLI."""
     db = tmp_path_factory.mktemp("door") / "faces.db"
     for name in RESIDENTS:
-        assert fr_cli.main(["--db", str(db), "--model", MODEL, "enroll", name,
+        assert door_cli.main(["--db", str(db), "--model", MODEL, "enroll", name,
                             str(resident_photo(course_images, name))]) == 0
     return db
 

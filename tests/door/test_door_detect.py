@@ -1,4 +1,4 @@
-"""face_detect: MTCNN detection and alignment on photos made from the course's faces."""
+"""happyhouse.door.detect: MTCNN detection and alignment on photos made from the course's faces."""
 import io
 
 import cv2
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import face_detect as fd
+from happyhouse.door import detect as fd
 from happyhouse.image_io import read_rgb
 
 GREY = (128, 128, 128)

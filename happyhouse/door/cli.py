@@ -1,4 +1,4 @@
-"""The door's command line: ``python -m fr_utils COMMAND ...`` (or ``python -m fr_cli``).
+"""The door's command line: ``door COMMAND ...`` (or ``python -m fr_utils``, ``python -m happyhouse.door``).
 
     enroll NAME PHOTO...     store a person's faces (one face per photo; --add for more photos)
     verify NAME PHOTO        is the one face in PHOTO this person?      exit 0 yes, 1 no
@@ -6,6 +6,7 @@
     list                     the enrolled people
     remove NAME              forget a person
     calibrate FOLDER         <person>/<photo> folder -> ROC plot, EER, threshold at a chosen FAR
+    fetch                    download the course data (``door fetch --help``)
 
 Options (before or after the command): --db FILE, --model NAME, --threshold T, --json,
 --crop auto|align|whole, --timeout SECONDS. Exit codes: 0 match / done, 1 no match, 2 error
@@ -22,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-import face_db
-from face_detect import CROP_MODES, FaceNotFoundError, face_crops, one_face
 from fr_utils import EMBEDDER_NAMES
+from happyhouse.door import db as face_db
+from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, face_crops, one_face
 from happyhouse.image_io import ImageReadError, read_rgb
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
@@ -62,7 +63,7 @@ def _quiet_stderr():
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean a user's mistake or missing data: one message, exit 2."""
     from happyhouse import data as course_data
-    from calibration import CalibrationError
+    from happyhouse.door.calibration import CalibrationError
     errors = [UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
               course_data.DataNotFoundError]
     if "fr_utils" in sys.modules:  # imported only once a model was needed
@@ -86,10 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
                         help=f"seconds to wait for another process's write (default {face_db.DEFAULT_TIMEOUT:g})")
 
-    parser = argparse.ArgumentParser(prog="python -m fr_utils", parents=[common],
+    parser = argparse.ArgumentParser(prog="door", parents=[common],
                                      description="The Happy House door: enrol, verify and identify faces.",
                                      epilog="Exit codes: 0 match (or command done), 1 no match, 2 error. "
-                                            "`python -m fr_utils fetch` downloads the course data.")
+                                            "`door fetch` downloads the course data.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("enroll", parents=[common], help="store a person's faces")
     p.add_argument("name", metavar="NAME")
@@ -113,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the exit code (0 match, 1 no match, 2 error)."""
+    """Run one command (``fetch``: the course data); returns the exit code (0 match, 1 no match, 2 error)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["fetch"]:
+        from happyhouse import data
+
+        return data.main_fetch(argv[1:])
     args = build_parser().parse_args(argv)
     for key, value in (("db", None), ("model", DEFAULT_MODEL), ("threshold", None), ("json", False),
                        ("crop", "auto"), ("timeout", face_db.DEFAULT_TIMEOUT)):
@@ -246,7 +252,7 @@ def cmd_remove(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    import calibration
+    from happyhouse.door import calibration
 
     if not 0 < args.far < 1:
         raise UsageError(f"--far must be between 0 and 1 (e.g. 0.01), not {args.far}.")

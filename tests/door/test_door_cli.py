@@ -1,6 +1,6 @@
-"""fr_cli: the door's commands, exit codes, and the corpus of bad inputs.
+"""happyhouse.door.cli: the door's commands, exit codes, and the corpus of bad inputs.
 
-Most tests call ``fr_cli.main`` in this process. The database plumbing uses a TEST DOUBLE
+Most tests call ``door_cli.main`` in this process. The database plumbing uses a TEST DOUBLE
 embedder (a 4x4 thumbnail, not a face model) so it needs no model; detection errors use
 the real MTCNN; the real embedder is exercised in test_door_evidence.py.
 """
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import face_db
-import fr_cli
+from happyhouse.door import db as face_db
+from happyhouse.door import cli as door_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ThumbnailEmbedder:
@@ -41,7 +41,7 @@ class ThumbnailEmbedder:
 
 @pytest.fixture
 def double(monkeypatch):
-    monkeypatch.setattr(fr_cli, "load_embedder", lambda name: ThumbnailEmbedder())
+    monkeypatch.setattr(door_cli, "load_embedder", lambda name: ThumbnailEmbedder())
 
 
 def pattern(path, seed):
@@ -52,7 +52,7 @@ def pattern(path, seed):
 
 
 def run(argv, capsys):
-    code = fr_cli.main([str(a) for a in argv])
+    code = door_cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -242,7 +242,7 @@ def test_incomplete_course_weights_error(tmp_path, capsys, course_weights, monke
 def test_usage_errors_exit_2(capsys):
     for argv in ([], ["fly"], ["verify", "ann"], ["--model", "vgg", "list"]):
         with pytest.raises(SystemExit) as exit_:
-            fr_cli.main(argv)
+            door_cli.main(argv)
         assert exit_.value.code == 2
         assert "usage:" in capsys.readouterr().err
 
@@ -250,7 +250,7 @@ def test_usage_errors_exit_2(capsys):
 def test_entry_points_without_traceback(tmp_path, corpus):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     path = corpus["truncated"][0]
-    for module in ("fr_utils", "fr_cli"):
+    for module in ("fr_utils", "happyhouse.door.cli", "happyhouse.door"):
         proc = subprocess.run([sys.executable, "-m", module, "--db", str(tmp_path / "f.db"), "enroll", "ann",
                                str(path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, proc.stderr
