@@ -5,7 +5,10 @@ One lookup serves every function that needs a file:
 1. an explicit argument (a file, or a folder laid out like the project),
 2. else the folder named by the environment variable ``COURSE_DATA``
    (laid out like the project: ``weights/``, ``images/``, ``pretrained-model/``),
-3. else the project's own folders beside this file.
+3. else the project's own folders (``weights/``, ``images/``, ``pretrained-model/`` of the checkout
+   this package lives in; an editable install, ``pip install -e .``, counts as a checkout).
+
+A package installed from a wheel has no project folder beside it: then only 1. and 2. are searched.
 
 When nothing is found, :class:`DataNotFoundError` says where it looked and how to
 get the data (``python -m fr_utils fetch``).
@@ -17,7 +20,10 @@ import sys
 from pathlib import Path
 
 ENV_VAR = "COURSE_DATA"
+#: The project checkout (or, for a package installed from a wheel, the folder it was installed into).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: True when this package was installed from a wheel, not used from a checkout (or an editable install).
+INSTALLED = not (PROJECT_ROOT / "pyproject.toml").is_file()
 KINDS = ("weights", "images", "pretrained-model")
 
 HOW_TO_GET = {
@@ -36,7 +42,7 @@ class DataNotFoundError(FileNotFoundError):
 
 
 def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched, in order: ``root``, ``$COURSE_DATA``, the project folder."""
+    """The folders searched, in order: ``root``, ``$COURSE_DATA``, the project folder (not when installed)."""
     roots = []
     if root is not None:
         roots.append(Path(root).expanduser().absolute())
@@ -47,7 +53,8 @@ def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
         if not env.is_absolute() and not env.exists() and (PROJECT_ROOT / env).exists():
             env = PROJECT_ROOT / env
         roots.append(env.absolute())  # paths found stay valid after a chdir or in a symlink
-    roots.append(PROJECT_ROOT)
+    if not INSTALLED:
+        roots.append(PROJECT_ROOT)
     unique = []
     for r in roots:
         if r.resolve() not in [u.resolve() for u in unique]:
@@ -103,7 +110,10 @@ def _not_found_message(kind: str, what: str, looked: list[Path]) -> str:
     places = "\n".join(f"  - {p}" for p in looked)
     env = os.environ.get(ENV_VAR)
     env_note = f"{ENV_VAR}={env}" if env else f"{ENV_VAR} is not set"
-    return (f"{what} was not found ({env_note}). Looked in:\n{places}\n"
+    installed = (f"The happyhouse package is installed in {PROJECT_ROOT}, not used from a project checkout, "
+                 f"so there is no project folder to look in: set {ENV_VAR} to a folder holding {kind}/, "
+                 "or pass the path explicitly.\n") if INSTALLED else ""
+    return (f"{what} was not found ({env_note}). Looked in:\n{places or '  (nowhere)'}\n{installed}"
             f"To get it: {HOW_TO_GET[kind]}.")
 
 
@@ -189,7 +199,15 @@ def _download(url: str, part: Path, progress, retries: int, timeout: float) -> N
     raise FetchError(f"{url}: failed after {retries} tries ({last})")
 
 
-def fetch(dest: str | os.PathLike = PROJECT_ROOT, kinds=("weights", "images"),
+def default_dest() -> Path:
+    """Where ``fetch`` puts the data by default: the project checkout; when installed from a wheel,
+    ``$COURSE_DATA`` if set, else the current folder."""
+    if not INSTALLED:
+        return PROJECT_ROOT
+    return Path(os.environ.get(ENV_VAR) or ".").expanduser().absolute()
+
+
+def fetch(dest: str | os.PathLike | None = None, kinds=("weights", "images"),
           manifest: str | os.PathLike = MANIFEST, retries: int = 3, timeout: float = 30.0,
           look_elsewhere: bool = True) -> dict:
     """Download the manifest's files of ``kinds`` into ``dest/<kind>/``, verifying checksums.
@@ -202,7 +220,7 @@ def fetch(dest: str | os.PathLike = PROJECT_ROOT, kinds=("weights", "images"),
     """
     from tqdm import tqdm
 
-    dest = Path(dest)
+    dest = Path(dest) if dest is not None else default_dest()
     todo = [e for e in read_manifest(manifest) if e[0].split("/")[0] in kinds]
     report = {"ok": [], "skipped": [], "failed": {}}
     with tqdm(total=len(todo), unit="file", desc="fetch", delay=0.5) as files, \
@@ -239,8 +257,9 @@ def main_fetch(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="door fetch",
         description="Download the course's FaceNet weights and images, verifying each file's checksum.")
-    parser.add_argument("--dest", default=str(PROJECT_ROOT),
-                        help="folder that receives weights/ and images/ (default: the project)")
+    parser.add_argument("--dest", default=str(default_dest()),
+                        help="folder that receives weights/ and images/ (default: the project checkout; "
+                             f"when installed from a wheel, ${ENV_VAR} or the current folder; now {default_dest()})")
     parser.add_argument("--only", choices=("weights", "images"), help="fetch only this kind")
     parser.add_argument("--manifest", default=str(MANIFEST), help="list of path, checksum, URL")
     parser.add_argument("--retries", type=int, default=3)
