@@ -10,6 +10,11 @@ One lookup serves every function that needs a file:
 
 A package installed from a wheel has no project folder beside it: then only 1. and 2. are searched.
 
+The ordinary face photos (kind ``faces``: ``people/<person>/<photo>``, ``groups/``; they
+are not the course's and are never committed) are looked up the same way, first in the folder
+named by ``FACES_DATA``, then in ``faces/`` inside each data root, then in ``faces/`` beside
+``COURSE_DATA`` (``../shared/faces`` when ``COURSE_DATA=../shared/coursedata``, as in CI).
+
 When nothing is found, :class:`DataNotFoundError` says where it looked and how to
 get the data (``python -m fr_utils fetch``).
 """
@@ -20,11 +25,12 @@ import sys
 from pathlib import Path
 
 ENV_VAR = "COURSE_DATA"
+FACES_ENV_VAR = "FACES_DATA"
 #: The project checkout (or, for a package installed from a wheel, the folder it was installed into).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: True when this package was installed from a wheel, not used from a checkout (or an editable install).
 INSTALLED = not (PROJECT_ROOT / "pyproject.toml").is_file()
-KINDS = ("weights", "images", "pretrained-model")
+KINDS = ("weights", "images", "pretrained-model", "faces")
 
 HOW_TO_GET = {
     "weights": "run `python -m fr_utils fetch` where a network is reachable, "
@@ -34,6 +40,8 @@ HOW_TO_GET = {
     "pretrained-model": "download imagenet-vgg-verydeep-19.mat or Keras' "
                         "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 into pretrained-model/ "
                         "(see pretrained-model/README.md, or `python -m nst_utils --fetch-vgg`)",
+    "faces": "point FACES_DATA at a folder of ordinary face photos laid out as people/<person>/<photo> "
+             "(and groups/ for group photos), or put it as faces/ beside the COURSE_DATA folder",
 }
 
 
@@ -47,12 +55,7 @@ def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
     if root is not None:
         roots.append(Path(root).expanduser().absolute())
     if os.environ.get(ENV_VAR):
-        env = Path(os.environ[ENV_VAR]).expanduser()
-        # A relative COURSE_DATA (e.g. ../shared/coursedata) is meant from the project folder
-        # when it does not exist from here (a notebook kernel runs in notebooks/).
-        if not env.is_absolute() and not env.exists() and (PROJECT_ROOT / env).exists():
-            env = PROJECT_ROOT / env
-        roots.append(env.absolute())  # paths found stay valid after a chdir or in a symlink
+        roots.append(_from_env(ENV_VAR))
     if not INSTALLED:
         roots.append(PROJECT_ROOT)
     unique = []
@@ -60,6 +63,16 @@ def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
         if r.resolve() not in [u.resolve() for u in unique]:
             unique.append(r)
     return unique
+
+
+def _from_env(var: str) -> Path:
+    """The absolute folder named by environment variable ``var`` (paths found stay valid after a chdir)."""
+    env = Path(os.environ[var]).expanduser()
+    # A relative path (e.g. ../shared/coursedata) is meant from the project folder when it
+    # does not exist from here (a notebook kernel runs in notebooks/).
+    if not env.is_absolute() and not env.exists() and (PROJECT_ROOT / env).exists():
+        env = PROJECT_ROOT / env
+    return env.absolute()
 
 
 def _check_kind(kind: str) -> None:
@@ -78,7 +91,11 @@ def find_folder(kind: str, root: str | os.PathLike | None = None) -> Path:
     candidates = []
     if root is not None and Path(root).name == kind:
         candidates.append(Path(root).expanduser().absolute())
+    if kind == "faces" and os.environ.get(FACES_ENV_VAR):
+        candidates.append(_from_env(FACES_ENV_VAR))
     candidates += [r / kind for r in data_roots(root)]
+    if kind == "faces" and os.environ.get(ENV_VAR):
+        candidates.append(_from_env(ENV_VAR).parent / kind)
     for folder in candidates:
         looked.append(folder)
         if folder.is_dir() and any(p.name != "README.md" for p in folder.iterdir()):
@@ -108,10 +125,12 @@ def find_file(kind: str, name: str | os.PathLike, root: str | os.PathLike | None
 
 def _not_found_message(kind: str, what: str, looked: list[Path]) -> str:
     places = "\n".join(f"  - {p}" for p in looked)
-    env = os.environ.get(ENV_VAR)
-    env_note = f"{ENV_VAR}={env}" if env else f"{ENV_VAR} is not set"
+    var = FACES_ENV_VAR if kind == "faces" else ENV_VAR
+    env = os.environ.get(var)
+    env_note = f"{var}={env}" if env else f"{var} is not set"
     installed = (f"The happyhouse package is installed in {PROJECT_ROOT}, not used from a project checkout, "
-                 f"so there is no project folder to look in: set {ENV_VAR} to a folder holding {kind}/, "
+                 f"so there is no project folder to look in: set {var} to "
+                 f"{'the faces folder' if kind == 'faces' else f'a folder holding {kind}/'}, "
                  "or pass the path explicitly.\n") if INSTALLED else ""
     return (f"{what} was not found ({env_note}). Looked in:\n{places or '  (nowhere)'}\n{installed}"
             f"To get it: {HOW_TO_GET[kind]}.")

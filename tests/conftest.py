@@ -1,6 +1,7 @@
 """Shared fixtures.
 
-Tests that need the course's data use the ``course_data`` fixture: in CI (``CI`` set) a
+Tests that need the course's data use the ``course_images``/``course_weights`` fixtures, tests
+that need the ordinary face photos ``faces_data``: in CI (``CI`` set) a
 missing folder is a failure, elsewhere the test is skipped, saying why.
 """
 import os
@@ -15,13 +16,13 @@ sys.path.insert(0, str(ROOT))
 import happyhouse.data as cd  # noqa: E402
 
 
-def _need(kind):
+def _need(kind, what="course data", how="set COURSE_DATA"):
     try:
         return cd.find_folder(kind)
     except cd.DataNotFoundError as err:
         if os.environ.get("CI"):
-            pytest.fail(f"course data missing in CI: {err}")
-        pytest.skip(f"course data not available here (set COURSE_DATA): {err}")
+            pytest.fail(f"{what} missing in CI: {err}")
+        pytest.skip(f"{what} not available here ({how}): {err}")
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,9 @@ def course_images() -> Path:
 def course_weights() -> Path:
     """The folder holding the course's FaceNet CSV weights (fails in CI when missing)."""
     return _need("weights")
+
+
+@pytest.fixture(scope="session")
+def faces_data() -> Path:
+    """The ordinary face photos (``people/<person>/<photo>``, ``groups/``; fails in CI when missing)."""
+    return _need("faces", "the face photos", "set FACES_DATA, or put faces/ beside COURSE_DATA")

@@ -49,8 +49,12 @@ def irv1():
 def test_load_embedder_is_cached_and_describes_itself(irv1):
     assert fr_utils.load_embedder() is irv1
     assert (irv1.name, irv1.input_size, irv1.dim) == ("inception-resnet-v1", 160, 512)
-    assert irv1.threshold == fr_utils.IRV1_THRESHOLD
+    assert irv1.threshold == fr_utils.IRV1_THRESHOLD == irv1.threshold_for("whole")
+    assert irv1.threshold_for("aligned") == fr_utils.IRV1_ALIGNED_THRESHOLD > irv1.threshold
     assert "160" in irv1.description and str(irv1.threshold) in irv1.description
+    assert str(fr_utils.IRV1_ALIGNED_THRESHOLD) in irv1.description
+    with pytest.raises(ValueError, match="crop must be one of"):
+        irv1.threshold_for("squashed")
     with pytest.raises(ValueError, match="nn4.small2"):
         fr_utils.load_embedder("vgg-face")
 
@@ -113,9 +117,16 @@ def test_who_is_it_returns_the_nearest_of_all_distances(irv1_database, irv1):
 
 def test_thresholds_can_be_overridden(irv1_database, irv1, capsys):
     assert fr_utils.verify("images/camera_0.jpg", "younes", irv1_database, irv1, threshold=0.1)[1] is False
+    capsys.readouterr()
     min_dist, identity = fr_utils.who_is_it("images/camera_0.jpg", irv1_database, irv1, threshold=0.1)
-    assert identity is None and min_dist > 0.1
-    assert "Not in the database." in capsys.readouterr().out
+    # the course's contract: above the threshold it says so, and still returns the nearest person
+    assert identity == "younes" and min_dist > 0.1
+    assert capsys.readouterr().out == "Not in the database.\n"
+    for bad in (2, 2.5, float("inf"), 0, -0.1):
+        with pytest.raises(ValueError, match="open the door for anyone|positive distance"):
+            fr_utils.verify("images/camera_0.jpg", "younes", irv1_database, irv1, threshold=bad)
+        with pytest.raises(ValueError, match="open the door for anyone|positive distance"):
+            fr_utils.who_is_it("images/camera_0.jpg", irv1_database, irv1, threshold=bad)
 
 
 def test_unknown_identity_names_the_known_ones(irv1_database, irv1):

@@ -7,7 +7,9 @@ share of genuine pairs (same person) accepted; the equal error rate (EER) is whe
 equals 1 - TAR.
 
     d, genuine = pair_distances(vectors, labels)            # (n, dim), n labels -> (p,), (p,)
-    result = calibrate(vectors, labels, far=0.01)           # JSON-ready dict
+    t = choose_threshold(d, genuine, far=0.01)              # the threshold to recommend
+    check = leave_one_person_out(vectors, labels)          # that choice, checked on unseen people
+    result = calibrate(vectors, labels, far=0.01)           # JSON-ready dict (all of the above)
     plot_roc(result, "output/calibrate/roc.png")
 """
 from __future__ import annotations
@@ -83,10 +85,63 @@ def threshold_at_far(thresholds, far, target: float) -> float:
     return float(thresholds[ok[-1]])
 
 
+def choose_threshold(distances, genuine, far: float = 0.01) -> float:
+    """The threshold to recommend from pair distances (p,) and genuine flags (p,).
+
+    It accepts as many genuine pairs as any threshold with false-accept rate <= ``far``, and
+    sits halfway between the farthest of those genuine pairs and the nearest impostor pair
+    beyond it (the widest margin on both sides, rather than the edge of the allowed FAR).
+    """
+    distances, genuine = np.asarray(distances, dtype=np.float64), np.asarray(genuine, dtype=bool)
+    thresholds, far_curve, _ = roc(distances, genuine)
+    limit = threshold_at_far(thresholds, far_curve, far)
+    accepted = distances[genuine][distances[genuine] < limit]
+    if not len(accepted):
+        return limit
+    beyond = distances[~genuine][distances[~genuine] > accepted.max()]
+    return float((accepted.max() + beyond.min()) / 2) if len(beyond) else limit
+
+
+def leave_one_person_out(vectors: np.ndarray, labels, far: float = 0.01) -> dict:
+    """Check :func:`choose_threshold` on people it was not chosen on.
+
+    For each person: choose the threshold on the pairs without them, then count how many of
+    their own pairs (genuine, and impostor with everyone else) it gets right. Returns the
+    held-out true- and false-accept rates over all of those, the range of thresholds chosen,
+    and the genuine pairs refused / impostor pairs accepted (person, distance, threshold).
+    """
+    labels = np.asarray([str(x) for x in labels])
+    d, genuine = pair_distances(vectors, labels)
+    i, j = np.triu_indices(len(labels), k=1)
+    counts = {"genuine": 0, "genuine_accepted": 0, "impostor": 0, "impostor_accepted": 0}
+    chosen, refused, accepted = [], [], []
+    for person in sorted(set(labels)):
+        held = (labels[i] == person) | (labels[j] == person)
+        if genuine[~held].sum() == 0 or (~genuine[~held]).sum() == 0:
+            continue  # without this person there is nothing to choose on
+        t = choose_threshold(d[~held], genuine[~held], far)
+        chosen.append(t)
+        gen, imp = d[held & genuine], d[held & ~genuine]
+        counts["genuine"] += len(gen)
+        counts["genuine_accepted"] += int((gen < t).sum())
+        counts["impostor"] += len(imp)
+        counts["impostor_accepted"] += int((imp < t).sum())
+        refused += [{"person": person, "distance": round(float(x), 4), "threshold": round(t, 4)} for x in gen[gen >= t]]
+        accepted += [{"person": person, "distance": round(float(x), 4), "threshold": round(t, 4)} for x in imp[imp < t]]
+    if not chosen or not counts["genuine"]:
+        raise CalibrationError("leaving one person out needs at least two people with two or more photos.")
+    return {"tar": counts["genuine_accepted"] / counts["genuine"],
+            "far": counts["impostor_accepted"] / max(counts["impostor"], 1),
+            **counts, "threshold_min": min(chosen), "threshold_max": max(chosen),
+            "genuine_refused": refused, "impostor_accepted_pairs": accepted}
+
+
 def calibrate(vectors: np.ndarray, labels, far: float = 0.01, model: str | None = None,
               default_threshold: float | None = None) -> dict:
     """ROC, EER and the threshold at false-accept rate ``far`` for embeddings (n, dim) with n labels.
 
+    Also the recommended threshold (:func:`choose_threshold`) with its rates, and, where at
+    least two people have several photos, its leave-one-person-out check (``held_out``).
     With ``default_threshold`` (the model's), its false- and true-accept rates are reported too.
     """
     labels = [str(x) for x in labels]
@@ -98,6 +153,11 @@ def calibrate(vectors: np.ndarray, labels, far: float = 0.01, model: str | None 
     eer, eer_threshold = equal_error_rate(thresholds, far_curve, tar_curve)
     chosen = threshold_at_far(thresholds, far_curve, far)
     k = int(np.searchsorted(thresholds, chosen))
+    recommended = choose_threshold(d, genuine, far)
+    try:
+        held_out = leave_one_person_out(vectors, labels, far)
+    except CalibrationError:
+        held_out = None
     at_default = None
     if default_threshold is not None:
         at_default = {"threshold": float(default_threshold),
@@ -110,6 +170,9 @@ def calibrate(vectors: np.ndarray, labels, far: float = 0.01, model: str | None 
         "eer": eer, "eer_threshold": eer_threshold,
         "far_target": far, "threshold": chosen,
         "far_at_threshold": float(far_curve[k]), "tar_at_threshold": float(tar_curve[k]),
+        "recommended": {"threshold": recommended, "far": float(np.mean(d[~genuine] < recommended)),
+                        "tar": float(np.mean(d[genuine] < recommended))},
+        "held_out": held_out,
         "default": at_default,
         "genuine_distance": _summary(d[genuine]), "impostor_distance": _summary(d[~genuine]),
         "roc": {"threshold": thresholds[keep].round(5).tolist(), "far": far_curve[keep].round(5).tolist(),
@@ -142,10 +205,15 @@ def plot_roc(result: dict, path: str | os.PathLike) -> Path:
                 label=f"threshold {result['threshold']:.3f} (FAR <= {result['far_target']:g})")
     ax_roc.plot([result["eer"] or floor], [1 - result["eer"]], "s", color="C2",
                 label=f"EER {result['eer']:.3f} at {result['eer_threshold']:.3f}")
+    if result.get("recommended"):
+        rec = result["recommended"]
+        ax_roc.plot([max(rec["far"], floor)], [rec["tar"]], "D", color="C4", mfc="none", ms=9,
+                    label=f"recommended {rec['threshold']:.3f} (FAR {rec['far']:.3f}, TAR {rec['tar']:.2f})")
     if result.get("default"):
         dflt = result["default"]
         ax_roc.plot([max(dflt["far"], floor)], [dflt["tar"]], "^", color="C1",
-                    label=f"model default {dflt['threshold']:g} (FAR {dflt['far']:.3f})")
+                    label=f"default {dflt['threshold']:g}{' (' + dflt['crop'] + ' crops)' if dflt.get('crop') else ''}: "
+                          f"FAR {dflt['far']:.3f}, TAR {dflt['tar']:.2f}")
     ax_roc.set_xlabel("false-accept rate (impostor pairs accepted)")
     ax_roc.set_ylabel("true-accept rate (genuine pairs accepted)")
     ax_roc.set_title(f"ROC, {result.get('model') or 'embeddings'}: {result['people']} people, {result['photos']} photos")
@@ -158,7 +226,11 @@ def plot_roc(result: dict, path: str | os.PathLike) -> Path:
         counts = np.array(result["histogram"][key], dtype=float)
         ax_hist.bar(centres, counts / max(counts.sum(), 1), width=width, alpha=0.5, color=colour,
                     label=f"{key} pairs ({result[key + '_pairs']})")
-    ax_hist.axvline(result["threshold"], color="k", linestyle="--", label=f"threshold {result['threshold']:.3f}")
+    ax_hist.axvline(result["threshold"], color="k", linestyle="--",
+                    label=f"FAR <= {result['far_target']:g} up to {result['threshold']:.3f}")
+    if result.get("recommended"):
+        ax_hist.axvline(result["recommended"]["threshold"], color="C4", linestyle="-.",
+                        label=f"recommended {result['recommended']['threshold']:.3f}")
     if result.get("default"):
         ax_hist.axvline(result["default"]["threshold"], color="C1", linestyle=":",
                         label=f"model default {result['default']['threshold']:g}")

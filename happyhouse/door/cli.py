@@ -11,6 +11,10 @@
 Options (before or after the command): --db FILE, --model NAME, --threshold T, --json,
 --crop auto|align|whole, --timeout SECONDS. Exit codes: 0 match / done, 1 no match, 2 error
 (one message on stderr, nothing written).
+
+Each face is judged with the model's threshold for the path its crop took ("whole": a small
+square face photo used as it is, the course's crops; "aligned": a face cut from a larger
+photo), unless --threshold (below 2) overrides it; ``--json`` says which path and threshold.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fr_utils import EMBEDDER_NAMES
+from fr_utils import EMBEDDER_NAMES, check_threshold, threshold_for
 from happyhouse.door import db as face_db
 from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, face_crops, one_face
 from happyhouse.image_io import ImageReadError, read_rgb
@@ -79,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--model", choices=MODELS, default=argparse.SUPPRESS,
                         help=f"face embedder (default {DEFAULT_MODEL}; works offline)")
     common.add_argument("--threshold", type=float, default=argparse.SUPPRESS,
-                        help="L2 distance below which two faces are the same person (default: the model's)")
+                        help="L2 distance below which two faces are the same person, below 2 (default: the "
+                             "model's for the path each face's crop took, whole or aligned)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON on stdout")
     common.add_argument("--crop", choices=CROP_MODES, default=argparse.SUPPRESS,
                         help="auto: detect faces, use small square face crops whole (default); "
@@ -126,8 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, key):
             setattr(args, key, value)
     try:
-        if args.threshold is not None and not args.threshold > 0:
-            raise UsageError(f"--threshold must be a positive distance, not {args.threshold}.")
+        if args.threshold is not None:
+            if not args.threshold > 0:
+                raise UsageError(f"--threshold must be a positive distance, not {args.threshold}.")
+            try:
+                check_threshold(args.threshold)
+            except ValueError as err:
+                raise UsageError(f"--threshold {args.threshold:g} refused: {err}") from None
         return COMMANDS[args.command](args)
     except _user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
@@ -146,8 +156,18 @@ def _open_db(args, create: bool = False) -> face_db.FaceDB:
     return face_db.FaceDB(args.db, create=create, timeout=args.timeout)
 
 
-def _threshold(args, embedder) -> float:
-    return float(embedder.threshold if args.threshold is None else args.threshold)
+def _threshold(args, embedder, crop: str) -> float:
+    """--threshold, else the model's default for a face whose crop took path ``crop`` ("whole"/"aligned")."""
+    return float(threshold_for(embedder, crop) if args.threshold is None else args.threshold)
+
+
+def _threshold_source(args, crop: str) -> str:
+    return "--threshold" if args.threshold is not None else f"model default for {crop} crops"
+
+
+def _report_notices(db: face_db.FaceDB) -> None:
+    for notice in db.notices:
+        print(f"note: {notice}", file=sys.stderr)
 
 
 def _progress(items, desc: str, unit: str = "photo"):
@@ -185,6 +205,7 @@ def cmd_enroll(args) -> int:
     with _open_db(args, create=True) as db:
         count = db.enroll(name, vectors, embedder.name, hashes, add=args.add)
         path = db.path
+        _report_notices(db)
     _emit(args, {"enrolled": name, "embeddings": count, "model": embedder.name, "db": str(path)},
           f"enrolled {name}: {count} photo{'s' * (count != 1)} ({embedder.name}) in {path}")
     return EXIT_MATCH
@@ -197,12 +218,14 @@ def cmd_verify(args) -> int:
         embedder = load_embedder(args.model)
         face, crop = one_face(image, embedder.input_size, args.crop, what=str(args.photo))
         distance = db.distance(args.name, embedder.embed([crop])[0], embedder.name)
-    threshold = _threshold(args, embedder)
+    threshold = _threshold(args, embedder, face.crop)
     match = distance < threshold
     verdict = f"it's {args.name}, welcome in!" if match else f"it's not {args.name}, please go away"
-    _emit(args, {"name": args.name, "distance": round(distance, 4), "threshold": threshold, "match": match,
+    _emit(args, {"name": args.name, "distance": round(distance, 4), "threshold": threshold,
+                 "threshold_from": _threshold_source(args, face.crop), "crop": face.crop, "match": match,
                  "model": embedder.name, "face": face.to_dict()},
-          f"{verdict} (distance {distance:.3f} {'<' if match else '>='} threshold {threshold:g})")
+          f"{verdict} (distance {distance:.3f} {'<' if match else '>='} threshold {threshold:g}, "
+          f"{face.crop} crop)")
     return EXIT_MATCH if match else EXIT_NO_MATCH
 
 
@@ -219,19 +242,20 @@ def cmd_identify(args) -> int:
         if not faces:
             raise FaceNotFoundError(f"{args.photo}: no face found. Use a well-lit, frontal photo, "
                                     "or --crop whole if it is already a face crop.")
-        threshold = _threshold(args, embedder)
         results = db.identify(embedder.embed(crops), embedder.name, k=args.top_k)
     rows, lines = [], []
     for face, matches in zip(faces, results):
         best = matches[0]
+        threshold = _threshold(args, embedder, face.crop)
         name = best.name if best.distance < threshold else "unknown"
-        rows.append({"name": name, "distance": round(best.distance, 4), "face": face.to_dict(),
+        rows.append({"name": name, "distance": round(best.distance, 4), "threshold": threshold,
+                     "threshold_from": _threshold_source(args, face.crop), "crop": face.crop,
+                     "face": face.to_dict(),
                      "candidates": [{"name": m.name, "distance": round(m.distance, 4)} for m in matches]})
-        lines.append(f"{name}\t{best.distance:.3f}\tbox {list(face.box)}"
+        lines.append(f"{name}\t{best.distance:.3f}\tbox {list(face.box)}\t{face.crop} crop, threshold {threshold:g}"
                      + ("" if name != "unknown" else f"\t(nearest: {best.name})"))
     known = any(r["name"] != "unknown" for r in rows)
-    _emit(args, {"photo": str(args.photo), "model": embedder.name, "threshold": threshold, "faces": rows},
-          "\n".join(lines))
+    _emit(args, {"photo": str(args.photo), "model": embedder.name, "faces": rows}, "\n".join(lines))
     return EXIT_MATCH if known else EXIT_NO_MATCH
 
 
@@ -247,6 +271,7 @@ def cmd_list(args) -> int:
 def cmd_remove(args) -> int:
     with _open_db(args) as db:
         count = db.remove(args.name)
+        _report_notices(db)
     _emit(args, {"removed": args.name, "embeddings": count}, f"removed {args.name} ({count} embeddings)")
     return EXIT_MATCH
 
@@ -258,22 +283,31 @@ def cmd_calibrate(args) -> int:
         raise UsageError(f"--far must be between 0 and 1 (e.g. 0.01), not {args.far}.")
     photos = calibration.photos_by_person(args.folder, PHOTO_SUFFIXES)
     embedder = load_embedder(args.model)
-    crops, labels, skipped = [], [], []
+    crops, labels, kinds, skipped = [], [], [], []
     for person, path in _progress(photos, "detecting"):
         try:
-            _, crop = one_face(read_rgb(path), embedder.input_size, args.crop, what=str(path))
+            face, crop = one_face(read_rgb(path), embedder.input_size, args.crop, what=str(path))
         except (ImageReadError, FaceNotFoundError) as err:  # one bad photo should not stop a folder
             skipped.append(str(err))
             continue
         crops.append(crop)
         labels.append(person)
+        kinds.append(face.crop)
     for message in skipped:
         print(f"skipped: {message}", file=sys.stderr)
+    counts = {kind: kinds.count(kind) for kind in sorted(set(kinds))}
+    path_taken = max(counts, key=counts.get) if counts else "aligned"   # the crop path most photos took
+    if len(counts) > 1:
+        print(f"note: the photos took both crop paths ({counts}); the default threshold reported is the one "
+              f"for {path_taken} crops. Use --crop align (or whole) to calibrate one path.", file=sys.stderr)
     vectors = embedder.embed(crops) if crops else np.zeros((0, embedder.dim), np.float32)
-    result = calibration.calibrate(vectors, labels, far=args.far, model=embedder.name,
-                                   default_threshold=_threshold(args, embedder))
+    threshold = _threshold(args, embedder, path_taken)
+    result = calibration.calibrate(vectors, labels, far=args.far, model=embedder.name, default_threshold=threshold)
+    result["crops"] = counts
+    result["default"].update(crop=path_taken, threshold_from=_threshold_source(args, path_taken))
     result["skipped"] = len(skipped)
     args.out.mkdir(parents=True, exist_ok=True)
+    rec, held = result["recommended"], result["held_out"]
     plot = calibration.plot_roc(result, args.out / "roc.png")
     result["plot"] = str(plot)
     (args.out / "calibration.json").write_text(json.dumps(result, indent=2))
@@ -283,7 +317,14 @@ def cmd_calibrate(args) -> int:
           f"EER {result['eer']:.3f} at threshold {result['eer_threshold']:.3f}\n"
           f"threshold at FAR <= {args.far:g}: {result['threshold']:.3f} "
           f"(true-accept rate {result['tar_at_threshold']:.3f})\n"
-          f"at threshold {result['default']['threshold']:g} (--threshold or the model's): "
+          f"recommended threshold (widest margin at that true-accept rate): {rec['threshold']:.3f} "
+          f"(false-accept rate {rec['far']:.3f}, true-accept rate {rec['tar']:.3f})\n"
+          + (f"  checked leaving each person out: true-accept rate {held['tar']:.3f} "
+             f"({held['genuine_accepted']}/{held['genuine']}), false-accept rate {held['far']:.3f} "
+             f"({held['impostor_accepted']}/{held['impostor']}), thresholds chosen "
+             f"{held['threshold_min']:.3f}-{held['threshold_max']:.3f}\n" if held else
+             "  (too few people with several photos to check it leaving one person out)\n")
+          + f"at threshold {result['default']['threshold']:g} ({result['default']['threshold_from']}): "
           f"false-accept rate {result['default']['far']:.3f}, true-accept rate {result['default']['tar']:.3f}\n"
           f"wrote {plot} and {args.out / 'calibration.json'}")
     return EXIT_MATCH

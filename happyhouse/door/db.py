@@ -4,7 +4,9 @@ Each embedding row keeps the embedder's name, its dimension, the vector (float32
 the sha256 of the photo it came from and the time it was added. Searches only ever compare
 embeddings of the same model. The file is created with mode 0600 (it holds biometric data),
 runs in WAL mode so several processes can enrol and identify at once, and every enrolment
-is one transaction: all of a person's new embeddings are stored, or none.
+is one transaction: all of a person's new embeddings are stored, or none. A database file
+(or its -wal/-shm journal) that other users can read or write is set back to 0600 before
+the next write, and ``FaceDB.notices`` says so.
 
     db = FaceDB("faces.db")
     db.enroll("younes", vectors, model="inception-resnet-v1", sources=[sha])   # (n, dim)
@@ -106,6 +108,7 @@ class FaceDB:
                 raise FaceDBError(f"{self.path}: no face database here yet. "
                                   "Enrol someone first (`enroll NAME PHOTO...`), or pass --db.")
             self._create_private_file()
+        self.notices: list[str] = []  # what was done on the user's behalf (e.g. permissions fixed)
         self._galleries: dict = {}   # model -> ((data_version, own writes), Gallery)
         self._writes = 0             # commits made through this connection
         self._conn = self._connect()
@@ -122,6 +125,30 @@ class FaceDB:
             raise FaceDBError(f"{self.path}: cannot create the database ({err.strerror}).") from None
         os.close(fd)
         os.chmod(self.path, 0o600)  # whatever the umask
+
+    def make_private(self) -> list[str]:
+        """Set the database file and its journal files back to 0600 where others could use them.
+
+        Returns (and adds to ``notices``) one message per file changed. Called before each write.
+        """
+        import stat
+        changed = []
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                mode = stat.S_IMODE(path.stat().st_mode)
+            except FileNotFoundError:
+                continue
+            if mode & 0o077:
+                try:
+                    os.chmod(path, 0o600)
+                except OSError as err:
+                    raise FaceDBError(f"{path}: other users can access it (mode {mode:04o}) and it cannot be "
+                                      f"made private ({err.strerror}); nothing was written. "
+                                      f"Run `chmod 600 {path}`.") from None
+                changed.append(f"{path} was readable by others (mode {mode:04o}, it holds biometric data); "
+                               "set it back to 0600.")
+        self.notices += changed
+        return changed
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -323,6 +350,7 @@ class FaceDB:
             raise FaceDBError(f"enrolment of {name!r}: an embedding holds NaN or infinity; nothing stored.")
         if len(set(sources)) != len(sources):
             raise DuplicateEnrollmentError(f"enrolment of {name!r}: the same photo is given twice; nothing stored.")
+        self.make_private()
         now = time.time()
         conn = self._conn
         try:
@@ -369,6 +397,7 @@ class FaceDB:
 
     def remove(self, name: str) -> int:
         """Delete ``name`` and all their embeddings; returns how many embeddings went."""
+        self.make_private()
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:

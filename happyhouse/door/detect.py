@@ -33,6 +33,10 @@ PRECROPPED_MAX_SIDE = 160
 DETECT_MAX_SIDE = 1280
 MIN_CONFIDENCE = 0.9
 CROP_MODES = ("auto", "align", "whole")
+#: The two paths a face can take to the embedder, each with its own threshold
+#: (``Embedder.thresholds``): "whole", the photo used as the face (the course's small
+#: crops, or ``crop="whole"``); "aligned", a crop cut from a larger photo around a detected face.
+CROP_KINDS = ("whole", "aligned")
 
 
 class FaceNotFoundError(ValueError):
@@ -41,13 +45,15 @@ class FaceNotFoundError(ValueError):
 
 @dataclass(frozen=True)
 class Face:
-    """One detected face: ``box`` (x, y, width, height) in pixels, ``landmarks`` name -> (x, y)."""
+    """One detected face: ``box`` (x, y, width, height) in pixels, ``landmarks`` name -> (x, y),
+    ``crop``: the path its crop took, "aligned" or "whole" (see :data:`CROP_KINDS`)."""
     box: tuple[int, int, int, int]
     confidence: float
     landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    crop: str = "aligned"
 
     def to_dict(self) -> dict:
-        return {"box": list(self.box), "confidence": round(self.confidence, 4),
+        return {"box": list(self.box), "crop": self.crop, "confidence": round(self.confidence, 4),
                 "landmarks": {k: [round(v[0], 1), round(v[1], 1)] for k, v in self.landmarks.items()}}
 
 
@@ -105,17 +111,18 @@ def face_crops(image: np.ndarray, input_size: int, crop: str = "auto",
     ``crop``: "auto" (detect; a pre-cropped photo with its one face is used whole), "align"
     (always detect and align), "whole" (the photo is one face, no detection).
     96 px embedders get OpenFace alignment, others facenet's margin crop.
-    Returns (faces, crops); a whole-photo face has the full image as box and no landmarks.
+    Returns (faces, crops); a whole-photo face has the full image as box, ``crop="whole"``
+    and no landmarks; every other face has ``crop="aligned"``.
     """
     if crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {CROP_MODES}, not {crop!r}")
     h, w = image.shape[:2]
-    whole = Face(box=(0, 0, w, h), confidence=1.0)
+    whole = Face(box=(0, 0, w, h), confidence=1.0, crop="whole")
     if crop == "whole":
         return [whole], [image]
     faces = detect_faces(image, min_confidence)
     if crop == "auto" and faces and is_precropped(image, faces):
-        return [Face(whole.box, faces[0].confidence, faces[0].landmarks)], [image]
+        return [Face(whole.box, faces[0].confidence, faces[0].landmarks, crop="whole")], [image]
     align = align_openface if input_size <= 96 else crop_facenet
     return faces, [align(image, f, input_size) for f in faces]
 

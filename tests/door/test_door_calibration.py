@@ -79,3 +79,34 @@ def test_calibrate_command_writes_plot_and_json(tmp_path, capsys, monkeypatch):
         assert img.format == "PNG" and img.size[0] > 800
     code = door_cli.main(["calibrate", str(folder), "--far", "2"])
     assert code == 2 and "--far must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_choose_threshold_keeps_the_true_accepts_with_the_widest_margin():
+    # genuine 0.1 0.2 0.3 | impostors 0.25 0.5 0.6 0.7
+    d = np.array([0.1, 0.2, 0.3, 0.25, 0.5, 0.6, 0.7])
+    genuine = np.array([True] * 3 + [False] * 4)
+    # FAR <= 0.25 allows the 0.25 impostor: all genuine accepted; halfway between 0.3 and the next impostor 0.5
+    assert cal.choose_threshold(d, genuine, far=0.25) == pytest.approx(0.4)
+    # FAR 0: only up to 0.25 (genuine 0.1, 0.2), halfway between 0.2 and the impostor 0.25
+    assert cal.choose_threshold(d, genuine, far=0.0) == pytest.approx(0.225)
+    # separable: between the farthest genuine and the nearest impostor
+    assert cal.choose_threshold([0.2, 0.4, 0.9, 1.0], [True, True, False, False], far=0.01) == pytest.approx(0.65)
+
+
+def test_leave_one_person_out_checks_each_person_with_a_threshold_chosen_without_them():
+    # on a line: ann 0, 0.1 | bob 0.5, 0.6 | cid 3.0, 3.8 | dee 10
+    vectors = np.array([[0.0, 0], [0.1, 0], [0.5, 0], [0.6, 0], [3.0, 0], [3.8, 0], [10.0, 0]])
+    labels = ["ann", "ann", "bob", "bob", "cid", "cid", "dee"]
+    held = cal.leave_one_person_out(vectors, labels, far=0.01)
+    # without cid (or dee) the choice is 0.25 (between 0.1 and the ann-bob impostors at 0.4): cid's 0.8 is refused;
+    # without ann (or bob) it is 1.6 (1.85): ann and bob's 4 impostor pairs, 0.4-0.6, are accepted, each time
+    assert (held["genuine"], held["genuine_accepted"]) == (3, 2)
+    assert [(r["person"], r["distance"], r["threshold"]) for r in held["genuine_refused"]] == [("cid", 0.8, 0.25)]
+    assert (held["impostor"], held["impostor_accepted"]) == (2 * 18, 8)
+    assert held["tar"] == pytest.approx(2 / 3) and held["far"] == pytest.approx(8 / 36)
+    assert (held["threshold_min"], held["threshold_max"]) == (pytest.approx(0.25), pytest.approx(1.85))
+    result = cal.calibrate(vectors, labels, far=0.01)
+    assert result["held_out"]["genuine_refused"] == held["genuine_refused"]
+    assert result["recommended"] == {"threshold": pytest.approx(0.25), "far": 0.0, "tar": pytest.approx(2 / 3)}
+    with pytest.raises(cal.CalibrationError, match="two or more photos"):
+        cal.leave_one_person_out(vectors[:3], labels[:3])

@@ -75,7 +75,7 @@ def test_commands_round_trip(tmp_path, capsys, double):
     assert [c["name"] for c in faces[0]["candidates"]] == ["ann", "bob"]
     code, out, _ = run([*opts, "identify", c1], capsys)
     assert code == 1 and out.startswith("unknown\t")
-    code, out, _ = run([*opts, "--threshold", "5", "identify", c1], capsys)
+    code, out, _ = run([*opts, "--threshold", "1.99", "identify", c1], capsys)
     assert code == 0 and not out.startswith("unknown")
 
     code, out, _ = run([*opts, "verify", "ann", a1], capsys)
@@ -191,6 +191,9 @@ def test_name_and_duplicate_errors(tmp_path, capsys, double):
         (["enroll", "bob", a2, a2], "same photo is given twice"),
         (["enroll", " ", a2], "invalid name"),
         (["--threshold", "-1", "verify", "ann", a1], "--threshold must be a positive distance"),
+        (["--threshold", "2", "verify", "ann", a1], "--threshold 2 refused: .* open the door for anyone"),
+        (["--threshold", "5", "identify", a1], "--threshold 5 refused: .* never more than 2 apart"),
+        (["--threshold", "inf", "enroll", "--add", "ann", a2], "--threshold inf refused"),
     ]
     for argv, message in cases:
         code, out, err = run([*opts, *argv], capsys)
@@ -198,6 +201,37 @@ def test_name_and_duplicate_errors(tmp_path, capsys, double):
         assert re.search(message, err), (argv, err)
     people = face_db.FaceDB(db).people()
     assert [(p["name"], p["models"]) for p in people] == [("ann", {"test-double": {"dim": 16, "embeddings": 1}})]
+
+
+def test_a_database_others_can_read_is_made_private_on_the_next_write(tmp_path, capsys, double):
+    db = tmp_path / "faces.db"
+    opts = ["--db", db, "--crop", "whole"]
+    assert run([*opts, "enroll", "ann", pattern(tmp_path / "a.png", 1)], capsys)[0] == 0
+    os.chmod(db, 0o644)
+    code, _, err = run([*opts, "list"], capsys)                  # reading changes nothing
+    assert code == 0 and err == "" and db.stat().st_mode & 0o777 == 0o644
+    code, _, err = run([*opts, "enroll", "bob", pattern(tmp_path / "b.png", 2)], capsys)
+    assert code == 0 and db.stat().st_mode & 0o777 == 0o600
+    assert f"note: {db} was readable by others (mode 0644" in err and "set it back to 0600" in err
+    os.chmod(db, 0o660)
+    code, _, err = run([*opts, "remove", "bob"], capsys)
+    assert code == 0 and db.stat().st_mode & 0o777 == 0o600 and "mode 0660" in err
+    code, _, err = run([*opts, "remove", "ann"], capsys)
+    assert code == 0 and err == ""                               # already private: nothing to say
+
+
+def test_json_says_which_crop_path_and_threshold(tmp_path, capsys, double):
+    db = tmp_path / "faces.db"
+    a1 = pattern(tmp_path / "a1.png", 1)
+    assert run(["--db", db, "--crop", "whole", "enroll", "ann", a1], capsys)[0] == 0
+    code, out, _ = run(["--db", db, "--crop", "whole", "--json", "verify", "ann", a1], capsys)
+    result = json.loads(out)
+    assert code == 0 and (result["crop"], result["threshold"], result["threshold_from"]) == \
+        ("whole", ThumbnailEmbedder.threshold, "model default for whole crops")
+    assert result["face"]["crop"] == "whole"
+    code, out, _ = run(["--db", db, "--crop", "whole", "--threshold", "0.5", "--json", "identify", a1], capsys)
+    (face,) = json.loads(out)["faces"]
+    assert (face["crop"], face["threshold"], face["threshold_from"]) == ("whole", 0.5, "--threshold")
 
 
 def test_missing_locked_and_corrupted_database(tmp_path, capsys, double):

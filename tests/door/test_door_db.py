@@ -53,6 +53,21 @@ def test_file_is_private_and_wal(tmp_path):
         os.umask(old)
 
 
+def test_files_others_can_use_are_made_private_before_the_next_write(tmp_path):
+    path = tmp_path / "faces.db"
+    with FaceDB(path) as d:
+        d.enroll("ann", unit(np.random.default_rng(0), 1), "m", shas("a", 1))
+        side = [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+        for p in [path, *side]:
+            os.chmod(p, 0o644)
+        assert d.names() == ["ann"] and d.notices == []             # reading leaves the modes alone
+        d.enroll("bob", unit(np.random.default_rng(1), 1), "m", shas("b", 1))
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in [path, *side]} == \
+            {p.name: 0o600 for p in [path, *side]}
+        assert len(d.notices) == 1 + len(side) and "mode 0644" in d.notices[0]
+        assert d.make_private() == []                               # nothing left to fix
+
+
 def test_enroll_identify_top_k_matches_brute_force(db):
     rng = np.random.default_rng(1)
     people = {f"p{i}": unit(rng, 1 + i % 3) for i in range(12)}

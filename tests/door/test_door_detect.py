@@ -94,9 +94,9 @@ def test_precropped_course_faces_are_used_whole(course_images):
     image = read_rgb(course_images / "camera_0.jpg")
     faces, crops = fd.face_crops(image, 160)
     assert len(faces) == 1 and faces[0].box == (0, 0, 96, 96)
-    assert crops[0] is image
+    assert crops[0] is image and faces[0].crop == "whole"
     faces, crops = fd.face_crops(image, 160, crop="align")
-    assert faces[0].box != (0, 0, 96, 96) and crops[0].shape == (160, 160, 3)
+    assert faces[0].box != (0, 0, 96, 96) and crops[0].shape == (160, 160, 3) and faces[0].crop == "aligned"
     faces, crops = fd.face_crops(np.zeros((50, 70, 3), np.uint8), 96, crop="whole")
     assert faces[0].box == (0, 0, 70, 50) and faces[0].landmarks == {}
 

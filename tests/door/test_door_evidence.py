@@ -60,7 +60,8 @@ def test_identify_names_each_camera_shot(door_db, course_images, capsys, shot):
     (face,) = result["faces"]
     assert code == 0, err
     assert face["name"] == CAMERA[shot], face
-    assert face["distance"] < result["threshold"]
+    assert (face["crop"], face["threshold"]) == ("whole", 0.7)   # the course-crop path keeps 0.7
+    assert face["distance"] < face["threshold"]
 
 
 def test_group_photo_every_face_named(course_images, tmp_path, capsys):
