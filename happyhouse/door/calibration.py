@@ -199,8 +199,8 @@ def plot_roc(result: dict, path: str | os.PathLike) -> Path:
     floor = 0.5 / max(result["impostor_pairs"], 1)
     ax_roc.step(np.maximum(far, floor), tar, where="post", color="C0")
     ax_roc.set_xscale("log")
-    ax_roc.set_xlim(floor, 1.0)
-    ax_roc.set_ylim(0, 1.02)
+    ax_roc.set_xlim(floor / 1.6, 1.0)   # a FAR of 0 is drawn at ``floor``, inside the frame
+    ax_roc.set_ylim(0, 1.05)
     ax_roc.plot([result["far_at_threshold"] or floor], [result["tar_at_threshold"]], "o", color="C3",
                 label=f"threshold {result['threshold']:.3f} (FAR <= {result['far_target']:g})")
     ax_roc.plot([result["eer"] or floor], [1 - result["eer"]], "s", color="C2",
