@@ -74,7 +74,12 @@ def test_calibrate_command_writes_plot_and_json(tmp_path, capsys, monkeypatch):
     assert (result["people"], result["photos"], result["skipped"]) == (3, 6, 1)
     assert (result["genuine_pairs"], result["impostor_pairs"]) == (4, 11)
     assert result["far_at_threshold"] <= 0.1
-    assert "EER" in stdout and str(out / "roc.png") in stdout
+    # every photo was used whole: the default reported is the model's for whole crops
+    assert result["crops"] == {"whole": 6}
+    assert result["default"]["crop"] == "whole" and result["default"]["threshold"] == ThumbnailEmbedder.threshold
+    assert result["default"]["threshold_from"] == "model default for whole crops"
+    assert set(result["recommended"]) == {"threshold", "far", "tar"} and result["held_out"]["genuine"] == 4
+    assert "EER" in stdout and str(out / "roc.png") in stdout and "recommended threshold" in stdout
     with Image.open(out / "roc.png") as img:
         assert img.format == "PNG" and img.size[0] > 800
     code = door_cli.main(["calibrate", str(folder), "--far", "2"])
