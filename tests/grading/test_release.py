@@ -277,3 +277,21 @@ def test_the_students_own_code_is_not_borrowing(cells):
     nb = _notebook(*cells)
     index = next(i for i, c in enumerate(nb.cells) if "GRADED FUNCTION" in c.source)
     assert assignment.borrowed(nb, "gram_matrix", index, assignment.project_modules()) is None
+
+
+def test_nbgraders_stub_reads_as_not_implemented():
+    """A release made by nbgrader (its stub raises NotImplementedError) is reported the same way."""
+    from happyhouse.grading.compare import judge, reference_spec
+
+    reference = small_reference()
+    spec = reference_spec(reference, "reference", Options())
+    spec["functions"] = assignment.function_specs(reference)
+    executed = copy.deepcopy(reference)
+    executed.cells[1].source = SQUARE.split("    ### BEGIN")[0] + "    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    executed.cells[2].outputs = [new_output("error", ename="NotImplementedError", evalue="", traceback=[])]
+    executed.metadata["grading"] = {"finished": True, "cells": {str(i): {"status": "error" if i == 2 else "ok"}
+                                                                for i, c in enumerate(executed.cells) if c.cell_type == "code"}}
+    verdicts = {r["exercise"]: r for r in assignment.review(judge(executed, spec), executed, spec)}
+    assert verdicts["square"]["verdict"] == "error"
+    assert verdicts["square"]["reason"].startswith("not implemented: cell 1 still has the placeholder `raise NotImplementedError()`")
+    assert verdicts["sum_of_squares"]["verdict"] == "pass" and verdicts["sum_of_squares"]["depends_on"] == []
