@@ -17,7 +17,9 @@ exercises, missing file).
 Modules, one per concern: :mod:`.notebook` (reading notebooks, errors, options),
 :mod:`.execute` (running notebooks), :mod:`.compare` (matching cells, tolerances, verdicts),
 :mod:`.grader` (one submission or a class, here or on Dask), :mod:`.report` (tables, CSV, JSON,
-chart), :mod:`.diff` (nbdime diffs), :mod:`.cli` (the ``grading`` command).
+chart), :mod:`.diff` (nbdime diffs), :mod:`.release` (student versions of a reference),
+:mod:`.assignment` (placeholders left, borrowed implementations, dependencies), :mod:`.cli`
+(the ``grading`` command).
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ _API = {
     "grader": ("grade_source", "load_reference", "grade", "exit_code", "grade_class"),
     "report": ("format_table", "write_results", "plot_pass_rates"),
     "diff": ("diff_text", "diff_html"),
+    "release": ("release", "student_version", "placeholder", "ReleaseError"),
+    "assignment": ("review",),
     "cli": ("build_parser", "main"),
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}

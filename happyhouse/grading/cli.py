@@ -5,6 +5,7 @@
                                                      cluster (--scheduler ADDRESS): CSV of scores
     diff A.ipynb B.ipynb [--html OUT.html]           nbdime diff of two notebooks, for instructors
     execute NOTEBOOK.ipynb -o OUT.ipynb              run a notebook exactly as the grader does
+    release REFERENCE.ipynb -o FOLDER                the student version: solutions -> placeholders
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 from .diff import diff_html, diff_text
 from .execute import execute_notebook
 from .grader import exit_code, grade, grade_class
-from .notebook import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, Options
+from .notebook import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, Options, read_notebook
+from .release import graded_function, release
 from .report import _public, format_table
 
 DESCRIPTION = "Grading: re-execute students' notebooks, compare their graded cells with a reference, diff notebooks."
@@ -77,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=Options.cell_timeout)
     p.add_argument("--kernel", default=Options.kernel)
     p.add_argument("--workdir", default=None, help="working folder (default: the notebook's folder)")
+
+    p = commands.add_parser("release", help="write the student version of a reference notebook")
+    p.add_argument("reference", help="the reference notebook, solutions between ### BEGIN/END SOLUTION")
+    p.add_argument("-o", "--out", required=True, help="folder for the student version (same file name)")
     return parser
 
 
@@ -108,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
                 diff_html(args.a, args.b, args.html, args.outputs_only)
                 print(f"HTML diff: {args.html}")
             return EXIT_FAIL if text else EXIT_PASS
+        if args.command == "release":
+            target = release(args.reference, args.out)
+            names = [graded_function(c.source) for c in read_notebook(target).cells if c.cell_type == "code"]
+            names = [n for n in names if n]
+            print(f"{target}: {len(names)} graded functions ({', '.join(names)}), solutions replaced by "
+                  "placeholders, outputs cleared")
+            return EXIT_PASS
         if args.command == "execute":
             source = Path(args.notebook)
             execute_notebook(source, Path(args.output), args.timeout,

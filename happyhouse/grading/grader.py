@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 
+from .assignment import function_specs, review
 from .compare import judge, reference_spec
 from .execute import PROJECT_ROOT, run_submission
 from .notebook import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, NotebookFileError, Options, parse_notebook, read_notebook
@@ -33,7 +34,7 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
     try:
         nb = parse_notebook(data, name)
         executed, _ = run_submission(nb, options, workdir)
-        report["exercises"] = judge(executed, spec)
+        report["exercises"] = review(judge(executed, spec), executed, spec)
         report["executed"] = nbformat.writes(executed)
     except Exception as err:  # one bad submission must never stop a class
         report["status"] = "error"
@@ -51,7 +52,9 @@ def load_reference(reference: str | os.PathLike, options: Options, execute: bool
         nb, problem = run_submission(nb, options, Path(reference).resolve().parent)
         if problem:
             raise GradingError(f"{reference}: the reference could not be executed: {problem}")
-    return reference_spec(nb, str(reference), options)
+    spec = reference_spec(nb, str(reference), options)
+    spec["functions"] = function_specs(nb)  # graded functions: placeholders, cells (see assignment.py)
+    return spec
 
 
 def grade(submission: str | os.PathLike, reference: str | os.PathLike, options: Options | None = None,
