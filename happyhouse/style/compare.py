@@ -4,7 +4,7 @@ with the seconds each step took, and a grid picture of the results.
 The grid shows the generated pictures only, labelled by network and style name (the content
 and style images themselves are course data and stay out of anything committed).
 
-    python -m happyhouse.style.compare [--out docs/nst_networks.png] [--iterations 30]
+    python -m happyhouse.style.compare [--out docs/nst_networks.png] [--iterations 12] [--size 300x400]
 """
 from __future__ import annotations
 
@@ -77,21 +77,24 @@ def main(argv=None) -> int:
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS))
     parser.add_argument("--iterations", type=int, default=12)
     parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="lbfgs")
+    parser.add_argument("--size", default="300x400", help="HEIGHTxWIDTH (default 300x400)")
     parser.add_argument("--out", type=Path, default=Path("docs/nst_networks.png"))
     args = parser.parse_args(argv)
+    from nst_utils import _parse_size
+    size = _parse_size(args.size)
     import matplotlib
     matplotlib.use("Agg")
     import course_data
     import image_io
     from nst_models import WeightsError
     try:
-        results = compare_networks(args.content, args.styles, args.networks, args.iterations, args.optimizer)
+        results = compare_networks(args.content, args.styles, args.networks, args.iterations, args.optimizer, size)
     except (course_data.DataNotFoundError, image_io.ImageReadError, WeightsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(seconds_table(results))
     fig = grid_figure(results, f"{Path(args.content).stem}, {args.iterations} {args.optimizer} iterations, "
-                               f"300x400")
+                               f"{size[0]}x{size[1]}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=80)
     print(f"wrote {args.out}")
