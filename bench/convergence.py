@@ -1,6 +1,6 @@
 """Convergence: L-BFGS (scipy's L-BFGS-B, as Gatys and jcjohnson/neural-style use) vs the
 course's Adam (learning rate 2.0): steps and seconds to reach the total cost that Adam reaches
-after 200 steps, on louvre_small.jpg + monet.jpg with the offline loss network.
+after 200 steps, on louvre_small.jpg + monet.jpg with the FaceNet loss network (VGG-16: bench.style_vgg16).
 
 Both optimisers start from the same noisy image (``generate_noise_image(seed=0)``) and
 minimise the same ``nst_utils.StyleTransferCost``. One Adam step and one L-BFGS function
@@ -70,7 +70,7 @@ def plot(adam, lbfgs, target, path, network):
 def main(argv=None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--network", default=None, help="loss network (default: nst_utils.OFFLINE_NETWORK)")
+    p.add_argument("--network", default="facenet", help="loss network (default facenet; VGG-16: bench.style_vgg16)")
     args = p.parse_args(argv)
     roof = common.rooflines(args.quick)
     import tensorflow as tf
@@ -79,7 +79,7 @@ def main(argv=None) -> dict:
 
     size = (96, 128) if args.quick else (300, 400)
     steps = 10 if args.quick else ADAM_STEPS
-    network = args.network or nst_utils.OFFLINE_NETWORK
+    network = args.network
     content, style, source = images(size, np.random.default_rng(0))  # the course's, else random pictures
     model = nst_utils.load_loss_network(network, size, verbose=False)
     cost = nst_utils.StyleTransferCost(model, content, style)

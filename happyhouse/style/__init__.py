@@ -1,0 +1,1 @@
+"""Neural style transfer controls: colours, style blending, initial image, sizes, checkpoints, progress."""
