@@ -7,7 +7,12 @@ at least 100 queries, the speed-up over the loop, and memory (the gallery's byte
 extra memory of one search, by tracemalloc). The loop is timed on fewer queries at 10^5 and,
 at 10^6, on a 10^5 subset and extrapolated linearly (the loop is O(K)); the JSON says so.
 
-    python -m bench.identification [--quick]
+HNSW (face_db.Gallery(search="hnsw"), faiss): build time, p50/p99 of one query against the
+exact search on the same gallery, recall@1 against the exact search (enrolled people's noisy
+copies, and strangers: random vectors nobody enrolled), index memory. Each larger K runs only
+when the build time extrapolated from the previous K (n log n) fits --hnsw-max-build-s.
+
+    python -m bench.identification [--quick] [--hnsw-only] [--hnsw-max-build-s 900]
 """
 from __future__ import annotations
 
@@ -163,6 +168,78 @@ def bench_facedb(model: str, d: int, k: int, n_queries: int, rng, tmp) -> dict:
             "first_correct": first.name == f"person_{truth[0]:07d}"}
 
 
+def rss_bytes() -> int:
+    import psutil
+    return psutil.Process().memory_info().rss
+
+
+def bench_hnsw(d: int, ks, n_queries: int, max_build_s: float, rng) -> list[dict]:
+    """HNSW against the exact search for each K in ``ks`` (one 512-d embedding per person)."""
+    import math
+
+    from happyhouse.door import db as face_db
+    rows = []
+    for k in ks:
+        if rows and "build_s" in rows[-1]:
+            prev = rows[-1]
+            estimate = prev["build_s"] * k / prev["K"] * math.log(k) / math.log(prev["K"])
+            if estimate > max_build_s:
+                rows.append({"K": k, "dim": d, "skipped": f"build estimated at {estimate:.0f} s "
+                                                          f"> --hnsw-max-build-s {max_build_s:g}"})
+                print(f"hnsw K={k}: skipped, build estimated at {estimate:.0f} s", flush=True)
+                continue
+        E = make_gallery(k, d, rng)
+        names = [f"person_{i:07d}" for i in range(k)]
+        queries, _ = make_queries(E, n_queries, rng)
+        strangers = make_gallery(n_queries, d, rng)
+        exact = face_db.Gallery(names, np.arange(k), E, search="exact")
+        hnsw = face_db.Gallery(names, np.arange(k), E, search="hnsw")
+        rss0 = rss_bytes()
+        t0 = time.perf_counter()
+        hnsw.build_index()
+        build_s = time.perf_counter() - t0
+        index_mib = (rss_bytes() - rss0) / 2**20
+        row = {"K": k, "dim": d, "build_s": build_s, "index_MiB": index_mib}
+        for label, q in (("enrolled", queries), ("stranger", strangers)):
+            truth = exact.search(q, k=1)[0][:, 0]             # the exact answers, in one batch
+            found = np.empty(len(q), np.int64)
+            times = {"exact": [], "hnsw": []}
+            for i in range(len(q)):
+                for how, g in (("hnsw", hnsw), ("exact", exact)):
+                    if how == "exact" and (label == "stranger" or i >= 30):
+                        continue                             # the exact search's speed: 30 queries
+                    t0 = time.perf_counter()
+                    idx, _ = g.search(q[i:i + 1], k=1)
+                    times[how].append(time.perf_counter() - t0)
+                    if how == "hnsw":
+                        found[i] = idx[0, 0]
+            row[f"recall1_{label}"] = float((found == truth).mean())
+            if label == "enrolled":
+                h, e = common.stats(times["hnsw"]), common.stats(times["exact"])
+                row.update(hnsw_p50_ms=h["p50_ms"], hnsw_p99_ms=h["p99_ms"], exact_p50_ms=e["p50_ms"],
+                           speedup_p50=e["p50_ms"] / h["p50_ms"])
+        rows.append(row)
+        print(common.table([row]), flush=True)
+        del exact, hnsw, E
+    return rows
+
+
+def hnsw_goals(rows: list[dict]) -> list[dict]:
+    done = [r for r in rows if "build_s" in r]
+    goals = []
+    if done:
+        worst = min(r["recall1_enrolled"] for r in done)
+        goals.append(common.goal("HNSW recall@1 vs exact (enrolled queries, every K run)", ">= 0.99",
+                                 worst, worst >= 0.99, f"K up to {done[-1]['K']:,}"))
+    at6 = [r for r in rows if r["K"] == 10**6]
+    if at6 and "build_s" in at6[0]:
+        goals.append(common.goal("HNSW p50 at K=10^6 x 512", "< 5 ms", at6[0]["hnsw_p50_ms"],
+                                 at6[0]["hnsw_p50_ms"] < 5))
+    elif at6:
+        goals.append(common.goal("HNSW p50 at K=10^6 x 512", "< 5 ms", None, False, "not run: " + at6[0]["skipped"]))
+    return goals
+
+
 def plot(rows, path):
     """p50 latency of one query against K, ours and the course's loop, log-log."""
     import matplotlib
@@ -185,9 +262,24 @@ def plot(rows, path):
 
 
 def main(argv=None) -> dict:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--hnsw-only", action="store_true",
+                   help="only the HNSW section, written to identification_hnsw.json")
+    p.add_argument("--hnsw-max-build-s", type=float, default=900.0,
+                   help="skip a K whose extrapolated HNSW build takes longer (default 900)")
+    args = p.parse_args(argv)
     roof = common.rooflines(args.quick)
     rng = np.random.default_rng(0)
+    hnsw_ks = (1000, 3000) if args.quick else (10**4, 10**5, 10**6)
+    hnsw_rows = bench_hnsw(512, hnsw_ks, 20 if args.quick else 200, args.hnsw_max_build_s, rng)
+    hnsw_notes = [f"HNSW: faiss IndexHNSWFlat, M={_face_db().HNSW_M}, efConstruction="
+                  f"{_face_db().HNSW_EF_CONSTRUCTION}, efSearch={_face_db().HNSW_EF_SEARCH}; one query per call; "
+                  "exact_p50_ms is face_db.Gallery's exact search on the same gallery (30 queries); recall1 "
+                  "is the share of queries whose nearest person is the exact search's; index_MiB is the "
+                  "process RSS growth during the build (the vectors are copied into the index)."]
+    if args.hnsw_only:
+        common.write("identification_hnsw", hnsw_rows, hnsw_goals(hnsw_rows), roof, args.out, hnsw_notes)
+        return {"hnsw": hnsw_rows}
     ks = (100, 1000) if args.quick else (10**3, 10**4, 10**5, 10**6)
     n_queries = 20 if args.quick else 100
     rows = []
@@ -224,11 +316,18 @@ def main(argv=None) -> dict:
     notes.append("facedb rows: FaceDB.identify on an SQLite file of K people (one embedding each): the first "
                  "call reads every embedding from the file; later calls reuse the in-memory gallery "
                  "until the file changes")
+    print(common.table(hnsw_rows))
     plot(rows, args.out / "identification.png")
-    common.write("identification", rows, goals, roof, args.out, notes, extra={"facedb": db_rows},
+    common.write("identification", rows, goals + hnsw_goals(hnsw_rows), roof, args.out, notes + hnsw_notes,
+                 extra={"facedb": db_rows, "hnsw": hnsw_rows},
                  columns=["model", "dim", "K", "ours_p50_ms", "ours_p99_ms", "loop_p50_ms", "loop_extrapolated",
                           "speedup_p50", "gallery_MiB", "dict_MiB", "search_peak_MiB", "agrees_with_loop"])
     return {"rows": rows, "goals": goals}
+
+
+def _face_db():
+    from happyhouse.door import db as face_db
+    return face_db
 
 
 if __name__ == "__main__":

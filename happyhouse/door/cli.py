@@ -7,9 +7,10 @@
     remove NAME              forget a person
     calibrate FOLDER         <person>/<photo> folder -> ROC plot, EER, threshold at a chosen FAR
     fetch                    download the course data (``door fetch --help``)
+    serve                    the same over HTTP with one warm model (happyhouse/door/service.py)
 
 Options (before or after the command): --db FILE, --model NAME, --threshold T, --json,
---crop auto|align|whole, --timeout SECONDS. Exit codes: 0 match / done, 1 no match, 2 error
+--crop auto|align|whole, --search auto|exact|hnsw, --timeout SECONDS. Exit codes: 0 match / done, 1 no match, 2 error
 (one message on stderr, nothing written).
 
 Each face is judged with the model's threshold for the path its crop took ("whole": a small
@@ -19,49 +20,25 @@ photo), unless --threshold (below 2) overrides it; ``--json`` says which path an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from fr_utils import EMBEDDER_NAMES, check_threshold, threshold_for
+from fr_utils import EMBEDDER_NAMES, check_threshold
 from happyhouse.door import db as face_db
-from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, face_crops, one_face
+from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, one_face
+from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_single_faces, enroll_result, face_threshold,
+                                         progress_bar,
+                                         identify_result, load_embedder, refuse_duplicate, require_someone,
+                                         verify_result)
 from happyhouse.image_io import ImageReadError, read_rgb
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 MODELS = EMBEDDER_NAMES
 DEFAULT_MODEL = "inception-resnet-v1"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-class UsageError(ValueError):
-    """A mistake in what the user asked for (reported in one line, exit 2)."""
-
-
-def load_embedder(name: str):
-    """fr_utils' embedder, with TensorFlow's start-up chatter kept off the terminal."""
-    with _quiet_stderr():
-        import fr_utils
-        import tensorflow  # noqa: F401  (its C++ logs go to the silenced stderr)
-    return fr_utils.load_embedder(name)
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence file descriptor 2 (C++ logging) for the block; Python errors still surface after it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -89,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--crop", choices=CROP_MODES, default=argparse.SUPPRESS,
                         help="auto: detect faces, use small square face crops whole (default); "
                              "align: always detect and align; whole: the photo is one face")
+    common.add_argument("--search", choices=face_db.SEARCH_MODES, default=argparse.SUPPRESS,
+                        help=f"identify: exact, hnsw (faiss, approximate) or auto: hnsw from "
+                             f"{face_db.HNSW_MIN_ROWS:,} embeddings on (default auto)")
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
                         help=f"seconds to wait for another process's write (default {face_db.DEFAULT_TIMEOUT:g})")
 
@@ -115,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--far", type=float, default=0.01, help="false-accept rate to choose the threshold at (default 0.01)")
     p.add_argument("--out", type=Path, default=Path("output/calibrate"),
                    help="folder for roc.png and calibration.json (default output/calibrate)")
+    p = sub.add_parser("serve", parents=[common], help="an HTTP API with one warm model (FastAPI; /docs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs --token-file)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--token-file", type=Path, default=None,
+                   help="file holding the bearer token that /people needs (default: none, loopback only)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MiB (default 20)")
     return parser
 
 
@@ -127,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return data.main_fetch(argv[1:])
     args = build_parser().parse_args(argv)
     for key, value in (("db", None), ("model", DEFAULT_MODEL), ("threshold", None), ("json", False),
-                       ("crop", "auto"), ("timeout", face_db.DEFAULT_TIMEOUT)):
+                       ("crop", "auto"), ("timeout", face_db.DEFAULT_TIMEOUT),
+                       ("search", "auto")):
         if not hasattr(args, key):
             setattr(args, key, value)
     try:
@@ -153,16 +140,7 @@ def _emit(args, payload: dict, text: str) -> None:
 
 
 def _open_db(args, create: bool = False) -> face_db.FaceDB:
-    return face_db.FaceDB(args.db, create=create, timeout=args.timeout)
-
-
-def _threshold(args, embedder, crop: str) -> float:
-    """--threshold, else the model's default for a face whose crop took path ``crop`` ("whole"/"aligned")."""
-    return float(threshold_for(embedder, crop) if args.threshold is None else args.threshold)
-
-
-def _threshold_source(args, crop: str) -> str:
-    return "--threshold" if args.threshold is not None else f"model default for {crop} crops"
+    return face_db.FaceDB(args.db, create=create, timeout=args.timeout, search=args.search)
 
 
 def _report_notices(db: face_db.FaceDB) -> None:
@@ -170,19 +148,10 @@ def _report_notices(db: face_db.FaceDB) -> None:
         print(f"note: {notice}", file=sys.stderr)
 
 
-def _progress(items, desc: str, unit: str = "photo"):
-    from tqdm import tqdm
-    return tqdm(items, desc=desc, unit=unit, file=sys.stderr, disable=None if len(items) > 1 else True)
-
 
 def _read_photos(paths: list[Path], desc: str) -> list[np.ndarray]:
     """Read every photo first, so a bad one stops the command before anything is computed."""
-    return [read_rgb(p) for p in _progress(paths, desc)]
-
-
-def _single_crops(images: list[np.ndarray], paths: list[Path], embedder, crop: str, desc: str) -> list:
-    return [one_face(img, embedder.input_size, crop, what=str(p))
-            for img, p in _progress(list(zip(images, paths)), desc)]
+    return [read_rgb(p) for p in progress_bar(paths, desc)]
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -193,21 +162,15 @@ def cmd_enroll(args) -> int:
         raise face_db.FaceDBError(f"{path}: --db must name a file in an existing folder.")
     if path.is_file():  # fail fast, before loading any model
         with _open_db(args) as db:
-            if name in db.names() and not args.add:
-                raise face_db.DuplicateEnrollmentError(
-                    f"{name!r} is already enrolled in {db.path}. Nothing was stored. To add photos use "
-                    f"`enroll --add {name} PHOTO...`; to start over, `remove {name}` first.")
+            refuse_duplicate(db, name, args.add)
     images = _read_photos(args.photos, "reading")
     hashes = [face_db.sha256_of(p) for p in args.photos]
     embedder = load_embedder(args.model)
-    faces = _single_crops(images, args.photos, embedder, args.crop, "detecting")
-    vectors = embedder.embed([crop for _, crop in faces])          # all computed before the write
-    with _open_db(args, create=True) as db:
-        count = db.enroll(name, vectors, embedder.name, hashes, add=args.add)
-        path = db.path
+    _, vectors = embed_single_faces(embedder, images, [str(p) for p in args.photos], args.crop, progress=True)
+    with _open_db(args, create=True) as db:                       # all computed before the write
+        payload, text = enroll_result(db, name, vectors, embedder.name, hashes, add=args.add)
         _report_notices(db)
-    _emit(args, {"enrolled": name, "embeddings": count, "model": embedder.name, "db": str(path)},
-          f"enrolled {name}: {count} photo{'s' * (count != 1)} ({embedder.name}) in {path}")
+    _emit(args, payload, text)
     return EXIT_MATCH
 
 
@@ -216,16 +179,10 @@ def cmd_verify(args) -> int:
         db.require(args.name)  # an unknown name fails before any model loads
         image = read_rgb(args.photo)
         embedder = load_embedder(args.model)
-        face, crop = one_face(image, embedder.input_size, args.crop, what=str(args.photo))
-        distance = db.distance(args.name, embedder.embed([crop])[0], embedder.name)
-    threshold = _threshold(args, embedder, face.crop)
-    match = distance < threshold
-    verdict = f"it's {args.name}, welcome in!" if match else f"it's not {args.name}, please go away"
-    _emit(args, {"name": args.name, "distance": round(distance, 4), "threshold": threshold,
-                 "threshold_from": _threshold_source(args, face.crop), "crop": face.crop, "match": match,
-                 "model": embedder.name, "face": face.to_dict()},
-          f"{verdict} (distance {distance:.3f} {'<' if match else '>='} threshold {threshold:g}, "
-          f"{face.crop} crop)")
+        faces, vectors = embed_single_faces(embedder, [image], [str(args.photo)], args.crop)
+        payload, text, match = verify_result(db, args.name, faces[0], vectors[0], embedder,
+                                             args.threshold)
+    _emit(args, payload, text)
     return EXIT_MATCH if match else EXIT_NO_MATCH
 
 
@@ -233,29 +190,13 @@ def cmd_identify(args) -> int:
     if args.top_k < 1:
         raise UsageError(f"--top-k must be at least 1, not {args.top_k}.")
     with _open_db(args) as db:
-        if not db.names():
-            raise face_db.FaceDBError(f"{db.path}: nobody is enrolled yet. Enrol people first "
-                                      "(`enroll NAME PHOTO...`).")
+        require_someone(db)
         image = read_rgb(args.photo)
         embedder = load_embedder(args.model)
-        faces, crops = face_crops(image, embedder.input_size, args.crop)
-        if not faces:
-            raise FaceNotFoundError(f"{args.photo}: no face found. Use a well-lit, frontal photo, "
-                                    "or --crop whole if it is already a face crop.")
-        results = db.identify(embedder.embed(crops), embedder.name, k=args.top_k)
-    rows, lines = [], []
-    for face, matches in zip(faces, results):
-        best = matches[0]
-        threshold = _threshold(args, embedder, face.crop)
-        name = best.name if best.distance < threshold else "unknown"
-        rows.append({"name": name, "distance": round(best.distance, 4), "threshold": threshold,
-                     "threshold_from": _threshold_source(args, face.crop), "crop": face.crop,
-                     "face": face.to_dict(),
-                     "candidates": [{"name": m.name, "distance": round(m.distance, 4)} for m in matches]})
-        lines.append(f"{name}\t{best.distance:.3f}\tbox {list(face.box)}\t{face.crop} crop, threshold {threshold:g}"
-                     + ("" if name != "unknown" else f"\t(nearest: {best.name})"))
-    known = any(r["name"] != "unknown" for r in rows)
-    _emit(args, {"photo": str(args.photo), "model": embedder.name, "faces": rows}, "\n".join(lines))
+        faces, vectors = embed_all_faces(embedder, image, str(args.photo), args.crop)
+        payload, text, known = identify_result(db, str(args.photo), faces, vectors, embedder,
+                                               args.threshold, args.top_k)
+    _emit(args, payload, text)
     return EXIT_MATCH if known else EXIT_NO_MATCH
 
 
@@ -284,7 +225,7 @@ def cmd_calibrate(args) -> int:
     photos = calibration.photos_by_person(args.folder, PHOTO_SUFFIXES)
     embedder = load_embedder(args.model)
     crops, labels, kinds, skipped = [], [], [], []
-    for person, path in _progress(photos, "detecting"):
+    for person, path in progress_bar(photos, "detecting"):
         try:
             face, crop = one_face(read_rgb(path), embedder.input_size, args.crop, what=str(path))
         except (ImageReadError, FaceNotFoundError) as err:  # one bad photo should not stop a folder
@@ -301,10 +242,10 @@ def cmd_calibrate(args) -> int:
         print(f"note: the photos took both crop paths ({counts}); the default threshold reported is the one "
               f"for {path_taken} crops. Use --crop align (or whole) to calibrate one path.", file=sys.stderr)
     vectors = embedder.embed(crops) if crops else np.zeros((0, embedder.dim), np.float32)
-    threshold = _threshold(args, embedder, path_taken)
+    threshold = face_threshold(embedder, path_taken, args.threshold)[0]
     result = calibration.calibrate(vectors, labels, far=args.far, model=embedder.name, default_threshold=threshold)
     result["crops"] = counts
-    result["default"].update(crop=path_taken, threshold_from=_threshold_source(args, path_taken))
+    result["default"].update(crop=path_taken, threshold_from=face_threshold(embedder, path_taken, args.threshold)[1])
     result["skipped"] = len(skipped)
     args.out.mkdir(parents=True, exist_ok=True)
     rec, held = result["recommended"], result["held_out"]
@@ -330,7 +271,12 @@ def cmd_calibrate(args) -> int:
     return EXIT_MATCH
 
 
-COMMANDS = {"enroll": cmd_enroll, "verify": cmd_verify, "identify": cmd_identify, "list": cmd_list,
+def cmd_serve(args) -> int:
+    from happyhouse.door import service
+    return service.serve(args)
+
+
+COMMANDS = {"serve": cmd_serve, "enroll": cmd_enroll, "verify": cmd_verify, "identify": cmd_identify, "list": cmd_list,
             "remove": cmd_remove, "calibrate": cmd_calibrate}
 
 if __name__ == "__main__":

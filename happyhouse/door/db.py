@@ -29,6 +29,12 @@ DEFAULT_PATH = "faces.db"
 SCHEMA_VERSION = 1
 #: Seconds a process waits for another one's write before giving up (SQLite busy timeout).
 DEFAULT_TIMEOUT = 10.0
+#: How identify searches a gallery: "exact" (every embedding), "hnsw" (faiss graph index,
+#: approximate) or "auto": HNSW from HNSW_MIN_ROWS embeddings of a model on, exact below.
+SEARCH_MODES = ("auto", "exact", "hnsw")
+HNSW_MIN_ROWS = 100_000
+#: HNSW graph degree, construction and search breadth (recall@1 vs exact: bench/identification.py).
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 96
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (
@@ -98,9 +104,9 @@ class FaceDB:
     """A face database file. ``create=False`` refuses to make a new file (read commands)."""
 
     def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, search: str = "auto"):
         self.path = Path(path) if path is not None else default_path()
-        self.timeout = timeout
+        self.timeout, self.search = timeout, search
         if self.path.is_dir():
             raise FaceDBError(f"{self.path}: is a folder; --db must name a database file.")
         if not self.path.exists():
@@ -283,7 +289,7 @@ class FaceDB:
         names, owner, E = self.embeddings(model)
         if not names:
             raise FaceDBError(self._nobody_message(model))
-        gallery = Gallery(names, owner, E)
+        gallery = Gallery(names, owner, E, search=self.search)
         self._galleries[model] = (version, gallery)
         return gallery
 
@@ -291,13 +297,15 @@ class FaceDB:
         """The ``k`` nearest people for each query (m, dim): one list of Match per query.
 
         A person's distance is the smallest L2 distance to any of their embeddings of
-        ``model``; all distances come from one matrix operation.
+        ``model``; all distances come from one matrix operation, or from the HNSW index for
+        galleries of HNSW_MIN_ROWS embeddings and more (``search`` of the FaceDB).
         """
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         gallery = self.gallery(model)
         self._check_dim(gallery.E, queries, model)
         idx, dist = gallery.search(queries, k)
-        return [[Match(gallery.names[j], float(d)) for j, d in zip(row, drow)] for row, drow in zip(idx, dist)]
+        return [[Match(gallery.names[j], float(d)) for j, d in zip(row, drow) if j >= 0]  # HNSW may find fewer
+                for row, drow in zip(idx, dist)]
 
     def require(self, name: str, model: str | None = None) -> None:
         """Raise UnknownNameError, or FaceDBError when ``name`` has no embeddings of ``model``."""
@@ -420,9 +428,13 @@ class Gallery:
     """Embeddings of one model in one matrix, searched without a Python loop.
 
     ``names`` (p,) people, ``owner`` (n,) index into ``names`` for each row of ``E`` (n, dim).
+    ``search``: "exact" compares a query with every row; "hnsw" walks a faiss HNSW graph
+    (approximate, built on the first search); "auto" is HNSW from HNSW_MIN_ROWS rows on.
     """
 
-    def __init__(self, names: list[str], owner: np.ndarray, E: np.ndarray):
+    def __init__(self, names: list[str], owner: np.ndarray, E: np.ndarray, search: str = "auto"):
+        if search not in SEARCH_MODES:
+            raise ValueError(f"search must be one of {SEARCH_MODES}, not {search!r}")
         owner = np.asarray(owner, dtype=np.int64)
         order = np.argsort(owner, kind="stable")            # group each person's rows together
         self.names, self.owner = list(names), owner[order]
@@ -430,6 +442,8 @@ class Gallery:
         self._sq = (self.E.astype(np.float64) ** 2).sum(1).astype(np.float32)
         self._starts = np.flatnonzero(np.r_[True, self.owner[1:] != self.owner[:-1]])
         self._people = self.owner[self._starts]               # person of each group
+        self.mode = search if search != "auto" else ("hnsw" if len(self.E) >= HNSW_MIN_ROWS else "exact")
+        self._hnsw = None
 
     def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Queries (m, dim) -> (person index (m, k), distance (m, k)), nearest first.
@@ -437,6 +451,8 @@ class Gallery:
         A person's distance is the smallest over their rows.
         """
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if self.mode == "hnsw":
+            return self._search_hnsw(queries, k)
         d2 = self._sq - 2.0 * (queries @ self.E.T)                # (m, n): squared distance - |q|^2
         if len(self._starts) != len(self.E):
             d2 = np.minimum.reduceat(d2, self._starts, axis=1)    # (m, people)
@@ -451,6 +467,33 @@ class Gallery:
         top_d = np.sqrt(np.maximum(np.take_along_axis(d2, top, axis=1) + q_sq, 0.0))  # only k square roots
         order = np.argsort(top_d, axis=1, kind="stable")
         return self._people[np.take_along_axis(top, order, axis=1)], np.take_along_axis(top_d, order, axis=1)
+
+    def build_index(self):
+        """The faiss HNSW index over E (built once; seconds per 10^5 rows). Returns it."""
+        if self._hnsw is None:
+            import faiss
+            index = faiss.IndexHNSWFlat(self.E.shape[1], HNSW_M)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.add(self.E)
+            self._hnsw = index
+        return self._hnsw
+
+    def _search_hnsw(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest rows from the graph, then each person's best row: same output as the exact search."""
+        index = self.build_index()
+        k = min(k, len(self.names))
+        rows = min(len(self.E), max(8 * k, 16))                    # room for people with several rows
+        index.hnsw.efSearch = max(HNSW_EF_SEARCH, rows)
+        d2, found = index.search(np.ascontiguousarray(queries), rows)   # (m, rows), squared L2, nearest first
+        people = np.full((len(queries), k), -1, np.int64)
+        dist = np.full((len(queries), k), np.inf, np.float32)
+        for i, (row_d2, row_idx) in enumerate(zip(d2, found)):
+            valid = row_idx >= 0
+            owners, first = np.unique(self.owner[row_idx[valid]], return_index=True)
+            best = np.argsort(first)[:k]                          # people in order of their nearest row
+            people[i, :len(best)] = owners[best]
+            dist[i, :len(best)] = np.sqrt(np.maximum(row_d2[valid][first[best]], 0.0))
+        return people, dist
 
 
 def validate_name(name: str) -> str:

@@ -293,3 +293,25 @@ def test_gallery_search_groups_rows_by_person_in_any_order():
         np.testing.assert_allclose(drow, [d for d, _ in brute], atol=1e-5)
     idx1, dist1 = gallery.search(queries[0], k=1)
     assert idx1.shape == (1, 1) and idx1[0, 0] == idx[0, 0]
+
+
+def test_hnsw_search_agrees_with_the_exact_one(monkeypatch):
+    """Several rows per person, noisy queries: HNSW names the same nearest people as the exact search."""
+    rng = np.random.default_rng(3)
+    people, rows_each, dim = 500, 3, 64
+    E = rng.standard_normal((people * rows_each, dim)).astype(np.float32)
+    owner = np.repeat(np.arange(people), rows_each)
+    rng.shuffle(owner)
+    names = [f"p{i}" for i in range(people)]
+    queries = E[rng.integers(0, len(E), 200)] + 0.3 * rng.standard_normal((200, dim)).astype(np.float32)
+    exact = face_db.Gallery(names, owner, E, search="exact")
+    hnsw = face_db.Gallery(names, owner, E, search="hnsw")
+    (ei, ed), (hi, hd) = exact.search(queries, k=3), hnsw.search(queries, k=3)
+    assert hi.shape == ei.shape == (200, 3)
+    assert (hi[:, 0] == ei[:, 0]).mean() >= 0.99
+    same = hi == ei
+    np.testing.assert_allclose(hd[same], ed[same], rtol=1e-4)       # the distances are exact ones
+    assert np.all(np.diff(hd, axis=1) >= 0)
+    monkeypatch.setattr(face_db, "HNSW_MIN_ROWS", len(E))
+    assert face_db.Gallery(names, owner, E).mode == "hnsw"
+    assert face_db.Gallery(names[:-1], owner[owner < people - 1], E[owner < people - 1]).mode == "exact"

@@ -1,0 +1,297 @@
+"""The door as an HTTP service: one warm model behind FastAPI (``python -m fr_utils serve``).
+
+    GET    /health          {"status": "ok", "model": ..., "people": N}
+    POST   /identify        multipart ``photo`` -> the JSON of ``identify --json``
+    POST   /verify          multipart ``name``, ``photo`` -> the JSON of ``verify --json``
+    GET    /people          the JSON of ``list --json``                      (bearer token)
+    POST   /people/{name}   one or more ``photo`` fields -> 201, enrols   (bearer token)
+    DELETE /people/{name}   forgets a person                               (bearer token)
+
+Answers are computed by the same functions as the command line (door.recognition), so JSON and
+error messages match. Errors are ``{"detail": message}``: 400 unreadable image or no face,
+401 missing or wrong token, 404 unknown name, 409 already enrolled, 413 request body over
+--max-upload-mb (counted while it streams in), 422 missing field, 503 database locked.
+Concurrency: detection and embedding share one model under a lock; reads (identify,
+verify, list) go through one long-lived FaceDB connection on its own thread, which keeps the
+gallery in memory until another connection commits (SQLite's data_version); each write opens
+its own FaceDB, one transaction, exactly as the CLI does, so the CLI can run beside the server.
+"""
+
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import socket
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from happyhouse.door import db as face_db
+from happyhouse.door import recognition
+from happyhouse.door.detect import FaceNotFoundError, face_crops
+from happyhouse.image_io import ImageReadError, read_rgb
+
+#: Exception -> HTTP status; the most specific class in an exception's MRO wins.
+STATUS = {ImageReadError: 400, FaceNotFoundError: 400, recognition.UsageError: 400, face_db.FaceDBError: 400,
+          face_db.UnknownNameError: 404, face_db.DuplicateEnrollmentError: 409,
+          face_db.DatabaseLockedError: 503, face_db.CorruptDatabaseError: 500}
+
+
+class UploadTooLarge(HTTPException):
+    """The request body passed the limit while it was being read."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the upload is larger than the server's limit of {limit / 2**20:g} MiB; "
+                              "send a smaller photo (a 640x480 JPEG is plenty).",
+                         headers={"Connection": "close"})   # stop reading the rest of the body
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a body over ``limit`` bytes from its Content-Length, or as soon
+    as the bytes read so far pass it (chunked uploads), before the app sees the rest."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send)
+        seen, started = 0, False
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise UploadTooLarge(self.limit)
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except UploadTooLarge:
+            if started:
+                raise
+            await self._refuse(send)
+
+    async def _refuse(self, send):
+        error = UploadTooLarge(self.limit)
+        await JSONResponse({"detail": error.detail}, 413, headers=error.headers)({"type": "http"}, None, send)
+
+
+class Door:
+    """The warm model and the database, shared by every request (thread-safe)."""
+
+    def __init__(self, db_path: Path, embedder, crop: str = "auto", threshold: float | None = None,
+                 token: str | None = None, search: str = "auto"):
+        self.db_path, self.embedder, self.crop, self.token = Path(db_path), embedder, crop, token
+        self.threshold = threshold   # None: the model's default for each face's crop path
+        self.model_lock = threading.Lock()
+        self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="face-db-reader")
+        self._reader = self._reader_thread.submit(face_db.FaceDB, self.db_path, create=True,
+                                                  search=search).result()
+
+    def read(self, fn, *args):
+        """Run ``fn(db, *args)`` on the shared read connection (its own thread; SQLite objects stay there)."""
+        return self._reader_thread.submit(fn, self._reader, *args).result()
+
+    @contextlib.contextmanager
+    def writer(self):
+        """A FaceDB of its own for one write, as the CLI opens one."""
+        with face_db.FaceDB(self.db_path, create=False) as db:
+            yield db
+
+    def warm_up(self) -> None:
+        """Run detection and the embedder once, so the first request does not build their graphs."""
+        blank = np.full((480, 640, 3), 128, np.uint8)
+        with self.model_lock:
+            face_crops(blank, self.embedder.input_size, self.crop)
+            self.embedder.embed([np.zeros((self.embedder.input_size,) * 2 + (3,), np.uint8)])
+
+
+def read_upload(upload: UploadFile) -> tuple[np.ndarray, str, str]:
+    """An uploaded photo -> (RGB (H, W, 3) uint8, sha256 of its bytes, its name for messages)."""
+    what = f"upload {upload.filename or 'photo'!r}"
+    data = upload.file.read()
+    try:
+        return read_rgb(data), hashlib.sha256(data).hexdigest(), what
+    except ImageReadError as err:
+        raise ImageReadError(str(err).replace("<bytes>", what, 1)) from None
+
+
+def create_app(door: Door, max_upload_bytes: int) -> FastAPI:
+    """The FastAPI application around ``door``; request bodies over ``max_upload_bytes`` get 413."""
+    app = FastAPI(title="Happy House door", version="1",
+                  description="Face recognition for the Happy House door: identify, verify, enrol. "
+                              "Management endpoints (/people) need `Authorization: Bearer <token>`.")
+    app.add_middleware(BodyLimit, limit=max_upload_bytes)
+    bearer = HTTPBearer(auto_error=False, description="the content of the server's --token-file")
+
+    for error, status in STATUS.items():
+        app.add_exception_handler(error, _error_handler(status))
+
+    @app.exception_handler(RequestValidationError)
+    async def missing_field(request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": "; ".join(_field_message(e) for e in exc.errors())}, status_code=422)
+
+    def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if door.token is None:
+            return  # loopback without a token file (serve refuses any other address)
+        given = credentials.credentials.encode() if credentials else b""
+        if not hmac.compare_digest(given, door.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token: send `Authorization: Bearer <token>` "
+                                     "with the content of the server's --token-file.",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    Photo = Annotated[UploadFile, File(description="a photo (JPEG, PNG, ...)")]
+    admin = [Depends(authorised)]
+
+    @app.get("/health")
+    def health() -> dict:
+        """Liveness, the model and how many people are enrolled."""
+        return {"status": "ok", "model": door.embedder.name, "people": len(door.read(face_db.FaceDB.names))}
+
+    @app.post("/identify")
+    def identify(photo: Photo, top_k: Annotated[int, Query(ge=1, le=100)] = 3) -> dict:
+        """Name every face in the photo, or "unknown" (the JSON of `identify --json`)."""
+        door.read(recognition.require_someone)
+        image, _, what = read_upload(photo)
+        with door.model_lock:
+            faces, vectors = recognition.embed_all_faces(door.embedder, image, what, door.crop)
+        payload, _, _ = door.read(recognition.identify_result, photo.filename or "photo", faces, vectors,
+                                  door.embedder, door.threshold, top_k)
+        return payload
+
+    @app.post("/verify")
+    def verify(name: Annotated[str, Form()], photo: Photo) -> dict:
+        """Is the one face in the photo this person? (the JSON of `verify --json`)"""
+        door.read(face_db.FaceDB.require, name)
+        image, _, what = read_upload(photo)
+        with door.model_lock:
+            faces, vectors = recognition.embed_single_faces(door.embedder, [image], [what], door.crop)
+        payload, _, _ = door.read(recognition.verify_result, name, faces[0], vectors[0], door.embedder,
+                                  door.threshold)
+        return payload
+
+    @app.get("/people", dependencies=admin)
+    def people() -> dict:
+        """Everyone enrolled, with embedding counts per model (the JSON of `list --json`)."""
+        return {"people": door.read(face_db.FaceDB.people)}
+
+    @app.post("/people/{name}", status_code=201, dependencies=admin)
+    def enroll(name: str, photo: Annotated[list[UploadFile], File(description="photos, one face each")],
+               add: bool = False) -> dict:
+        """Enrol a person from one or more `photo` fields, one face each; `?add=true` adds photos."""
+        name = face_db.validate_name(name)
+        door.read(recognition.refuse_duplicate, name, add)       # 409 before any model work
+        images, hashes, whats = zip(*(read_upload(p) for p in photo))
+        with door.model_lock:
+            _, vectors = recognition.embed_single_faces(door.embedder, list(images), list(whats), door.crop)
+        with door.writer() as db:
+            payload, _ = recognition.enroll_result(db, name, vectors, door.embedder.name, list(hashes), add=add)
+        return payload
+
+    @app.delete("/people/{name}", dependencies=admin)
+    def remove(name: str) -> dict:
+        """Forget a person and all their embeddings."""
+        with door.writer() as db:
+            count = db.remove(name)
+        return {"removed": name, "embeddings": count}
+
+    return app
+
+
+def _error_handler(status: int):
+    async def handler(request: Request, exc: Exception):
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+    return handler
+
+
+def _field_message(error: dict) -> str:
+    field = ".".join(str(p) for p in error.get("loc", ())[1:]) or "body"
+    if error.get("type") == "missing":
+        return (f"missing field {field!r}: send it as multipart/form-data "
+                f"(curl -F {field}=@face.jpg, or -F name=NAME for a name).")
+    return f"field {field!r}: {error.get('msg', 'invalid')}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token(path: Path | None) -> str | None:
+    """The bearer token in ``path`` (stripped), or None without a file; UsageError if unusable."""
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as err:
+        raise recognition.UsageError(f"--token-file {path}: cannot read it ({err.strerror}).") from None
+    if len(token) < 16:
+        raise recognition.UsageError(f"--token-file {path}: the token must be at least 16 characters "
+                                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())' > FILE`).")
+    if Path(path).stat().st_mode & 0o077:
+        print(f"warning: {path} is readable by other users; `chmod 600 {path}`.", file=sys.stderr)
+    return token
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, or UsageError saying why not (port taken, unknown address)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as err:
+        raise recognition.UsageError(f"cannot listen on {host}:{port} ({err.strerror or err}); "
+                                "pick another --port or --host.") from None
+
+
+def serve(args) -> int:
+    """``serve``: check the options, load and warm the model, then answer HTTP until Ctrl-C."""
+    import uvicorn
+
+    token = read_token(args.token_file)
+    if token is None and not is_loopback(args.host):
+        raise recognition.UsageError(f"refusing to listen on {args.host} without --token-file: anyone on the "
+                                "network could enrol faces. Give a token file, or use --host 127.0.0.1.")
+    if not 0 < args.max_upload_mb <= 1024:
+        raise recognition.UsageError(f"--max-upload-mb must be between 0 and 1024, not {args.max_upload_mb}.")
+    if args.threshold is not None and not args.threshold > 0:
+        raise recognition.UsageError(f"--threshold must be a positive distance, not {args.threshold}.")
+    path = args.db or face_db.default_path()
+    if path.is_dir() or not path.absolute().parent.is_dir():
+        raise face_db.FaceDBError(f"{path}: --db must name a file in an existing folder.")
+    sock = listen(args.host, args.port)
+    embedder = recognition.load_embedder(args.model)
+    door = Door(path, embedder, crop=args.crop, threshold=args.threshold, token=token, search=args.search)
+    door.warm_up()
+    app = create_app(door, int(args.max_upload_mb * 2**20))
+    host, port = sock.getsockname()[:2]
+    people = len(door.read(face_db.FaceDB.names))
+    print(f"the door listens on http://{host}:{port} (model {embedder.name}, {people} people in {path}; "
+          f"docs at /docs{'' if token else '; /people open to this machine: no --token-file'})",
+          file=sys.stderr, flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
+    server.run(sockets=[sock])
+    return 0
