@@ -68,7 +68,10 @@ class Server:
             headers["Authorization"] = f"Bearer {token}"
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            conn.request(method, path, body=body if method != "GET" else None, headers=headers)
+            try:
+                conn.request(method, path, body=body if method != "GET" else None, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered (413) and closed before reading the whole body: read its answer
             resp = conn.getresponse()
             raw = resp.read()
             return resp.status, json.loads(raw) if raw[:1] in (b"{", b"[") else raw, dict(resp.getheaders())
