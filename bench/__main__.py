@@ -18,7 +18,8 @@ import time
 
 from bench import common
 
-BENCHMARKS = ("weights_load", "embedding", "identification", "style_step", "convergence", "style_vgg16")
+BENCHMARKS = ("weights_load", "embedding", "identification", "style_step", "convergence", "style_vgg16",
+              "style_large")
 
 
 def main(argv=None) -> int:
