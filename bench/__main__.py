@@ -19,7 +19,7 @@ import time
 from bench import common
 
 BENCHMARKS = ("weights_load", "embedding", "identification", "style_step", "convergence", "style_vgg16",
-              "service")
+              "service", "style_large")
 
 
 def main(argv=None) -> int:

@@ -134,7 +134,8 @@ def test_style_transfer_lowers_the_cost_and_writes_the_images(tmp_path, pictures
     assert history.total[-1] < history.total[0]
     np.testing.assert_allclose(history.total, 10 * np.array(history.content) + 40 * np.array(history.style),
                                rtol=1e-4)
-    assert sorted(p.name for p in out.iterdir()) == ["0.png", "2.png", "4.png", "generated_image.jpg"]
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "2.png", "4.png", "generated_image.jpg",
+                                                    "progress.png"]
     printed = capsys.readouterr().out
     assert "Iteration 0 :\ntotal cost = " in printed and "content cost = " in printed
     assert "Iteration 4 :" in printed and "style cost = " in printed
@@ -194,7 +195,7 @@ def test_command_line_errors(tmp_path, pictures, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "notes.jpg" in err and "Traceback" not in err
     with pytest.raises(SystemExit) as exit_info:
-        nu.main([str(pictures[0]), str(pictures[1]), "--size", "300"])
+        nu.main([str(pictures[0]), str(pictures[1]), "--size", "300by400"])
     assert exit_info.value.code == 2 and "HEIGHTxWIDTH" in capsys.readouterr().err
     assert nu.main([str(pictures[0]), str(pictures[1]), "--vgg-weights", str(tmp_path / "x.mat"),
                     "--network", "vgg19"]) == 2

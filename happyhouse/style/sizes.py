@@ -1,0 +1,69 @@
+"""Picture sizes: --size LONG_SIDE or HxW, the coarse-to-fine schedule above 512 px, and the
+style image's size (--style-scale). Sizes are (height, width) in pixels."""
+from __future__ import annotations
+
+import math
+
+#: Above this long side a run goes coarse to fine by default.
+SINGLE_SCALE_MAX = 512
+#: The default coarsest scale has a long side of about this many pixels.
+COARSEST_LONG_SIDE = 256
+
+
+def parse_size(text: str):
+    """"768" -> 768 (the long side, the content's aspect kept); "300x400" -> (300, 400).
+    Raises ValueError with the accepted forms."""
+    try:
+        parts = [int(v) for v in str(text).lower().split("x")]
+        if len(parts) not in (1, 2) or min(parts) < 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"size must be LONG_SIDE or HEIGHTxWIDTH in pixels, e.g. 512 or 300x400; got {text!r}") from None
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def resolve_size(size, content_hw) -> tuple[int, int]:
+    """(height, width) of the result: ``size`` (H, W) as given, or an int long side with the
+    content's aspect ratio (``content_hw``, its original (H, W))."""
+    if isinstance(size, int):
+        h, w = content_hw
+        factor = size / max(h, w)
+        return max(1, round(h * factor)), max(1, round(w * factor))
+    return int(size[0]), int(size[1])
+
+
+def default_scales(hw, min_side: int = 1) -> int:
+    """Number of scales for a result of ``hw``: 1 up to SINGLE_SCALE_MAX px, else enough
+    doublings from a coarsest long side of about COARSEST_LONG_SIDE px (1024 px: 3 scales,
+    256 -> 512 -> 1024), never a coarsest short side under ``min_side`` (the network's minimum)."""
+    if max(hw) <= SINGLE_SCALE_MAX:
+        return 1
+    n = 1 + math.ceil(math.log2(max(hw) / COARSEST_LONG_SIDE) - 1e-9)
+    while n > 1 and min(hw) / 2 ** (n - 1) < min_side:
+        n -= 1
+    return n
+
+
+def scale_schedule(hw, scales: int, iterations: int) -> list[tuple[tuple[int, int], int]]:
+    """Coarse-to-fine passes [((height, width), iterations)], coarsest first, ending at ``hw``.
+    Each scale halves the next one's sides; the coarsest runs ``iterations`` steps and each
+    finer scale half as many as the one before (at least 1), since a step costs 4x more there
+    and starts from the upsampled coarser result."""
+    if scales < 1:
+        raise ValueError(f"scales must be at least 1, got {scales}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    passes = []
+    for k in range(scales):
+        factor = 2 ** (scales - 1 - k)
+        size = (max(1, round(hw[0] / factor)), max(1, round(hw[1] / factor)))
+        passes.append((size, max(1, iterations // 2 ** k)))
+    return passes
+
+
+def style_size(content_hw, style_scale: float = 1.0) -> tuple[int, int]:
+    """The style image's (height, width): the content's size (as the course) times ``style_scale``
+    (0.5: style features half as large in the result; 2: twice as large)."""
+    if not style_scale > 0:
+        raise ValueError(f"style scale must be positive, got {style_scale:g}")
+    return max(1, round(content_hw[0] * style_scale)), max(1, round(content_hw[1] * style_scale))
