@@ -328,7 +328,7 @@ def lbfgs_minimize(cost, start, max_iterations=200, max_evals=None, target=None,
     start = np.asarray(start, dtype=np.float32)
     shape = start.shape
 
-    @tf.function
+    @tf.function(autograph=False)  # no Python control flow to convert
     def value_and_grad(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
