@@ -18,7 +18,7 @@ import time
 
 from bench import common
 
-BENCHMARKS = ("weights_load", "embedding", "identification", "style_step", "convergence")
+BENCHMARKS = ("weights_load", "embedding", "identification", "style_step", "convergence", "grading")
 
 
 def main(argv=None) -> int:

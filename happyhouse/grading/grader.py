@@ -62,10 +62,15 @@ def load_reference(reference: str | os.PathLike, options: Options, execute: bool
     nb = read_notebook(reference)
     plan = grading_plan(nb, str(reference))
     if execute:
-        apply_plan(nb, [] if options.full else plan)
+        done = apply_plan(nb, [] if options.full else plan)
         nb, problem = run_submission(nb, options, Path(reference).resolve().parent)
         if problem:
             raise GradingError(f"{reference}: the reference could not be executed: {problem}")
+        ran = nb.metadata["grading"]["cells"]
+        for c in done["shortened"]:
+            if ran.get(str(c["cell"]), {}).get("status") != "ok":
+                raise GradingError(f"{reference}: cell {c['cell']}'s short settings (metadata grading.short) did not "
+                                   f"run: {_error_of(nb.cells[c['cell']])}; fix them, or grade with --full.")
     spec = reference_spec(nb, str(reference), options)
     spec["functions"] = function_specs(nb)  # graded functions: placeholders, cells (see assignment.py)
     spec["plan"] = [] if options.full else plan  # from the reference as written (tags, not the short sources)
@@ -86,6 +91,11 @@ def grade(submission: str | os.PathLike, reference: str | os.PathLike, options: 
                                 "expected a Jupyter notebook (.ipynb) file.")
     workdir = options.workdir or Path(reference).resolve().parent
     return grade_source(str(path), path.read_bytes(), spec, options, workdir)
+
+
+def _error_of(cell) -> str:
+    err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+    return f"{err.get('ename')}: {err.get('evalue')}" if err else "it did not finish"
 
 
 def exit_code(reports: list[dict]) -> int:

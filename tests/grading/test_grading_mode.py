@@ -165,3 +165,12 @@ def test_the_command_line_refuses_bad_worker_counts(tmp_path):
     result = subprocess.run([sys.executable, "-m", "happyhouse.grading", "class", str(tmp_path), "--reference",
                              "r.ipynb", "--workers", "many"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "give a number of notebooks (1 or more) or 'auto'" in result.stderr
+
+
+def test_a_reference_whose_short_settings_fail_is_refused(tmp_path):
+    nb = notebook()
+    nb.cells[3].metadata["grading"]["short"] = "weights = train(iterations=-1) + undefined_name"
+    nbformat.write(nb, tmp_path / "reference.ipynb")
+    nbformat.write(student(notebook()), tmp_path / "alice.ipynb")
+    with pytest.raises(grading.GradingError, match=r"cell 3's short settings .* NameError: name 'undefined_name'"):
+        grading.grade(tmp_path / "alice.ipynb", tmp_path / "reference.ipynb", options(tmp_path), execute_reference=True)
