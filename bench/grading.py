@@ -9,7 +9,10 @@ Memory is the peak resident memory of a notebook's process tree (runner + kernel
 class the peak of all of them together. The class's time to 100 is extrapolated linearly from
 the class measured (conservative: the first notebook of a class runs alone to be measured).
 
-    python -m bench.grading [--quick] [--class-size 20] [--only style face]
+    python -m bench.grading [--quick] [--class-size 20] [--only style face] [--parallel]
+
+``--parallel`` benchmarks the notebooks at the same time (one thread each: twice the load, so every
+time is pessimistic; the ratios within a notebook stay side by side), for a busy machine.
 """
 from __future__ import annotations
 
@@ -86,6 +89,7 @@ def bench_notebook(key: str, class_size: int, tmp: Path) -> tuple[dict, dict]:
 
     print(f"[{key}] one submission in grading mode ...", flush=True)
     report = grading.grade(submission, reference, options)
+    print(f"[{key}] full {full_seconds:.1f} s, grading mode {report['seconds']:.1f} s", flush=True)
     single = {"notebook": key, "full_execute_s": round(full_seconds, 1), "full_ok": full_ok,
               "full_peak_mb": executed.metadata["grading"]["peak_memory_mb"],
               "grading_mode_s": report["seconds"], "grading_peak_mb": report["peak_memory_mb"],
@@ -106,6 +110,7 @@ def bench_notebook(key: str, class_size: int, tmp: Path) -> tuple[dict, dict]:
     peaks = [r["peak_memory_mb"] for r in reports if r["peak_memory_mb"]]
     workers = grading.auto_workers(free, max(peaks) * 2**20 if peaks else None, os.cpu_count())
     every_pass = all(r["status"] == "graded" and r["passed"] == r["total"] for r in reports)
+    print(f"[{key}] class of {class_size}: {class_seconds:.1f} s", flush=True)
     klass = {"notebook": key, "class_size": class_size, "class_s": round(class_seconds, 1),
              "per_submission_s": round(class_seconds / class_size, 1),
              "class_of_100_s": round(class_seconds * 100 / class_size, 0),
@@ -119,16 +124,20 @@ def main(argv=None) -> None:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--class-size", type=int, default=20, help="copies per class (default 20)")
     p.add_argument("--only", nargs="+", choices=sorted(NOTEBOOKS), default=list(NOTEBOOKS))
+    p.add_argument("--parallel", action="store_true", help="benchmark the notebooks at the same time")
     args = p.parse_args(argv)
     class_size = 2 if args.quick else args.class_size
     load_before = [round(x, 2) for x in os.getloadavg()]
     roof = common.rooflines(quick=True)
-    singles, classes = [], []
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
-        for key in args.only:
-            single, klass = bench_notebook(key, class_size, Path(tmp))
-            singles.append(single)
-            classes.append(klass)
+        if args.parallel:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(args.only)) as pool:
+                results = list(pool.map(lambda key: bench_notebook(key, class_size, Path(tmp)), args.only))
+        else:
+            results = [bench_notebook(key, class_size, Path(tmp)) for key in args.only]
+    singles, classes = [r[0] for r in results], [r[1] for r in results]
     load_after = [round(x, 2) for x in os.getloadavg()]
     goals = []
     for s in singles:
@@ -150,6 +159,9 @@ def main(argv=None) -> None:
              "full = `python -m happyhouse.grading execute` of a fresh copy (every cell); grading mode = "
              "`grading grade` (reference's grading:skip cells skipped, grading:short cells short)",
              f"class of 100 = class time x 100 / {class_size} (linear; the first notebook runs alone to be measured)"]
+    if args.parallel:
+        notes.append(f"--parallel: {', '.join(args.only)} were benchmarked at the same time, each competing with "
+                     "the other for the cores (and --workers auto in each class sized without knowing the other)")
     print("\n## one submission")
     print(common.table(singles))
     common.write("grading", classes, goals, roof, args.out, notes,
