@@ -18,8 +18,10 @@ Modules, one per concern: :mod:`.notebook` (reading notebooks, errors, options),
 :mod:`.execute` (running notebooks), :mod:`.compare` (matching cells, tolerances, verdicts),
 :mod:`.grader` (one submission or a class, here or on Dask), :mod:`.report` (tables, CSV, JSON,
 chart), :mod:`.diff` (nbdime diffs), :mod:`.release` (student versions of a reference),
-:mod:`.assignment` (placeholders left, borrowed implementations, dependencies), :mod:`.cli`
-(the ``grading`` command).
+:mod:`.assignment` (placeholders left, borrowed implementations, dependencies), :mod:`.mode`
+(grading mode: the reference's ``grading:skip`` and ``grading:short`` cell tags),
+:mod:`.workers` (``--workers auto``: notebooks at once by memory), :mod:`.cli` (the
+``grading`` command).
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ _API = {
     "diff": ("diff_text", "diff_html"),
     "release": ("release", "student_version", "placeholder", "ReleaseError"),
     "assignment": ("review",),
+    "mode": ("SKIP_TAG", "SHORT_TAG", "RUNNER_SKIP_TAG", "grading_plan", "apply_plan"),
+    "workers": ("auto_workers", "available_memory", "tree_rss"),
     "cli": ("build_parser", "main"),
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}

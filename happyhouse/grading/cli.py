@@ -35,12 +35,27 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", default=d.kernel, help="Jupyter kernel name (default python3)")
     parser.add_argument("--workdir", default=None, help="working folder of the kernel (default: the reference's folder)")
     parser.add_argument("--execute-reference", action="store_true",
-                        help="execute the reference first instead of using its recorded outputs")
+                        help="execute the reference first (in the same mode) instead of using its recorded outputs")
+    parser.add_argument("--full", action="store_true",
+                        help="run every cell; by default the reference's grading:skip cells are skipped and its "
+                             "grading:short cells run with their short settings")
 
 
 def _options(args) -> Options:
     return Options(cell_timeout=args.timeout, notebook_timeout=args.notebook_timeout, rtol=args.rtol,
-                   atol=args.atol, kernel=args.kernel, workdir=args.workdir)
+                   atol=args.atol, kernel=args.kernel, workdir=args.workdir, full=args.full)
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of notebooks (1 or more) or 'auto'")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("class", help="grade every *.ipynb in a folder (in parallel, or on Dask)")
     p.add_argument("folder")
     _add_grading_options(p)
-    p.add_argument("--workers", type=int, default=None, help="notebooks run at once here (default: CPU count)")
+    p.add_argument("--workers", type=_workers, default=None,
+                   help="notebooks run at once here: a number, or auto (as many as fit in free memory at the "
+                        "peak measured per notebook, at most the CPU count); default: CPU count")
+    p.add_argument("--notebook-memory", type=float, default=None, metavar="MB",
+                   help="with --workers auto: a recorded peak per notebook (MB), so the first one need not run alone")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--out", default="grading-results",
                    help="folder for scores.csv, pass_rates.png, reports/, executed/ (default grading-results)")
@@ -100,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             return exit_code([report])
         if args.command == "class":
             reports = grade_class(args.folder, args.reference, _options(args), args.workers, args.scheduler,
-                                  args.out, args.execute_reference, progress=not args.no_progress)
+                                  args.out, args.execute_reference, progress=not args.no_progress,
+                                  notebook_memory_mb=args.notebook_memory)
             for r in reports:
                 verdicts = ", ".join(f"{e['exercise']}={e['verdict']}" for e in r["exercises"]) or r["error"]
                 print(f"{r['submission']}: {r['passed']}/{r['total']}  {verdicts}")

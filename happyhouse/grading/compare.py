@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from .mode import grading_plan
 from .notebook import EXERCISE_TAG, GradingError, Options, _short, exercise_cells, output_text
 
 #: A number in text: 3, -2.5, 1., .5, 6.02e23, 1E-05, nan, -inf; not digits inside words (float32, conv4_2).
@@ -15,8 +16,10 @@ NUMBER = re.compile(r"(?<![\w.])[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|
 def reference_spec(reference, name: str, options: Options) -> dict:
     """What each exercise must print, from a reference notebook with recorded outputs.
 
-    Returns ``{"reference": name, "exercises": {exercise: {"expected", "ids", "rtol", "atol"}}}``;
-    a reference cell's metadata ``{"grading": {"rtol": .., "atol": ..}}`` overrides the tolerances.
+    Returns ``{"reference": name, "exercises": {exercise: {"expected", "ids", "rtol", "atol"}},
+    "plan": [...]}``; a reference cell's metadata ``{"grading": {"rtol": .., "atol": ..}}``
+    overrides the tolerances; ``plan`` lists the cells grading mode skips or shortens (see
+    :func:`.mode.grading_plan`; empty with ``options.full``).
     """
     cells = exercise_cells(reference)
     if not cells:
@@ -44,7 +47,8 @@ def reference_spec(reference, name: str, options: Options) -> dict:
             "rtol": float(tolerance.get("rtol", options.rtol)),
             "atol": float(tolerance.get("atol", options.atol)),
         }
-    return {"reference": name, "exercises": exercises}
+    plan = grading_plan(reference, name)  # checked even for a full run: a broken tag is an error either way
+    return {"reference": name, "exercises": exercises, "plan": [] if options.full else plan}
 
 
 def _skeleton(text: str) -> str:

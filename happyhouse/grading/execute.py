@@ -11,7 +11,9 @@ from pathlib import Path
 
 import nbformat
 
+from .mode import RUNNER_SKIP_TAG
 from .notebook import GradingError, Options, read_notebook
+from .workers import MB, tree_rss
 
 #: The project checkout (or, when installed, the folder holding the package): kernels can import from it.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +35,9 @@ def execute_notebook(source: Path, target: Path, cell_timeout: float, workdir: P
     """Run ``source`` in a fresh kernel and save it to ``target`` after every cell.
 
     ``target``'s metadata ``grading`` records ``cells`` (index -> status ok/error/timeout and
-    seconds), ``died`` (the cell the kernel died in) and ``finished``. A cell running past
-    ``cell_timeout`` seconds is interrupted and the next cells still run.
+    seconds; ``skipped`` for cells tagged :data:`RUNNER_SKIP_TAG`, which do not run), ``died``
+    (the cell the kernel died in) and ``finished``. A cell running past ``cell_timeout`` seconds
+    is interrupted and the next cells still run.
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     from nbclient import NotebookClient
@@ -44,6 +47,9 @@ def execute_notebook(source: Path, target: Path, cell_timeout: float, workdir: P
     nb = read_notebook(source)
     nb.metadata["grading"] = {"cells": {}, "finished": False}
     state = nb.metadata["grading"]  # nbformat copies dicts on assignment
+    for index, cell in enumerate(nb.cells):
+        if RUNNER_SKIP_TAG in cell.get("metadata", {}).get("tags", []):
+            state["cells"][str(index)] = {"status": "skipped", "seconds": 0.0}
     started = {}
 
     def save():
@@ -68,7 +74,7 @@ def execute_notebook(source: Path, target: Path, cell_timeout: float, workdir: P
     transport = {"KernelManager": {"transport": "ipc", "ip": str(Path(sockets.name, "kernel"))}}
     client = NotebookClient(
         nb, timeout=cell_timeout, kernel_name=kernel, allow_errors=True,
-        interrupt_on_timeout=True, iopub_timeout=10,
+        interrupt_on_timeout=True, iopub_timeout=10, skip_cells_with_tag=RUNNER_SKIP_TAG,
         error_on_timeout={"ename": _TIMEOUT_NAME, "evalue": f"ran longer than {cell_timeout:g} s",
                           "traceback": []},
         on_cell_start=on_start, on_cell_executed=on_executed,
@@ -111,8 +117,10 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 def run_submission(nb, options: Options, workdir: Path) -> tuple[nbformat.NotebookNode, str | None]:
     """Execute notebook ``nb`` in its own process; returns (executed notebook, problem or None).
 
-    The problem is set when the notebook ran past ``options.notebook_timeout`` (its process and
-    kernel are killed); the notebook then holds what ran. Raises GradingError when the notebook
+    The executed notebook's metadata ``grading.peak_memory_mb`` is the peak resident memory of
+    the process and its kernel (sampled every 0.2 s). The problem is set when the notebook ran
+    past ``options.notebook_timeout`` (its process and kernel are killed); the notebook then
+    holds what ran. Raises GradingError when the notebook
     could not be run at all (e.g. no such kernel).
     """
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
@@ -124,19 +132,28 @@ def run_submission(nb, options: Options, workdir: Path) -> tuple[nbformat.Notebo
                    "--timeout", str(options.cell_timeout), "--kernel", options.kernel,
                    "--workdir", str(workdir)]
         env = {**grading_env(), "TMPDIR": tmp}  # its temporary files (kernel sockets) go when we clean up
-        proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        problem, stopped = None, False
-        try:
-            _, stderr = proc.communicate(timeout=options.notebook_timeout)
-            if proc.returncode != 0:  # student code cannot do this (it runs in the kernel): our failure
-                raise GradingError("the notebook could not be run: " + _last_line(stderr).removeprefix("error: "))
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc)
-            problem = f"the notebook ran longer than {options.notebook_timeout:g} s and was stopped"
-            stopped = True
+        log = Path(tmp, "runner.log")
+        with open(log, "w") as stderr:  # a file, not a pipe: we poll the process to sample its memory
+            proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+        problem, stopped, peak = None, False, 0
+        deadline = time.monotonic() + options.notebook_timeout
+        while True:
+            peak = max(peak, tree_rss(proc.pid))
+            try:
+                proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    _kill_tree(proc)
+                    problem = f"the notebook ran longer than {options.notebook_timeout:g} s and was stopped"
+                    stopped = True
+                    break
+        if not stopped and proc.returncode != 0:  # student code cannot do this (it runs in the kernel): our failure
+            raise GradingError("the notebook could not be run: "
+                               + _last_line(log.read_text(errors="replace")).removeprefix("error: "))
         executed = nbformat.read(target, as_version=4) if target.exists() else nb
     state = executed.metadata.setdefault("grading", {"cells": {}, "finished": False})
+    state["peak_memory_mb"] = round(peak / MB, 1)
     if problem:
         state["problem"], state["stopped"] = problem, stopped
     return executed, problem

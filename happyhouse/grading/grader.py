@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -13,8 +14,10 @@ import nbformat
 from .assignment import function_specs, review
 from .compare import judge, reference_spec
 from .execute import PROJECT_ROOT, run_submission
+from .mode import apply_plan, grading_plan
 from .notebook import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, NotebookFileError, Options, parse_notebook, read_notebook
 from .report import write_results
+from .workers import MB, auto_workers, available_memory
 
 
 def grade_source(name: str, data: bytes | str, spec: dict, options: Options | dict,
@@ -22,18 +25,23 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
     """Grade one submission given as notebook text; never raises (problems become the report's error).
 
     Returns the report: ``submission``, ``reference``, ``status`` (graded / error), ``error``,
-    ``passed``, ``total``, ``score``, ``exercises`` (see :func:`judge`), ``seconds``, ``options``
-    and ``executed`` (the executed notebook as JSON text, or None).
+    ``passed``, ``total``, ``score``, ``exercises`` (see :func:`judge`), ``cells`` (grading mode:
+    which cells were skipped or shortened, see :func:`.mode.apply_plan`), ``peak_memory_mb``
+    (the notebook's process tree), ``seconds``, ``options`` and ``executed`` (the executed
+    notebook as JSON text, or None).
     """
     options = Options(**options) if isinstance(options, dict) else options
     workdir = Path(workdir or options.workdir or PROJECT_ROOT)
     start = time.monotonic()
     report = {"submission": name, "reference": spec["reference"], "status": "graded", "error": None,
               "passed": 0, "total": len(spec["exercises"]), "score": 0.0, "exercises": [],
-              "seconds": 0.0, "options": asdict(options), "executed": None}
+              "cells": None, "peak_memory_mb": None, "seconds": 0.0, "options": asdict(options),
+              "executed": None}
     try:
         nb = parse_notebook(data, name)
+        report["cells"] = apply_plan(nb, spec.get("plan", []))
         executed, _ = run_submission(nb, options, workdir)
+        report["peak_memory_mb"] = executed.metadata["grading"].get("peak_memory_mb")
         report["exercises"] = review(judge(executed, spec), executed, spec)
         report["executed"] = nbformat.writes(executed)
     except Exception as err:  # one bad submission must never stop a class
@@ -46,14 +54,26 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
 
 
 def load_reference(reference: str | os.PathLike, options: Options, execute: bool = False) -> dict:
-    """The spec of a reference notebook (see :func:`reference_spec`), executing it first if asked."""
+    """The spec of a reference notebook (see :func:`reference_spec`), executing it first if asked.
+
+    An executed reference runs in the same mode as the submissions (grading mode: its skipped cells
+    skipped, its shortened cells short; ``options.full``: every cell).
+    """
     nb = read_notebook(reference)
+    plan = grading_plan(nb, str(reference))
     if execute:
+        done = apply_plan(nb, [] if options.full else plan)
         nb, problem = run_submission(nb, options, Path(reference).resolve().parent)
         if problem:
             raise GradingError(f"{reference}: the reference could not be executed: {problem}")
+        ran = nb.metadata["grading"]["cells"]
+        for c in done["shortened"]:
+            if ran.get(str(c["cell"]), {}).get("status") != "ok":
+                raise GradingError(f"{reference}: cell {c['cell']}'s short settings (metadata grading.short) did not "
+                                   f"run: {_error_of(nb.cells[c['cell']])}; fix them, or grade with --full.")
     spec = reference_spec(nb, str(reference), options)
     spec["functions"] = function_specs(nb)  # graded functions: placeholders, cells (see assignment.py)
+    spec["plan"] = [] if options.full else plan  # from the reference as written (tags, not the short sources)
     return spec
 
 
@@ -73,6 +93,11 @@ def grade(submission: str | os.PathLike, reference: str | os.PathLike, options: 
     return grade_source(str(path), path.read_bytes(), spec, options, workdir)
 
 
+def _error_of(cell) -> str:
+    err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+    return f"{err.get('ename')}: {err.get('evalue')}" if err else "it did not finish"
+
+
 def exit_code(reports: list[dict]) -> int:
     """0 when every report was graded and every exercise passed, 2 when one is an error, else 1."""
     if any(r["status"] == "error" for r in reports):
@@ -81,15 +106,18 @@ def exit_code(reports: list[dict]) -> int:
 
 
 def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options: Options | None = None,
-                workers: int | None = None, scheduler: str | None = None,
+                workers: int | str | None = None, scheduler: str | None = None,
                 out: str | os.PathLike | None = None, execute_reference: bool = False,
-                progress: bool = True) -> list[dict]:
+                progress: bool = True, notebook_memory_mb: float | None = None) -> list[dict]:
     """Grade every ``*.ipynb`` in ``folder``; returns the reports, sorted by file name.
 
-    Runs ``workers`` notebooks at a time here (default: CPU count), or on the Dask cluster at
-    ``scheduler`` (workers need this project at the same path, or importable, and its data).
-    With ``out``, writes ``scores.csv``, ``pass_rates.png``, ``reports/<name>.json`` and
-    ``executed/<name>.ipynb`` there. A failing, looping or crashing notebook never stops the others.
+    Runs ``workers`` notebooks at a time here (default: CPU count; ``"auto"``: as many as fit in
+    the free memory at the peak measured per notebook, see :func:`.workers.auto_workers`; the
+    first notebook runs alone to be measured unless ``notebook_memory_mb`` gives a recorded
+    peak), or on the Dask cluster at ``scheduler`` (workers need this project at the same path,
+    or importable, and its data). With ``out``, writes ``scores.csv``, ``pass_rates.png``,
+    ``reports/<name>.json`` and ``executed/<name>.ipynb`` there. A failing, looping or crashing
+    notebook never stops the others.
     """
     from tqdm.auto import tqdm
 
@@ -103,28 +131,58 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
     spec = load_reference(reference, options, execute_reference)
     options = replace(options, workdir=str(options.workdir or Path(reference).resolve().parent))
     jobs = [(p.name, p.read_bytes()) for p in paths]
-    if scheduler:
-        from distributed import as_completed as completed
-
-        client = _connect(scheduler)
-        runner, submit = client, partial(client.submit, pure=False)
-    else:
-        completed = as_completed
-        runner = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)  # each job is a process
-        submit = runner.submit
+    job = partial(grade_source, spec=spec, options=asdict(options))
     reports = []
-    with runner, tqdm(total=len(jobs), desc="grading", unit="notebook", disable=not progress) as bar:
-        futures = {submit(grade_source, name, data, spec, asdict(options)): name for name, data in jobs}
-        for future in completed(futures):
+    with tqdm(total=len(jobs), desc="grading", unit="notebook", disable=not progress) as bar:
+        def collect(name, future):
             try:
                 reports.append(future.result())
             except Exception as err:  # a Dask worker died, or cannot import happyhouse.grading (see docs/grading.md)
-                reports.append(_crashed(futures[future], err, spec, options))
+                reports.append(_crashed(name, err, spec, options))
             bar.update()
+
+        if scheduler:
+            from distributed import as_completed as completed
+
+            with _connect(scheduler) as client:
+                futures = {client.submit(job, name, data, pure=False): name for name, data in jobs}
+                for future in completed(futures):
+                    collect(futures[future], future)
+        else:
+            _run_here(jobs, job, workers, notebook_memory_mb, collect, bar)
     reports.sort(key=lambda r: r["submission"])
     if out is not None:
         write_results(reports, list(spec["exercises"]), Path(out))
     return reports
+
+
+def _run_here(jobs, job, workers, notebook_memory_mb, collect, bar) -> None:
+    """Run ``job(name, data)`` for every job, ``workers`` at a time (an int, or "auto": sized by memory)."""
+    cores = os.cpu_count() or 1
+    auto = workers == "auto"
+    free = available_memory() if auto else 0  # measured before any notebook runs
+    peak = notebook_memory_mb * MB if notebook_memory_mb else None
+
+    def limit():
+        return auto_workers(free, peak, cores) if auto else int(workers or cores)
+
+    shown = None
+    pending, running = list(jobs), {}
+    with ThreadPoolExecutor(max_workers=limit() if not auto else cores) as pool:  # each job is a process
+        while pending or running:
+            if auto and limit() != shown:
+                shown = limit()
+                bar.write(f"workers auto: {shown} at a time ({free / 2**30:.1f} GiB free, "
+                          + (f"{peak / MB:.0f} MB per notebook" if peak else "first notebook measured alone")
+                          + f", {cores} cores)", file=sys.stderr)
+            while pending and len(running) < limit():
+                name, data = pending.pop(0)
+                running[pool.submit(job, name, data)] = name
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                collect(running.pop(future), future)
+                if future.exception() is None and future.result().get("peak_memory_mb"):
+                    peak = max(peak or 0, future.result()["peak_memory_mb"] * MB)
 
 
 def _connect(scheduler: str):
@@ -140,4 +198,5 @@ def _connect(scheduler: str):
 def _crashed(name: str, err: Exception, spec: dict, options: Options) -> dict:
     return {"submission": name, "reference": spec["reference"], "status": "error",
             "error": f"grading crashed: {err!r}", "passed": 0, "total": len(spec["exercises"]),
-            "score": 0.0, "exercises": [], "seconds": 0.0, "options": asdict(options), "executed": None}
+            "score": 0.0, "exercises": [], "cells": None, "peak_memory_mb": None, "seconds": 0.0,
+            "options": asdict(options), "executed": None}

@@ -34,6 +34,7 @@ class Options:
     atol: float = 1e-6
     kernel: str = "python3"
     workdir: str | None = None  # None: the reference notebook's folder
+    full: bool = False  # True: run every cell, ignoring the reference's grading:skip / grading:short tags
 
 
 def parse_notebook(data: str | bytes, name: str) -> nbformat.NotebookNode:

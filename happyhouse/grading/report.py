@@ -5,6 +5,7 @@ import csv
 import json
 from pathlib import Path
 
+from .mode import describe
 from .notebook import _short
 
 
@@ -20,8 +21,9 @@ def format_table(report: dict) -> str:
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
     lines.insert(1, "-" * min(120, sum(widths) + 10))
-    tail = f"{report['passed']}/{report['total']} exercises passed ({report['seconds']:.1f} s)"
-    return "\n".join([head, *[line.rstrip() for line in lines], tail]) + "\n"
+    memory = f", peak {report['peak_memory_mb']:.0f} MB" if report.get("peak_memory_mb") else ""
+    tail = f"{report['passed']}/{report['total']} exercises passed ({report['seconds']:.1f} s{memory})"
+    return "\n".join([head, *[line.rstrip() for line in lines], describe(report.get("cells")), tail]) + "\n"
 
 
 def write_results(reports: list[dict], exercises: list[str], out: Path) -> None:
@@ -30,19 +32,27 @@ def write_results(reports: list[dict], exercises: list[str], out: Path) -> None:
     (out / "executed").mkdir(exist_ok=True)
     with open(out / "scores.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["submission", "status", "score", "passed", "total", *exercises, "notes"])
+        writer.writerow(["submission", "status", "score", "passed", "total", *exercises, "skipped", "shortened",
+                         "peak_memory_mb", "notes"])
         for r in reports:
             verdicts = {e["exercise"]: e["verdict"] for e in r["exercises"]}
             notes = r["error"] or "; ".join(f"{e['exercise']}: {e['verdict']}" for e in r["exercises"]
                                             if e["verdict"] != "pass")
             writer.writerow([r["submission"], r["status"], r["score"], r["passed"], r["total"],
-                             *[int(verdicts.get(x) == "pass") for x in exercises], notes])
+                             *[int(verdicts.get(x) == "pass") for x in exercises], *_cells(r),
+                             r.get("peak_memory_mb"), notes])
     for r in reports:
         stem = Path(r["submission"]).stem
         if r.get("executed"):
             (out / "executed" / f"{stem}.ipynb").write_text(r["executed"], encoding="utf-8")
         (out / "reports" / f"{stem}.json").write_text(json.dumps(_public(r), indent=1), encoding="utf-8")
     plot_pass_rates(reports, exercises, out / "pass_rates.png")
+
+
+def _cells(report: dict) -> tuple[str, str]:
+    """The skipped and shortened cells' indices, as '4 6 8' (empty for a full run)."""
+    done = report.get("cells") or {}
+    return tuple(" ".join(str(c["cell"]) for c in done.get(key, [])) for key in ("skipped", "shortened"))
 
 
 def _public(report: dict) -> dict:
