@@ -17,6 +17,17 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes in bfloat16 (AVX512-BF16 or AMX flags in /proc/cpuinfo). Where it
+    does not, oneDNN's rewrite leaves graphs in float32 and "bfloat16" changes nothing."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @contextlib.contextmanager
 def compute_precision(precision: str = "float32"):
     """TensorFlow graphs called inside run their convolutions and matmuls in ``precision``.

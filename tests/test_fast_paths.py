@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 import nst_utils as nu  # noqa: E402
+from happyhouse.precision import cpu_has_bfloat16  # noqa: E402
 
 
 @pytest.fixture
@@ -150,7 +151,8 @@ def test_bfloat16_embedder_stays_close_to_fp32():
     a, b = fp32.embed(faces), bf16.embed(faces)
     np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-3)
     assert np.linalg.norm(a - b, axis=1).max() < 0.05   # << the 0.7-0.9 thresholds
-    assert np.linalg.norm(a - b, axis=1).max() > 0       # it did run in another precision
+    if cpu_has_bfloat16():  # without AVX512-BF16/AMX, oneDNN may leave the graph in float32
+        assert np.linalg.norm(a - b, axis=1).max() > 0   # it did run in another precision
     with pytest.raises(ValueError, match="precision must be one of"):
         fr_utils.load_embedder("inception-resnet-v1", precision="int8")
 
