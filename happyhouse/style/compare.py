@@ -84,8 +84,8 @@ def main(argv=None) -> int:
     size = _parse_size(args.size)
     import matplotlib
     matplotlib.use("Agg")
-    import course_data
-    import image_io
+    from happyhouse import data as course_data
+    from happyhouse import image_io
     from nst_models import WeightsError
     try:
         results = compare_networks(args.content, args.styles, args.networks, args.iterations, args.optimizer, size)
