@@ -195,13 +195,6 @@ def _read_csv(path, shape: tuple[int, ...]):
     return values.reshape(shape).astype(np.float32), None
 
 
-def _cache_folder(cache_dir=None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "happyhouse"
-
-
 def _checksum(folder: Path, names, contents: dict | None = None) -> str:
     """sha256 over the named files (their bytes from ``contents`` where given, else read)."""
     digest = hashlib.sha256()
@@ -256,7 +249,7 @@ def load_weights(weights_dir=None, cache_dir=None) -> dict[str, list[np.ndarray]
     if not missing:
         try:  # every file is read once: hashed here, parsed below on a cache miss
             contents = {name: (folder / name).read_bytes() for name in present}
-            cache = _cache_folder(cache_dir) / f"nn4.small2-{_checksum(folder, present, contents)[:24]}.npz"
+            cache = course_data.cache_folder(cache_dir) / f"nn4.small2-{_checksum(folder, present, contents)[:24]}.npz"
         except OSError:  # an unreadable file: parsing below reports it
             cache, contents = None, {}
         weights = _read_cache(cache, expected) if cache is not None and cache.is_file() else None

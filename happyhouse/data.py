@@ -173,10 +173,28 @@ def checksum_matches(path: str | os.PathLike, checksum: str) -> bool:
         digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
     else:
         raise ValueError(f"unknown checksum algorithm {algo!r} (use sha256 or gitblob)")
+    return _digest_file(path, digest) == expected.lower()
+
+
+def _digest_file(path, digest) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest() == expected.lower()
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of the file ``path``, read in 1 MiB blocks."""
+    import hashlib
+    return _digest_file(path, hashlib.sha256())
+
+
+def cache_folder(cache_dir=None) -> Path:
+    """The user cache for converted weights: ``cache_dir``, else ``$XDG_CACHE_HOME/happyhouse``
+    (``~/.cache/happyhouse``)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "happyhouse"
 
 
 def _download(url: str, part: Path, progress, retries: int, timeout: float) -> None:

@@ -14,7 +14,6 @@ the next write, and ``FaceDB.notices`` says so.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from happyhouse.data import file_sha256
 
 #: Database used when neither ``--db`` nor this environment variable names one.
 ENV_VAR = "FACE_DB"
@@ -90,9 +91,8 @@ class Match:
     distance: float
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes (the source hash stored with each embedding)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+#: Hex sha256 of a file's bytes (the source hash stored with each embedding).
+sha256_of = file_sha256
 
 
 def default_path() -> Path:
