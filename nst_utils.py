@@ -482,7 +482,7 @@ def _model_nn_lbfgs(model, input_image, cost, num_iterations, output_dir, save_e
     return generated_image, history
 
 
-def style_transfer(content=None, style=None, network="auto", iterations=200, size=None,
+def style_transfer(content=None, style=None, network="auto", iterations=None, size=None,
                    alpha=10, beta=40, learning_rate=2.0, output_dir=None, seed=None,
                    vgg_path=None, optimizer=None, print_every=20, save_every=20, progress=True,
                    precision="float32", style_weights=None, preserve_colors=None, tv_weight=0.0,
@@ -492,8 +492,9 @@ def style_transfer(content=None, style=None, network="auto", iterations=200, siz
     defaults CONFIG's). ``size`` = (H, W), or an int long side keeping the content's aspect;
     default CONFIG's 300x400. ``network``: a name in NETWORKS or a LossNetwork;
     ``output_dir`` default CONFIG.OUTPUT_DIR (False: nothing saved); ``optimizer``: "adam"
-    (default, the course's), "lbfgs" or a Keras optimizer; ``precision``: "float32" (default)
-    or "bfloat16" (several times faster on CPUs with AMX).
+    (the course's; the default at one scale), "lbfgs" (the default coarse to fine) or a Keras
+    optimizer; ``iterations``: default 200 Adam steps (the course's) or 50 L-BFGS iterations;
+    ``precision``: "float32" (default) or "bfloat16" (several times faster on CPUs with AMX).
 
     The controls (defaults: the course's run):
 
@@ -505,7 +506,7 @@ def style_transfer(content=None, style=None, network="auto", iterations=200, siz
     * ``init``: "noise" (content with ``noise_ratio``, default CONFIG.NOISE_RATIO, of
       noise), "content" or "random".
     * ``scales``: coarse-to-fine passes (default 1 up to 512 px, more above); the coarsest
-      runs ``iterations`` steps, each finer one half as many, from the upsampled result.
+      runs ``iterations``, each finer one a third as many, from the upsampled result.
     * ``style_scale``: the style image's size relative to the content's.
     * SIGINT (Ctrl-C) with an output folder (or ``state_file``) writes generated_image.jpg
       and the optimiser state and raises checkpoint.Interrupted; ``resume`` continues from
@@ -527,7 +528,11 @@ def style_transfer(content=None, style=None, network="auto", iterations=200, siz
     content_rgb = read_image(content)
     final_size = sizes.resolve_size(size, content_rgb.shape[:2]) if size is not None else _size(None)
     model = load_loss_network(network, final_size, vgg_path)
-    schedule = sizes.scale_schedule(final_size, scales or sizes.default_scales(final_size, model.min_size), iterations)
+    scales = scales or sizes.default_scales(final_size, model.min_size)
+    optimizer = optimizer or sizes.default_optimizer(scales, precision)
+    if iterations is None:
+        iterations = sizes.DEFAULT_ITERATIONS.get(optimizer, sizes.DEFAULT_ITERATIONS["adam"])
+    schedule = sizes.scale_schedule(final_size, scales, iterations)
     for hw, _ in schedule:
         for what, (h, w) in (("picture", hw), ("style image", sizes.style_size(hw, style_scale))):
             if min(h, w) < model.min_size:
@@ -666,8 +671,9 @@ def main(argv=None) -> int:
     parser.add_argument("images", nargs="*", metavar="IMAGE",
                         help="CONTENT then one or more STYLE images (paths or course image names)")
     parser.add_argument("-o", "--output", default=CONFIG.OUTPUT_DIR, help="output folder or image file")
-    parser.add_argument("--iterations", type=int, default=200,
-                        help="steps (with several scales: at the coarsest, half as many at each finer one)")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="steps (default 200 with Adam, 50 with L-BFGS; with several scales: at the coarsest, "
+                             "a third as many at each finer one)")
     parser.add_argument("--size", type=_parse_size, default=None,
                         help="LONG_SIDE (content's aspect kept) or HEIGHTxWIDTH (default 300x400)")
     parser.add_argument("--scales", type=int, default=None,
@@ -690,8 +696,9 @@ def main(argv=None) -> int:
     parser.add_argument("--alpha", type=float, default=10)
     parser.add_argument("--beta", type=float, default=40)
     parser.add_argument("--seed", type=int, default=None, help="seed of the starting noise")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                        help="adam (the course's, learning rate 2.0) or lbfgs (fewer iterations for the same cost)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                        help="adam (the course's, learning rate 2.0; the default at one scale) or lbfgs (fewer "
+                             "iterations for the same cost; the default coarse to fine)")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="arithmetic of the loss network: bfloat16 is several times faster on CPUs with AMX "
                              "(Adam only; L-BFGS runs in float32)")

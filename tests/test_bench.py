@@ -83,3 +83,20 @@ def test_bench_command_writes_json(tmp_path):
     assert doc["rooflines"]["fp32_gflops"] > 0 and doc["rooflines"]["bf16_gflops"] > 0
     assert all(r["agrees_with_loop"] for r in doc["rows"])
     assert "Machine(s):" in result.stdout  # the summary table of the run
+
+
+def test_style_large_command_writes_json_and_pictures(tmp_path, course_images):
+    """bench.style_large end to end at a tiny size: both runs, their costs, the goals and the pictures."""
+    picture = tmp_path / "c2f.png"
+    result = subprocess.run([sys.executable, "-m", "bench.style_large", "--quick", "--size", "64", "--iterations", "3",
+                             "--network", "vgg19-random", "--out", str(tmp_path), "--picture", str(picture)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    doc = json.loads((tmp_path / "style_large.json").read_text())
+    c2f, single = doc["rows"]
+    assert "coarse to fine, lbfgs iterations: 24x32 (3) -> 48x64 (1)" == c2f["run"]  # L-BFGS by default there
+    assert c2f["full_size_steps"] == single["full_size_steps"] == 1
+    assert all(row["cost_at_full_size"] > 0 and row["peak_rss_mib"] > 0 for row in doc["rows"])
+    assert [g["goal"].split(" ")[0] for g in doc["goals"]] == ["64", "cost"]
+    for path in (picture, tmp_path / "c2f_single.png", tmp_path / "c2f_vs_single.png"):
+        assert path.stat().st_size > 0

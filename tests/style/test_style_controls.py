@@ -160,18 +160,25 @@ def test_size_parsing_and_schedule():
     assert sizes.default_scales((384, 512)) == 1
     assert sizes.default_scales((768, 1024)) == 3 and sizes.default_scales((600, 800)) == 3
     assert sizes.default_scales((768, 1024), min_side=200) == 2
-    assert sizes.scale_schedule((768, 1024), 3, 200) == [((192, 256), 200), ((384, 512), 100), ((768, 1024), 50)]
+    assert sizes.scale_schedule((768, 1024), 3, 50) == [((192, 256), 50), ((384, 512), 16), ((768, 1024), 5)]
+    assert sizes.scale_schedule((768, 1024), 3, 2) == [((192, 256), 2), ((384, 512), 1), ((768, 1024), 1)]
+    assert sizes.default_optimizer(1) == "adam"  # the course's run keeps the course's Adam
+    assert sizes.default_optimizer(3) == "lbfgs" and sizes.default_optimizer(3, "bfloat16") == "adam"
     assert sizes.style_size((300, 400), 0.5) == (150, 200)
 
 
-def test_coarse_to_fine_output_size_iteration_count_and_contact_sheet(pictures, tmp_path, capsys):
+def test_coarse_to_fine_output_size_iteration_count_and_contact_sheet(pictures, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
-    image, history = run(pictures, size=64, scales=2, iterations=4, output_dir=out, print_every=1, save_every=2)
+    passes = []  # (optimizer, iterations) of each scale's pass
+    model_nn = nu.model_nn
+    monkeypatch.setattr(nu, "model_nn", lambda *a, **kw: passes.append((a[4], a[3])) or model_nn(*a, **kw))
+    image, history = run(pictures, size=64, scales=2, iterations=6, output_dir=out, print_every=1, save_every=2)
     assert image.shape == (48, 64, 3)  # long side 64, the content's 3:4 aspect
-    assert len(history.total) == 4 + 2
+    assert passes == [("lbfgs", 6), ("lbfgs", 2)]  # coarse to fine: L-BFGS, a third as many at the finer scale
+    assert len(history.total) == 6 + 2
     saved = {i: Image.open(p).size for i, p in progress.saved_iterations(out)}
-    assert saved == {0: (32, 24), 2: (32, 24), 4: (64, 48)}  # iterations count on across scales
-    assert "Iteration 5 :" in capsys.readouterr().out
+    assert saved == {0: (32, 24), 2: (32, 24), 4: (32, 24), 6: (64, 48)}  # iterations count on across scales
+    assert "Iteration 7 :" in capsys.readouterr().out
     sheet = out / progress.SHEET_NAME  # the three saved iterations and the result side by side
     assert sheet.is_file() and Image.open(sheet).size[0] > 4 * 64
     assert progress.contact_sheet(tmp_path / "no_such_folder") is None
