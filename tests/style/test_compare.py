@@ -31,3 +31,18 @@ def test_compare_paints_each_pair_reuses_done_ones_and_draws_a_labelled_grid(tmp
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0].startswith("VGG-19 random · a\n2 steps, 0.50 s/step") and titles[1].startswith("VGG-19 random · b")
     assert all(len(ax.get_images()) == 1 for ax in fig.axes)  # generated pictures only: one per network x style
+
+
+def test_compare_command_line_writes_the_grid_and_refuses_bad_input(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    for path in (content, style):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
+    out = tmp_path / "grid.png"
+    assert compare.main(["--content", str(content), "--styles", str(style), "--networks", "vgg19-random",
+                         "--iterations", "2", "--optimizer", "adam", "--size", "32x40", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert Image.open(out).size[0] > 0 and f"wrote {out}" in printed and "VGG-19" in printed
+    assert compare.main(["--content", str(tmp_path / "missing.png"), "--styles", str(style), "--networks",
+                         "vgg19-random", "--size", "32x40", "--out", str(out)]) == 2
+    assert "missing.png" in capsys.readouterr().err
