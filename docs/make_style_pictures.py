@@ -1,7 +1,9 @@
 """Make the pictures of docs/style_transfer.md's "Controls" section: one PNG per control, each
 showing generated pictures only (never the course's own content or style pictures).
 
-    COURSE_DATA=... python docs/make_style_pictures.py [--size 150x200] [--iterations 80]
+    COURSE_DATA=... python docs/make_style_pictures.py [--size 150x200] [--iterations 50]
+    COURSE_DATA=... python docs/make_style_pictures.py --only style_scale --size 300x400 --iterations 40 \
+        --optimizer lbfgs --precision float32     # the --style-scale picture in the docs
 """
 from __future__ import annotations
 
@@ -21,12 +23,15 @@ def main(argv=None):
     p.add_argument("--size", type=nst_utils._parse_size, default=(150, 200))
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--precision", default="bfloat16")
+    p.add_argument("--optimizer", default="adam")
+    p.add_argument("--only", choices=("style_scale",), default=None, help="make this picture only")
     args = p.parse_args(argv)
     content = nst_utils.load_image("louvre_small.jpg", args.size)
 
     def run(**kw):
         kw = {"content": "louvre_small.jpg", "style": "monet.jpg", "iterations": args.iterations, "size": args.size,
-              "seed": 0, "output_dir": False, "print_every": 0, "progress": False, "precision": args.precision, **kw}
+              "seed": 0, "output_dir": False, "print_every": 0, "progress": False, "precision": args.precision,
+              "optimizer": args.optimizer, **kw}
         picture, history = nst_utils.style_transfer(**kw)
         print(kw.get("preserve_colors"), kw.get("style"), history.network, f"J {history.total[-1]:.4g}", flush=True)
         return picture
@@ -35,6 +40,9 @@ def main(argv=None):
         nst_utils.show_images(pictures, title).savefig(DOCS / name, dpi=72)
         print("wrote", DOCS / name, flush=True)
 
+    if args.only == "style_scale":
+        sheet("style_scale.png", {f"--style-scale {s:g}": run(style_scale=s) for s in (0.5, 2)}, "--style-scale")
+        return
     plain = run()
     gap = lambda pic: f"chroma gap {colors.chroma_gap(pic, content):.1f}"  # noqa: E731
     lum = colors.luminance_transfer(plain, content)  # what preserve_colors="luminance" returns, without a rerun
