@@ -194,7 +194,9 @@ def main(argv=None) -> dict:
              f"server start to first /health: {startup_s:.1f} s; RSS {rss_loaded:.0f} MiB after loading and "
              f"enrolling 12 people, {rss_after:.0f} MiB after the 16-client run",
              "one model behind a lock: concurrent requests queue for it, so throughput stays that of one "
-             "request at a time on 2 cores; p95 grows with the queue",
+             "request at a time on 2 cores; p95 grows with the queue (TensorFlow already uses both cores "
+             "inside each request; the embedder, about a third of a request, is not batched across requests)",
+             "MTCNN's networks run as tf.functions (happyhouse.door.detect._CompiledStage)",
              f"load average (1, 5, 15 min): {loads}; other work shared the 2 cores"]
     common.write("service", rows, goals, roof, args.out, notes,
                  columns=["how", "clients", "requests", "errors", "throughput_per_s", "p50_ms", "p95_ms", "rss_MiB",

@@ -35,7 +35,7 @@ DEFAULT_TIMEOUT = 10.0
 SEARCH_MODES = ("auto", "exact", "hnsw")
 HNSW_MIN_ROWS = 100_000
 #: HNSW graph degree, construction and search breadth (recall@1 vs exact: bench/identification.py).
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 96
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 192
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (

@@ -57,10 +57,52 @@ class Face:
                 "landmarks": {k: [round(v[0], 1), round(v[1], 1)] for k, v in self.landmarks.items()}}
 
 
+class _CompiledStage:
+    """One MTCNN stage whose network runs as a graph (tf.function) instead of eager Keras calls,
+    and which receives the normalised photo as one tensor shared by the three stages (mtcnn
+    hands each stage a NumPy array, copied into a new tensor by every pyramid level's resize).
+    Same weights, same arithmetic, same boxes: on a 640x480 frame detection drops from about
+    340 ms to about 120 ms on 2 cores (bench/results/service.json)."""
+
+    def __init__(self, stage, patch: int | None, shared: list):
+        import tensorflow as tf
+        model = stage._model
+        stage._model = tf.function(lambda x: model(x, training=False), input_signature=[
+            tf.TensorSpec([None, patch, patch, 3], tf.float32)])   # one trace; PNet's size varies
+        self.stage, self._shared = stage, shared
+        self.name, self.id = stage.name, stage.id
+
+    def __call__(self, images_normalized, **kwargs):
+        import tensorflow as tf
+        last = self._shared[0]   # (array, its tensor): one tuple read, safe across threads
+        if isinstance(images_normalized, np.ndarray):
+            if last is None or last[0] is not images_normalized:
+                last = (images_normalized, tf.convert_to_tensor(images_normalized))
+                self._shared[0] = last
+            images_normalized = last[1]
+        return self.stage(images_normalized=images_normalized, **kwargs)
+
+
+class _Detector:
+    """mtcnn's MTCNN (pinned 1.0.0) with its three stages compiled (:class:`_CompiledStage`)."""
+
+    def __init__(self):
+        from mtcnn import MTCNN  # loads TensorFlow: only when a photo needs detecting
+        from mtcnn.stages import StageONet, StagePNet, StageRNet
+        self._shared = [None]
+        self._mtcnn = MTCNN(stages=[_CompiledStage(stage(), patch, self._shared)
+                                    for stage, patch in ((StagePNet, None), (StageRNet, 24), (StageONet, 48))])
+
+    def detect_faces(self, image: np.ndarray) -> list[dict]:
+        try:
+            return self._mtcnn.detect_faces(image)
+        finally:
+            self._shared[0] = None   # the photo's tensor is not kept between calls
+
+
 @lru_cache(maxsize=1)
-def _detector():
-    from mtcnn import MTCNN  # loads TensorFlow: only when a photo needs detecting
-    return MTCNN()
+def _detector() -> _Detector:
+    return _Detector()
 
 
 def detect_faces(image: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> list[Face]:
