@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "align: always detect and align; whole: the photo is one face")
     common.add_argument("--search", choices=face_db.SEARCH_MODES, default=argparse.SUPPRESS,
                         help=f"identify: exact, hnsw (faiss, approximate) or auto: hnsw from "
-                             f"{face_db.HNSW_MIN_ROWS:,} embeddings on (default auto)")
+                             f"{face_db.HNSW_MIN_ROWS:,} to {face_db.HNSW_MAX_ROWS:,} embeddings, "
+                             "where its recall was measured (default auto)")
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
                         help=f"seconds to wait for another process's write (default {face_db.DEFAULT_TIMEOUT:g})")
 

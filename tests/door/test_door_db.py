@@ -314,4 +314,7 @@ def test_hnsw_search_agrees_with_the_exact_one(monkeypatch):
     assert np.all(np.diff(hd, axis=1) >= 0)
     monkeypatch.setattr(face_db, "HNSW_MIN_ROWS", len(E))
     assert face_db.Gallery(names, owner, E).mode == "hnsw"
+    monkeypatch.setattr(face_db, "HNSW_MAX_ROWS", len(E) - 1)  # above the window: exact again
+    assert face_db.Gallery(names, owner, E).mode == "exact"
+    monkeypatch.setattr(face_db, "HNSW_MAX_ROWS", len(E))
     assert face_db.Gallery(names[:-1], owner[owner < people - 1], E[owner < people - 1]).mode == "exact"
