@@ -20,9 +20,20 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _TIMEOUT_NAME = "CellTimeout"
 
 
-def grading_env() -> dict:
-    """The environment a submission's kernel runs in: this project importable, quiet TF, inline figures."""
+#: Variables that size TensorFlow's (and oneDNN/OpenMP's) thread pools: see :func:`grading_env`.
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+def grading_env(threads: int | None = None) -> dict:
+    """The environment a submission's kernel runs in: this project importable, quiet TF, inline figures.
+
+    ``threads``: CPU threads per notebook (several notebooks at once: cores // notebooks), set for
+    TensorFlow's intra- and inter-op pools and OpenMP so that parallel notebooks do not oversubscribe the
+    cores; None leaves the defaults (one notebook alone uses every core).
+    """
     env = dict(os.environ)
+    if threads:
+        env.update({name: str(threads) for name in THREAD_VARIABLES})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -75,6 +86,9 @@ def execute_notebook(source: Path, target: Path, cell_timeout: float, workdir: P
     client = NotebookClient(
         nb, timeout=cell_timeout, kernel_name=kernel, allow_errors=True,
         interrupt_on_timeout=True, iopub_timeout=10, skip_cells_with_tag=RUNNER_SKIP_TAG,
+        # Every output has arrived when the last cell is done: kill the kernel rather than wait ~2 s for a
+        # graceful exit (TensorFlow's teardown) that grading has no use for.
+        shutdown_kernel="immediate",
         error_on_timeout={"ename": _TIMEOUT_NAME, "evalue": f"ran longer than {cell_timeout:g} s",
                           "traceback": []},
         on_cell_start=on_start, on_cell_executed=on_executed,
@@ -114,8 +128,11 @@ def _kill_tree(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_submission(nb, options: Options, workdir: Path) -> tuple[nbformat.NotebookNode, str | None]:
+def run_submission(nb, options: Options, workdir: Path,
+                   threads: int | None = None) -> tuple[nbformat.NotebookNode, str | None]:
     """Execute notebook ``nb`` in its own process; returns (executed notebook, problem or None).
+
+    ``threads``: CPU threads for its kernel (see :func:`grading_env`), None for TensorFlow's default.
 
     The executed notebook's metadata ``grading.peak_memory_mb`` is the peak resident memory of
     the process and its kernel (sampled every 0.2 s). The problem is set when the notebook ran
@@ -131,7 +148,7 @@ def run_submission(nb, options: Options, workdir: Path) -> tuple[nbformat.Notebo
         command = [sys.executable, "-m", "happyhouse.grading", "execute", str(source), "-o", str(target),
                    "--timeout", str(options.cell_timeout), "--kernel", options.kernel,
                    "--workdir", str(workdir)]
-        env = {**grading_env(), "TMPDIR": tmp}  # its temporary files (kernel sockets) go when we clean up
+        env = {**grading_env(threads), "TMPDIR": tmp}  # its temporary files (kernel sockets) go when we clean up
         log = Path(tmp, "runner.log")
         with open(log, "w") as stderr:  # a file, not a pipe: we poll the process to sample its memory
             proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)

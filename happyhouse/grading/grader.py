@@ -21,8 +21,11 @@ from .workers import MB, auto_workers, available_memory
 
 
 def grade_source(name: str, data: bytes | str, spec: dict, options: Options | dict,
-                 workdir: str | os.PathLike | None = None) -> dict:
+                 workdir: str | os.PathLike | None = None, threads: int | None = None) -> dict:
     """Grade one submission given as notebook text; never raises (problems become the report's error).
+
+    ``threads``: CPU threads for its kernel when several notebooks share the cores (see
+    :func:`.execute.grading_env`); None: TensorFlow's default.
 
     Returns the report: ``submission``, ``reference``, ``status`` (graded / error), ``error``,
     ``passed``, ``total``, ``score``, ``exercises`` (see :func:`judge`), ``cells`` (grading mode:
@@ -40,7 +43,7 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
     try:
         nb = parse_notebook(data, name)
         report["cells"] = apply_plan(nb, spec.get("plan", []))
-        executed, _ = run_submission(nb, options, workdir)
+        executed, _ = run_submission(nb, options, workdir, threads)
         report["peak_memory_mb"] = executed.metadata["grading"].get("peak_memory_mb")
         report["exercises"] = review(judge(executed, spec), executed, spec)
         report["executed"] = nbformat.writes(executed)
@@ -177,7 +180,9 @@ def _run_here(jobs, job, workers, notebook_memory_mb, collect, bar) -> None:
                           + f", {cores} cores)", file=sys.stderr)
             while pending and len(running) < limit():
                 name, data = pending.pop(0)
-                running[pool.submit(job, name, data)] = name
+                # several at once: each kernel's TensorFlow gets its share of the cores, not all of them
+                threads = max(1, cores // limit()) if limit() > 1 else None
+                running[pool.submit(job, name, data, threads=threads)] = name
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 collect(running.pop(future), future)

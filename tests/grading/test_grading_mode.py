@@ -149,6 +149,34 @@ def test_workers_auto_from_free_memory_and_peak(available, peak, cores, workers)
     assert grading.auto_workers(available, peak, cores) == workers
 
 
+def test_parallel_notebooks_share_the_cores_between_their_kernels(monkeypatch):
+    """Several notebooks at once: each kernel's TensorFlow/OpenMP pools get cores // notebooks threads;
+    a notebook alone (or the first, measured alone by auto) keeps TensorFlow's defaults."""
+    from happyhouse.grading import grader
+    from happyhouse.grading.execute import THREAD_VARIABLES, grading_env
+
+    env = grading_env(1)
+    assert all(env[name] == "1" for name in THREAD_VARIABLES)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    assert "TF_NUM_INTRAOP_THREADS" not in grading_env()
+
+    monkeypatch.setattr(grader.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(grader, "available_memory", lambda: 64 * GiB)
+    for workers, expected in ((1, [None] * 3), (2, [2] * 3), (8, [1] * 3), ("auto", [None, 2, 2])):
+        seen = []
+
+        def job(name, data, threads=None):
+            seen.append(threads)
+            return {"peak_memory_mb": 25 * 1024}  # auto: 0.8 * 64 GiB // 25 GiB = 2 at once
+
+        class Bar:
+            def write(self, *args, **kwargs):
+                pass
+
+        grader._run_here([(f"s{i}", b"") for i in range(3)], job, workers, None, lambda name, f: None, Bar())
+        assert seen == expected, workers
+
+
 def test_the_plan_refuses_tags_that_cannot_work():
     nb = notebook()
     assert [(s["index"], s["action"]) for s in grading.grading_plan(nb, "ref")] == [(2, "skip"), (3, "short")]
