@@ -243,3 +243,43 @@ def summary_table(out_dir=None) -> str:
             lines.append(f"| {doc['name']} | {g['goal']} | {g['target']} | {fmt(measured)} | "
                          f"{'yes' if g['met'] else '**no**'} |")
     return "\n".join(lines) + "\n\nMachine(s):\n" + "\n".join(f"- {m}" for m in sorted(machines))
+
+
+class PeakMemory:
+    """Context manager: the peak resident memory (``peak_mib``) while inside, sampled every
+    ``every`` s (psutil): of this process, or with ``children=True`` of its child processes
+    together (notebooks and their kernels)."""
+
+    def __init__(self, children: bool = False, every: float = 0.1):
+        import threading
+        self.children, self.every, self.peak_mib = children, every, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss(self, proc) -> int:
+        import psutil
+        if not self.children:
+            return proc.memory_info().rss
+        total = 0
+        for child in proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # it ended between listing and reading
+                pass
+        return total
+
+    def _sample(self):
+        import psutil
+        proc = psutil.Process()
+        while True:
+            self.peak_mib = max(self.peak_mib, self._rss(proc) / 2**20)
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()

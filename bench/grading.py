@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,35 +30,6 @@ from bench import common
 NOTEBOOKS = {"style": "Neural_Style_Transfer.ipynb", "face": "Face_Recognition.ipynb"}
 GOAL_RATIO = 0.25         # a style-transfer submission in grading mode: < 1/4 of the full run
 GOAL_CLASS_SECONDS = 1800  # a class of 100 of each notebook within 30 minutes on 2 cores
-
-
-class PeakMemory:
-    """Samples the resident memory of this process's children (all notebooks running) every 0.2 s."""
-
-    def __init__(self):
-        self.peak, self._stop = 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        import psutil
-
-        me = psutil.Process()
-        while not self._stop.wait(0.2):
-            total = 0
-            for child in me.children(recursive=True):
-                try:
-                    total += child.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def student_copy(reference: Path, target: Path) -> None:
@@ -110,7 +80,7 @@ def bench_notebook(key: str, class_size: int, tmp: Path, full: bool = True) -> t
         shutil.copy(submission, folder / f"student_{k:03d}.ipynb")
     print(f"[{key}] a class of {class_size} with --workers auto ...", flush=True)
     free = grading.available_memory()
-    with PeakMemory() as memory:
+    with common.PeakMemory(children=True, every=0.2) as memory:
         t0 = time.perf_counter()
         reports = grading.grade_class(folder, reference, options, workers="auto", progress=True)
         class_seconds = time.perf_counter() - t0
@@ -123,7 +93,7 @@ def bench_notebook(key: str, class_size: int, tmp: Path, full: bool = True) -> t
              "class_of_100_s": round(class_seconds * 100 / class_size, 0),
              "workers_auto": workers, "free_gib": round(free / 2**30, 1),
              "notebook_peak_mb": max(peaks) if peaks else None,
-             "class_peak_mb": round(memory.peak / 2**20, 1), "all_passed": every_pass}
+             "class_peak_mb": round(memory.peak_mib, 1), "all_passed": every_pass}
     return single, klass
 
 

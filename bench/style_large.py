@@ -11,7 +11,6 @@ size, sampled every 0.1 s during each run (psutil). ``--picture P.png`` saves bo
 """
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -19,27 +18,6 @@ from pathlib import Path
 from bench import common
 
 GOAL_SECONDS = 300
-
-
-class PeakRSS:
-    """Context manager: the peak resident memory (MiB) of this process while inside."""
-
-    def __enter__(self):
-        import psutil
-        self._proc, self.peak_mib, self._stop = psutil.Process(), 0.0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while True:
-            self.peak_mib = max(self.peak_mib, self._proc.memory_info().rss / 2**20)
-            if self._stop.wait(0.1):
-                return
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def main(argv=None) -> dict:
@@ -72,12 +50,12 @@ def main(argv=None) -> dict:
     common_args = dict(seed=0, output_dir=False, optimizer=optimizer, precision=args.precision, print_every=0,
                        progress=False)
 
-    with PeakRSS() as mem_c2f:
+    with common.PeakMemory() as mem_c2f:
         t0 = time.perf_counter()
         picture, _ = nst_utils.style_transfer(content_rgb, "monet_800600.jpg", model, iterations, long_side,
                                               scales=n_scales, **common_args)
         c2f_s = time.perf_counter() - t0
-    with PeakRSS() as mem_single:
+    with common.PeakMemory() as mem_single:
         t0 = time.perf_counter()
         single, _ = nst_utils.style_transfer(content_rgb, "monet_800600.jpg", model, full_steps, long_side,
                                              scales=1, **common_args)

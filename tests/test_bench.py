@@ -100,3 +100,12 @@ def test_style_large_command_writes_json_and_pictures(tmp_path, course_images):
     assert [g["goal"].split(" ")[0] for g in doc["goals"]] == ["64", "cost"]
     for path in (picture, tmp_path / "c2f_single.png", tmp_path / "c2f_vs_single.png"):
         assert path.stat().st_size > 0
+
+
+def test_peak_memory_of_this_process_and_of_its_children():
+    """PeakMemory sees this process's memory, and with children=True a child's 200 MB allocation."""
+    child_code = "import time; b = bytearray(200 * 2**20); time.sleep(1.0)"
+    with common.PeakMemory(every=0.05) as mine, common.PeakMemory(children=True, every=0.05) as kids:
+        subprocess.run([sys.executable, "-c", child_code], check=True)
+    assert mine.peak_mib > 10                      # this Python process itself
+    assert kids.peak_mib > 200                     # the child, while it held its bytes
