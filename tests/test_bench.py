@@ -82,6 +82,9 @@ def test_bench_command_writes_json(tmp_path):
     doc = json.loads((tmp_path / "identification.json").read_text())
     assert doc["rooflines"]["fp32_gflops"] > 0 and doc["rooflines"]["bf16_gflops"] > 0
     assert all(r["agrees_with_loop"] for r in doc["rows"])
+    assert {r["index"] for r in doc["approx"]} == {"ivf", "hnsw"}
+    assert all(r["recall1_d0.5"] >= 0.9 for r in doc["approx"])          # 20 queries at quick sizes
+    assert all(u["newcomer_found"] and u["removed_gone"] and u["others_found"] for u in doc["updates"])
     assert "Machine(s):" in result.stdout  # the summary table of the run
 
 

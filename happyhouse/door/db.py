@@ -30,14 +30,23 @@ DEFAULT_PATH = "faces.db"
 SCHEMA_VERSION = 1
 #: Seconds a process waits for another one's write before giving up (SQLite busy timeout).
 DEFAULT_TIMEOUT = 10.0
-#: How identify searches a gallery: "exact" (every embedding), "hnsw" (faiss graph index,
-#: approximate) or "auto": HNSW from HNSW_MIN_ROWS up to HNSW_MAX_ROWS embeddings of a model,
-#: exact elsewhere. The window is where HNSW's recall@1 held (0.995 at 10^5); at 10^6 it was
-#: 0.675 on random vectors, and the exact search's 144 ms is the safer answer there.
-SEARCH_MODES = ("auto", "exact", "hnsw")
-HNSW_MIN_ROWS, HNSW_MAX_ROWS = 100_000, 200_000
-#: HNSW graph degree, construction and search breadth (recall@1 vs exact: bench/identification.py).
+#: How identify searches a gallery: "exact" (every embedding), "ivf" (faiss inverted-file index,
+#: approximate), "hnsw" (faiss HNSW graph, approximate) or "auto": IVF from APPROX_MIN_ROWS
+#: embeddings of a model, exact below. Recall@1 against the exact search and speed are measured in
+#: bench/identification.py: IVF held recall >= 0.99 at 10^5 and 10^6 x 512 (4 ms at 10^6, exact 144 ms);
+#: HNSW's fell to 0.675 at 10^6 on random vectors and took 20 minutes to build, so auto never picks it.
+SEARCH_MODES = ("auto", "exact", "ivf", "hnsw")
+APPROX_MIN_ROWS = 100_000
+#: IVF: about 4 sqrt(n) lists (a power of two), a quarter of them scanned per query on d/8 4-bit
+#: product-quantiser codes (faiss fast scan), the best IVF_REFINE rows re-ranked by exact distance.
+IVF_PROBE_FRACTION, IVF_REFINE = 0.25, 16
+#: IVF training: k-means on IVF_TRAIN_PER_LIST random rows per list, IVF_TRAIN_ITERATIONS rounds.
+IVF_TRAIN_PER_LIST, IVF_TRAIN_ITERATIONS = 40, 10
+#: HNSW graph degree, construction and search breadth.
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 192
+#: An index is updated in place after enrolments and deletions (FaceDB.gallery) unless the change
+#: adds or deletes more than this share of its rows; then it is rebuilt.
+INDEX_REBUILD_SHARE = 0.2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (
@@ -56,7 +65,11 @@ CREATE TABLE IF NOT EXISTS embeddings (
     UNIQUE (person_id, model, source_sha256)
 );
 CREATE INDEX IF NOT EXISTS embeddings_by_model ON embeddings (model, person_id);
+CREATE INDEX IF NOT EXISTS embeddings_by_time ON embeddings (model, created);
 """
+#: Added after version 1 without changing it (older code ignores it): lets a large gallery's
+#: index find the rows added and deleted since it was loaded without reading every vector.
+ROWS_INDEX = "CREATE INDEX IF NOT EXISTS embeddings_by_time ON embeddings (model, created)"
 
 # Called inside the enrolment transaction after the rows are written and before COMMIT.
 # Only tests set it (to kill a process at exactly that point); production leaves it None.
@@ -200,6 +213,11 @@ class FaceDB:
             raise CorruptDatabaseError(
                 f"{self.path}: is an SQLite file but not a face database of this version "
                 f"(tables {sorted(tables)}, version {version}). Pass --db with another file name.")
+        elif not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'embeddings_by_time'").fetchone():
+            try:
+                conn.execute(ROWS_INDEX)          # a file from before the index: add it once
+            except sqlite3.OperationalError:
+                pass                              # read-only or busy: updates read the table instead
 
     def _corrupt_message(self, detail: str) -> str:
         return (f"{self.path}: the face database is corrupt or not a database ({detail}). "
@@ -261,50 +279,96 @@ class FaceDB:
         Returns (names, owner, E): ``names`` the people, ``owner`` (n,) int index into
         ``names`` for each row of ``E`` (n, dim) float32.
         """
-        sql = ("SELECT p.name, e.dim, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id "
-               "WHERE e.model = ?")
-        params: tuple = (model,)
+        row_names, E, _, _ = self._rows(model, name=name)
+        names = sorted(set(row_names))
+        index = {n: i for i, n in enumerate(names)}
+        return names, np.array([index[n] for n in row_names], dtype=np.int64), E
+
+    def _rows(self, model: str, name: str | None = None, ids=None) -> tuple[list[str], np.ndarray, np.ndarray,
+                                                                           np.ndarray]:
+        """Embedding rows of ``model`` (all, one person's, or those of row ``ids``), ordered by name and id.
+
+        Returns (person name of each row, E (n, dim) float32, row ids (n,), created times (n,)).
+        """
+        sql = ("SELECT p.name, e.dim, e.vector, e.id, e.created FROM embeddings e "
+               "JOIN people p ON p.id = e.person_id WHERE e.model = ?")
         if name is not None:
-            sql += " AND p.id = ?"
-            params += (self._require(name),)
-        rows = self._query(sql + " ORDER BY p.name, e.id", params)
+            rows = self._query(sql + " AND p.id = ? ORDER BY p.name, e.id", (model, self._require(name)))
+        elif ids is None:
+            rows = self._query(sql + " ORDER BY p.name, e.id", (model,))
+        else:
+            ids = [int(i) for i in ids]
+            rows = [r for at in range(0, len(ids), 500) for r in self._query(
+                sql + f" AND e.id IN ({','.join('?' * len(ids[at:at + 500]))})", (model, *ids[at:at + 500]))]
         dims = {r[1] for r in rows}
         if len(dims) > 1:
             raise CorruptDatabaseError(self._corrupt_message(f"model {model} has dimensions {sorted(dims)}"))
         dim = dims.pop() if dims else 0
-        names = sorted({r[0] for r in rows})
-        index = {n: i for i, n in enumerate(names)}
-        owner = np.array([index[r[0]] for r in rows], dtype=np.int64)
         E = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), dim)
-        return names, owner, E.astype(np.float32)
+        return ([r[0] for r in rows], E.astype(np.float32), np.array([r[3] for r in rows], np.int64),
+                np.array([r[4] for r in rows], np.float64))
 
     def gallery(self, model: str) -> "Gallery":
-        """All embeddings of ``model`` loaded into one searchable matrix.
+        """All embeddings of ``model`` loaded into one searchable matrix or index.
 
-        Kept in memory between calls and reloaded only when the database changed: SQLite's
-        ``PRAGMA data_version`` tells of other processes' commits, a counter of this one's.
+        Kept in memory between calls and refreshed only when the database changed: SQLite's
+        ``PRAGMA data_version`` tells of other processes' commits, a counter of this one's. A built
+        index (large galleries) is updated in place with the rows added and deleted since.
         """
         version = (self._query("PRAGMA data_version")[0][0], self._writes)
         cached = self._galleries.get(model)
         if cached is not None and cached[0] == version:
             return cached[1]
-        names, owner, E = self.embeddings(model)
-        if not names:
-            raise FaceDBError(self._nobody_message(model))
-        gallery = Gallery(names, owner, E, search=self.search)
+        if cached is not None and cached[1].indexed and self._update_in_place(cached[1], model):
+            gallery = cached[1]
+        else:
+            self._galleries.pop(model, None)                     # free the old one before loading
+            row_names, E, row_ids, created = self._rows(model)
+            if not row_names:
+                raise FaceDBError(self._nobody_message(model))
+            names = sorted(set(row_names))
+            index = {n: i for i, n in enumerate(names)}
+            owner = np.array([index[n] for n in row_names], dtype=np.int64)
+            gallery = Gallery(names, owner, E, search=self.search, row_ids=row_ids, created=created)
         self._galleries[model] = (version, gallery)
         return gallery
+
+    def _update_in_place(self, gallery: "Gallery", model: str) -> bool:
+        """Bring ``gallery``'s index up to date with the rows added and deleted since it was loaded.
+
+        A row is the same when its id and creation time are. Returns False (the caller reloads
+        everything) when the change is more than INDEX_REBUILD_SHARE of the rows, or nothing is left.
+        """
+        rows = self._query("SELECT id, created FROM embeddings WHERE model = ?", (model,))
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        created = np.fromiter((r[1] for r in rows), np.float64, len(rows))
+        live = np.flatnonzero(~gallery._dead)
+        _, at_live, at_db = np.intersect1d(gallery.row_ids[live], ids, assume_unique=True, return_indices=True)
+        same = gallery.created[live[at_live]] == created[at_db]
+        kept = np.zeros(len(live), bool)
+        kept[at_live[same]] = True
+        known = np.zeros(len(ids), bool)
+        known[at_db[same]] = True
+        dead, new_ids = live[~kept], ids[~known]
+        if not len(ids) or len(dead) + len(new_ids) > INDEX_REBUILD_SHARE * len(live):
+            return False
+        row_names, E, row_ids, row_created = self._rows(model, ids=new_ids) if len(new_ids) else ([], None, [], [])
+        if E is not None and E.shape[1] != gallery.dim:
+            return False                                       # the full load reports the mixed dimensions
+        gallery.update(dead, row_names, E if E is not None else np.empty((0, gallery.dim), np.float32),
+                       row_ids, row_created)
+        return True
 
     def identify(self, queries: np.ndarray, model: str, k: int = 1) -> list[list[Match]]:
         """The ``k`` nearest people for each query (m, dim): one list of Match per query.
 
         A person's distance is the smallest L2 distance to any of their embeddings of
-        ``model``; all distances come from one matrix operation, or from the HNSW index for
-        galleries of HNSW_MIN_ROWS to HNSW_MAX_ROWS embeddings (``search`` of the FaceDB).
+        ``model``; all distances come from one matrix operation, or from the IVF index for
+        galleries of APPROX_MIN_ROWS embeddings or more (``search`` of the FaceDB).
         """
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         gallery = self.gallery(model)
-        self._check_dim(gallery.E, queries, model)
+        self._check_dim(gallery.dim, queries, model)
         idx, dist = gallery.search(queries, k)
         return [[Match(gallery.names[j], float(d)) for j, d in zip(row, drow) if j >= 0]  # HNSW may find fewer
                 for row, drow in zip(idx, dist)]
@@ -326,7 +390,7 @@ class FaceDB:
         query = np.atleast_2d(np.asarray(query, dtype=np.float32))
         self.require(name, model)
         _, _, E = self.embeddings(model, name)
-        self._check_dim(E, query, model)
+        self._check_dim(E.shape[1], query, model)
         return float(_l2(query, E).min())
 
     def _nobody_message(self, model: str) -> str:
@@ -336,9 +400,9 @@ class FaceDB:
         return (f"{self.path}: nobody is enrolled with model {model} (the database holds "
                 f"{', '.join(models)}). Use --model {models[0]}, or enrol again with --model {model}.")
 
-    def _check_dim(self, E: np.ndarray, queries: np.ndarray, model: str) -> None:
-        if E.shape[1] != queries.shape[1]:
-            raise FaceDBError(f"model {model}: stored embeddings have {E.shape[1]} values, "
+    def _check_dim(self, dim: int, queries: np.ndarray, model: str) -> None:
+        if dim != queries.shape[1]:
+            raise FaceDBError(f"model {model}: stored embeddings have {dim} values, "
                               f"the query has {queries.shape[1]}; they cannot be compared.")
 
     # -- writing -------------------------------------------------------------------------
@@ -427,35 +491,55 @@ class FaceDB:
 
 
 class Gallery:
-    """Embeddings of one model in one matrix, searched without a Python loop.
+    """Embeddings of one model, searched without a Python loop.
 
-    ``names`` (p,) people, ``owner`` (n,) index into ``names`` for each row of ``E`` (n, dim).
-    ``search``: "exact" compares a query with every row; "hnsw" walks a faiss HNSW graph
-    (approximate, built on the first search); "auto" is HNSW from HNSW_MIN_ROWS up to HNSW_MAX_ROWS rows.
+    ``names`` (p,) people, ``owner`` (n,) index into ``names`` for each row of ``E`` (n, dim);
+    ``row_ids`` and ``created`` (n,) say which database rows they are (for updates in place).
+    ``search``: "exact" compares a query with every row; "ivf" and "hnsw" search a faiss index
+    (approximate, built on the first search; the rows then live only in the index); "auto" is
+    IVF from APPROX_MIN_ROWS rows, exact below.
     """
 
-    def __init__(self, names: list[str], owner: np.ndarray, E: np.ndarray, search: str = "auto"):
+    def __init__(self, names: list[str], owner: np.ndarray, E: np.ndarray, search: str = "auto",
+                 row_ids: np.ndarray | None = None, created: np.ndarray | None = None):
         if search not in SEARCH_MODES:
             raise ValueError(f"search must be one of {SEARCH_MODES}, not {search!r}")
         owner = np.asarray(owner, dtype=np.int64)
         order = np.argsort(owner, kind="stable")            # group each person's rows together
         self.names, self.owner = list(names), owner[order]
         self.E = np.ascontiguousarray(E[order], dtype=np.float32)
-        self._sq = (self.E.astype(np.float64) ** 2).sum(1).astype(np.float32)
-        self._starts = np.flatnonzero(np.r_[True, self.owner[1:] != self.owner[:-1]])
-        self._people = self.owner[self._starts]               # person of each group
-        self.mode = search if search != "auto" else (
-            "hnsw" if HNSW_MIN_ROWS <= len(self.E) <= HNSW_MAX_ROWS else "exact")
-        self._hnsw = None
+        self.dim = self.E.shape[1]
+        n = len(self.E)
+        self.row_ids = (np.arange(n) if row_ids is None else np.asarray(row_ids, np.int64)[order])
+        self.created = (np.zeros(n) if created is None else np.asarray(created, np.float64)[order])
+        self.mode = search if search != "auto" else ("ivf" if n >= APPROX_MIN_ROWS else "exact")
+        self._index = None
+        self._dead = np.zeros(n, bool)        # rows deleted since the index was built
+        self._params = None                   # faiss search parameters (probes, deleted rows)
+        self._position = None                 # name -> index into names, built on the first update
+        if self.mode == "exact":
+            self._sq = (self.E.astype(np.float64) ** 2).sum(1).astype(np.float32)
+            self._starts = np.flatnonzero(np.r_[True, self.owner[1:] != self.owner[:-1]])
+            self._people = self.owner[self._starts]           # person of each group
+
+    def __len__(self) -> int:
+        """Rows searched (deleted ones excluded)."""
+        return len(self.owner) - int(self._dead.sum())
+
+    @property
+    def indexed(self) -> bool:
+        """True once an approximate index is built (it can then be updated in place)."""
+        return self._index is not None
 
     def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Queries (m, dim) -> (person index (m, k), distance (m, k)), nearest first.
 
-        A person's distance is the smallest over their rows.
+        A person's distance is the smallest over their rows. An approximate search may find fewer
+        than k people (index -1, distance inf).
         """
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if self.mode == "hnsw":
-            return self._search_hnsw(queries, k)
+        if self.mode != "exact":
+            return self._search_index(queries, k)
         d2 = self._sq - 2.0 * (queries @ self.E.T)                # (m, n): squared distance - |q|^2
         if len(self._starts) != len(self.E):
             d2 = np.minimum.reduceat(d2, self._starts, axis=1)    # (m, people)
@@ -472,22 +556,71 @@ class Gallery:
         return self._people[np.take_along_axis(top, order, axis=1)], np.take_along_axis(top_d, order, axis=1)
 
     def build_index(self):
-        """The faiss HNSW index over E (built once; seconds per 10^5 rows). Returns it."""
-        if self._hnsw is None:
+        """The faiss index over E (IVF: a minute per 10^6 rows; HNSW: 20). Returns it."""
+        if self._index is None and self.mode != "exact":
             import faiss
-            index = faiss.IndexHNSWFlat(self.E.shape[1], HNSW_M)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            n, d = self.E.shape
+            if self.mode == "hnsw":
+                index = faiss.IndexHNSWFlat(d, HNSW_M)
+                index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            else:
+                nlist = ivf_lists(n)
+                # fast scan needs an even count of 8-d parts, and 39 rows for each of a part's 16 centres
+                codes = f"PQ{d // 8}x4fs" if d % 16 == 0 and n >= 39 * 16 else "Flat"
+                index = faiss.index_factory(d, f"IVF{nlist},{codes},RFlat")
+                sample = np.random.default_rng(0).permutation(n)[:IVF_TRAIN_PER_LIST * nlist]
+                faiss.extract_index_ivf(index).cp.niter = IVF_TRAIN_ITERATIONS
+                index.train(self.E[np.sort(sample)])
+                faiss.extract_index_ivf(index).parallel_mode = 1    # one query's lists on every core
             index.add(self.E)
-            self._hnsw = index
-        return self._hnsw
+            self._index, self.E = index, None      # the index holds the rows now
+            self._set_params()
+        return self._index
 
-    def _search_hnsw(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest rows from the graph, then each person's best row: same output as the exact search."""
+    def _set_params(self) -> None:
+        """faiss search parameters: breadth, and the deleted rows left out."""
+        import faiss
+        dead = np.flatnonzero(self._dead).astype(np.int64)
+        sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(dead)) if len(dead) else None
+        if self.mode == "hnsw":
+            self._params = faiss.SearchParametersHNSW(efSearch=HNSW_EF_SEARCH, sel=sel)
+        else:
+            nprobe = max(1, int(faiss.extract_index_ivf(self._index).nlist * IVF_PROBE_FRACTION))
+            self._params = faiss.IndexRefineSearchParameters(
+                k_factor=IVF_REFINE, base_index_params=faiss.SearchParametersIVF(nprobe=nprobe, sel=sel))
+        self._selector_refs = (sel,)               # SWIG objects must outlive the parameters
+
+    def update(self, dead_rows: np.ndarray, names: list[str], E: np.ndarray,
+               row_ids: np.ndarray, created: np.ndarray) -> None:
+        """Change a built index in place: rows at positions ``dead_rows`` deleted, rows ``E`` (n, dim)
+        of people ``names`` (n,) added with their ``row_ids`` and ``created`` (n,)."""
+        index = self.build_index()
+        self._dead[np.asarray(dead_rows, np.int64)] = True
+        if len(E):
+            if self._position is None:                        # name -> index, kept for later updates
+                self._position = {name: i for i, name in enumerate(self.names)}
+            position = self._position
+            for name in names:
+                if name not in position:
+                    position[name] = len(self.names)
+                    self.names.append(name)
+            self.owner = np.r_[self.owner, [position[name] for name in names]].astype(np.int64)
+            self.row_ids = np.r_[self.row_ids, row_ids].astype(np.int64)
+            self.created = np.r_[self.created, created].astype(np.float64)
+            self._dead = np.r_[self._dead, np.zeros(len(E), bool)]
+            index.add(np.ascontiguousarray(E, dtype=np.float32))
+        self._set_params()
+
+    def _search_index(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest rows from the index, then each person's best row: same output as the exact search."""
         index = self.build_index()
         k = min(k, len(self.names))
-        rows = min(len(self.E), max(8 * k, 16))                    # room for people with several rows
-        index.hnsw.efSearch = max(HNSW_EF_SEARCH, rows)
-        d2, found = index.search(np.ascontiguousarray(queries), rows)   # (m, rows), squared L2, nearest first
+        rows = 1 if k == 1 else min(len(self.owner), max(8 * k, 16))   # room for people with several rows
+        if self.mode == "hnsw":
+            self._params.efSearch = max(HNSW_EF_SEARCH, rows)
+        else:       # re-rank IVF_REFINE candidates for the nearest row, fewer per row when more are asked
+            self._params.k_factor = max(2.0, IVF_REFINE / rows)
+        d2, found = index.search(np.ascontiguousarray(queries), rows, params=self._params)  # squared L2
         people = np.full((len(queries), k), -1, np.int64)
         dist = np.full((len(queries), k), np.inf, np.float32)
         for i, (row_d2, row_idx) in enumerate(zip(d2, found)):
@@ -497,6 +630,12 @@ class Gallery:
             people[i, :len(best)] = owners[best]
             dist[i, :len(best)] = np.sqrt(np.maximum(row_d2[valid][first[best]], 0.0))
         return people, dist
+
+
+def ivf_lists(rows: int) -> int:
+    """Inverted lists for an IVF index of ``rows`` vectors: the power of two nearest 4 sqrt(rows),
+    with at least 39 rows to train each list's centre (faiss's minimum)."""
+    return max(1, min(2 ** int(np.round(np.log2(4 * np.sqrt(max(rows, 1))))), rows // 39))
 
 
 def validate_name(name: str) -> str:

@@ -118,11 +118,14 @@ class Door:
             yield db
 
     def warm_up(self) -> None:
-        """Run detection and the embedder once, so the first request does not build their graphs."""
+        """Run detection and the embedder once, and load the gallery (building its index when it is
+        large), so the first request does not pay for them."""
         blank = np.full((480, 640, 3), 128, np.uint8)
         with self.model_lock:
             face_crops(blank, self.embedder.input_size, self.crop)
             self.embedder.embed([np.zeros((self.embedder.input_size,) * 2 + (3,), np.uint8)])
+        with contextlib.suppress(face_db.FaceDBError):          # nobody enrolled yet
+            self.read(lambda db: db.gallery(self.embedder.name).build_index())
 
 
 def read_upload(upload: UploadFile) -> tuple[np.ndarray, str, str]:

@@ -290,3 +290,12 @@ def test_entry_points_without_traceback(tmp_path, corpus):
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith(f"error: {path}") and "Traceback" not in proc.stderr
     assert not (tmp_path / "f.db").exists()
+
+
+@pytest.mark.parametrize("asked, used", [("auto", "exact"), ("exact", "exact"), ("ivf", "ivf"), ("hnsw", "hnsw")])
+def test_one_shot_commands_search_exactly_unless_told(tmp_path, asked, used):
+    """A one-shot identify would build an index for one search: auto means exact there."""
+    import argparse
+    args = argparse.Namespace(db=tmp_path / "faces.db", timeout=1.0, search=asked)
+    with door_cli._open_db(args, create=True) as db:
+        assert db.search == used

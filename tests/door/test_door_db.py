@@ -295,26 +295,87 @@ def test_gallery_search_groups_rows_by_person_in_any_order():
     assert idx1.shape == (1, 1) and idx1[0, 0] == idx[0, 0]
 
 
-def test_hnsw_search_agrees_with_the_exact_one(monkeypatch):
-    """Several rows per person, noisy queries: HNSW names the same nearest people as the exact search."""
+@pytest.mark.parametrize("mode", ["ivf", "hnsw"])
+def test_approximate_search_agrees_with_the_exact_one(mode):
+    """Several rows per person, noisy queries: the index names the same nearest person as the exact
+    search, with that person's exact distance, nearest first."""
     rng = np.random.default_rng(3)
-    people, rows_each, dim = 500, 3, 64
+    people, rows_each, dim = 700, 3, 64          # 2,100 rows: the IVF compresses them (PQ fast scan)
     E = rng.standard_normal((people * rows_each, dim)).astype(np.float32)
     owner = np.repeat(np.arange(people), rows_each)
     rng.shuffle(owner)
     names = [f"p{i}" for i in range(people)]
     queries = E[rng.integers(0, len(E), 200)] + 0.3 * rng.standard_normal((200, dim)).astype(np.float32)
     exact = face_db.Gallery(names, owner, E, search="exact")
-    hnsw = face_db.Gallery(names, owner, E, search="hnsw")
-    (ei, ed), (hi, hd) = exact.search(queries, k=3), hnsw.search(queries, k=3)
-    assert hi.shape == ei.shape == (200, 3)
-    assert (hi[:, 0] == ei[:, 0]).mean() >= 0.99
-    same = hi == ei
-    np.testing.assert_allclose(hd[same], ed[same], rtol=1e-4)       # the distances are exact ones
-    assert np.all(np.diff(hd, axis=1) >= 0)
-    monkeypatch.setattr(face_db, "HNSW_MIN_ROWS", len(E))
-    assert face_db.Gallery(names, owner, E).mode == "hnsw"
-    monkeypatch.setattr(face_db, "HNSW_MAX_ROWS", len(E) - 1)  # above the window: exact again
-    assert face_db.Gallery(names, owner, E).mode == "exact"
-    monkeypatch.setattr(face_db, "HNSW_MAX_ROWS", len(E))
-    assert face_db.Gallery(names[:-1], owner[owner < people - 1], E[owner < people - 1]).mode == "exact"
+    approx = face_db.Gallery(names, owner, E, search=mode)
+    (ei, ed), (ai, ad) = exact.search(queries, k=3), approx.search(queries, k=3)
+    assert ai.shape == ei.shape == (200, 3)
+    assert (ai[:, 0] == ei[:, 0]).mean() >= 0.99
+    for q, row, drow in zip(queries, ai, ad):
+        found = row >= 0
+        brute = [np.linalg.norm(E[owner == p] - q, axis=1).min() for p in row[found]]
+        np.testing.assert_allclose(drow[found], brute, rtol=1e-4)   # the distances are exact ones
+    assert np.all(np.diff(ad, axis=1) >= 0)
+    assert approx.indexed and approx.E is None                     # the index holds the rows now
+
+
+def test_auto_search_is_exact_for_small_galleries_and_ivf_from_the_threshold(monkeypatch):
+    rng = np.random.default_rng(0)
+    E = unit(rng, 50)
+    assert face_db.Gallery([f"p{i}" for i in range(50)], np.arange(50), E).mode == "exact"
+    monkeypatch.setattr(face_db, "APPROX_MIN_ROWS", 50)
+    assert face_db.Gallery([f"p{i}" for i in range(50)], np.arange(50), E).mode == "ivf"
+    assert face_db.Gallery([f"p{i}" for i in range(49)], np.arange(49), E[:49]).mode == "exact"
+    with pytest.raises(ValueError, match="search must be one of"):
+        face_db.Gallery(["a"], [0], E[:1], search="fast")
+
+
+def test_ivf_lists_follow_four_square_roots_and_stay_trainable():
+    assert face_db.ivf_lists(10**6) == 4096 and face_db.ivf_lists(10**5) == 1024
+    assert face_db.ivf_lists(1000) == 25                        # 128 wanted, 39 rows per list needed
+    assert face_db.ivf_lists(3) == 1
+    three = unit(np.random.default_rng(1), 3)
+    tiny = face_db.Gallery(["a", "b", "c"], [0, 1, 2], three, search="ivf")
+    assert tiny.search(three[1])[0][0, 0] == 1
+
+
+def test_index_is_updated_in_place_after_enrolments_and_removals(tmp_path):
+    """Another connection enrols and removes people; the reader's built index follows without a
+    rebuild, including a row id that SQLite hands out again after the last row was deleted."""
+    rng = np.random.default_rng(5)
+    path = tmp_path / "faces.db"
+    vectors = unit(rng, 60, dim=32)
+    with FaceDB(path) as writer:
+        for i, v in enumerate(vectors):
+            writer.enroll(f"p{i:02d}", v[None], model="m", sources=shas(f"p{i}", 1))
+    with FaceDB(path, search="ivf") as reader:
+        assert reader.identify(vectors[7], "m")[0][0].name == "p07"
+        gallery = reader.gallery("m")
+        assert gallery.indexed
+        newcomer = unit(rng, 2, dim=32)
+        with FaceDB(path) as writer:
+            writer.enroll("p07", unit(rng, 1, dim=32), model="m", sources=shas("p07-more", 1), add=True)
+            writer.enroll("newcomer", newcomer, model="m", sources=shas("new", 2))
+        assert reader.identify(newcomer[1], "m")[0][0].name == "newcomer"
+        assert reader.gallery("m") is gallery and len(gallery) == 63         # updated, not rebuilt
+        with FaceDB(path) as writer:
+            writer.remove("newcomer")                                       # it held the last row ids
+            writer.remove("p03")
+            writer.enroll("late", newcomer[1:], model="m", sources=shas("late", 1))   # reuses a row id
+        assert reader.identify(newcomer[1], "m")[0][0].name == "late"
+        assert "p03" not in [m.name for m in reader.identify(vectors[3], "m", k=5)[0]]
+        assert reader.gallery("m") is gallery and len(gallery) == 61
+        with FaceDB(path) as writer:                                        # most of the gallery goes:
+            for i in range(10, 60):
+                writer.remove(f"p{i:02d}")
+        assert reader.identify(vectors[5], "m")[0][0].name == "p05"
+        assert reader.gallery("m") is not gallery and len(reader.gallery("m")) == 11   # rebuilt
+
+
+def test_a_file_from_before_the_rows_index_gets_it_on_open(tmp_path):
+    path = tmp_path / "faces.db"
+    FaceDB(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX embeddings_by_time")
+    with FaceDB(path) as db:
+        assert db._query("SELECT 1 FROM sqlite_master WHERE name = 'embeddings_by_time'")
