@@ -37,12 +37,12 @@ def free_port() -> int:
 class Server:
     """A ``serve`` process: its port, database, log; ``call`` makes one HTTP request."""
 
-    def __init__(self, folder: Path, python_code: str | None = None):
+    def __init__(self, folder: Path, python_code: str | None = None, extra: tuple = ()):
         self.db, self.port, self.log = folder / "faces.db", free_port(), folder / "server.log"
         (folder / "token").write_text(TOKEN + "\n")
         (folder / "token").chmod(0o600)
         argv = ["serve", "--port", str(self.port), "--db", str(self.db), "--token-file", str(folder / "token"),
-                "--max-upload-mb", str(LIMIT_MB)]
+                "--max-upload-mb", str(LIMIT_MB), *extra]
         cmd = ([sys.executable, "-m", "fr_utils", *argv] if python_code is None else
                [sys.executable, "-c", python_code, *argv])
         with open(self.log, "wb") as log:
@@ -189,6 +189,37 @@ def test_enrol_list_remove(server, course_images):
     status, body, _ = server.call("DELETE", "/people/bertrand", token=TOKEN)
     assert status == 200 and body == {"removed": "bertrand", "embeddings": 2}
     assert "bertrand" not in server.people()
+
+
+def test_a_server_with_an_index_follows_enrolments_and_removals(course_images, tmp_path):
+    """--search ivf: the index is built at start, rebuilt after a large change and updated in place
+    after small ones (enrolments through the server, a removal by another process)."""
+    folder = tmp_path / "ivf"
+    folder.mkdir()
+    assert door_cli.main(["--db", str(folder / "faces.db"), "enroll", "younes", str(course_images / "younes.jpg")]) == 0
+    srv = Server(folder, extra=("--search", "ivf"))
+    try:
+        def who(picture):
+            status, body, _ = srv.call("POST", "/identify", [("photo", photo(course_images, picture))])
+            assert status == 200, body
+            return body["faces"][0]["name"]
+
+        def enrol(name, *pictures):
+            status, body, _ = srv.call("POST", f"/people/{name}", [("photo", photo(course_images, p)) for p in pictures],
+                                       TOKEN)
+            assert status == 201, body
+        assert who("camera_0.jpg") == "younes"                       # the index built at start
+        for name in ("andrew", "arnaud", "benoit", "dan", "felix", "kevin", "kian", "sebastiano", "tian"):
+            enrol(name, f"{name}.jpg")                                # 9 rows on 1: rebuilt
+        assert who("camera_0.jpg") == "younes"
+        enrol("bertrand", "bertrand.jpg", "camera_1.jpg")            # 2 rows on 10: in place
+        assert who("camera_3.jpg") == "bertrand"
+        assert door_cli.main(["--db", str(srv.db), "remove", "bertrand"]) == 0      # another process
+        assert who("camera_3.jpg") != "bertrand" and who("camera_0.jpg") == "younes"
+        assert srv.call("DELETE", "/people/younes", token=TOKEN)[0] == 200
+        assert who("camera_0.jpg") != "younes"
+    finally:
+        srv.stop()
 
 
 def _is_up(server) -> bool:
