@@ -339,7 +339,8 @@ def test_ivf_lists_follow_four_square_roots_and_stay_trainable():
     assert tiny.search(three[1])[0][0, 0] == 1
 
 
-def test_index_is_updated_in_place_after_enrolments_and_removals(tmp_path):
+@pytest.mark.parametrize("mode", ["ivf", "hnsw"])
+def test_index_is_updated_in_place_after_enrolments_and_removals(tmp_path, mode):
     """Another connection enrols and removes people; the reader's built index follows without a
     rebuild, including a row id that SQLite hands out again after the last row was deleted."""
     rng = np.random.default_rng(5)
@@ -348,7 +349,7 @@ def test_index_is_updated_in_place_after_enrolments_and_removals(tmp_path):
     with FaceDB(path) as writer:
         for i, v in enumerate(vectors):
             writer.enroll(f"p{i:02d}", v[None], model="m", sources=shas(f"p{i}", 1))
-    with FaceDB(path, search="ivf") as reader:
+    with FaceDB(path, search=mode) as reader:
         assert reader.identify(vectors[7], "m")[0][0].name == "p07"
         gallery = reader.gallery("m")
         assert gallery.indexed
