@@ -280,9 +280,7 @@ class FaceDB:
         ``names`` for each row of ``E`` (n, dim) float32.
         """
         row_names, E, _, _ = self._rows(model, name=name)
-        names = sorted(set(row_names))
-        index = {n: i for i, n in enumerate(names)}
-        return names, np.array([index[n] for n in row_names], dtype=np.int64), E
+        return (*_people_of(row_names), E)
 
     def _rows(self, model: str, name: str | None = None, ids=None) -> tuple[list[str], np.ndarray, np.ndarray,
                                                                            np.ndarray]:
@@ -326,10 +324,7 @@ class FaceDB:
             row_names, E, row_ids, created = self._rows(model)
             if not row_names:
                 raise FaceDBError(self._nobody_message(model))
-            names = sorted(set(row_names))
-            index = {n: i for i, n in enumerate(names)}
-            owner = np.array([index[n] for n in row_names], dtype=np.int64)
-            gallery = Gallery(names, owner, E, search=self.search, row_ids=row_ids, created=created)
+            gallery = Gallery(*_people_of(row_names), E, search=self.search, row_ids=row_ids, created=created)
         self._galleries[model] = (version, gallery)
         return gallery
 
@@ -352,11 +347,13 @@ class FaceDB:
         dead, new_ids = live[~kept], ids[~known]
         if not len(ids) or len(dead) + len(new_ids) > INDEX_REBUILD_SHARE * len(live):
             return False
-        row_names, E, row_ids, row_created = self._rows(model, ids=new_ids) if len(new_ids) else ([], None, [], [])
-        if E is not None and E.shape[1] != gallery.dim:
-            return False                                       # the full load reports the mixed dimensions
-        gallery.update(dead, row_names, E if E is not None else np.empty((0, gallery.dim), np.float32),
-                       row_ids, row_created)
+        if len(new_ids):
+            row_names, E, row_ids, row_created = self._rows(model, ids=new_ids)
+            if E.shape[1] != gallery.dim:
+                return False                                   # the full load reports the mixed dimensions
+        else:
+            row_names, E, row_ids, row_created = [], np.empty((0, gallery.dim), np.float32), [], []
+        gallery.update(dead, row_names, E, row_ids, row_created)
         return True
 
     def identify(self, queries: np.ndarray, model: str, k: int = 1) -> list[list[Match]]:
@@ -636,6 +633,13 @@ def ivf_lists(rows: int) -> int:
     """Inverted lists for an IVF index of ``rows`` vectors: the power of two nearest 4 sqrt(rows),
     with at least 39 rows to train each list's centre (faiss's minimum)."""
     return max(1, min(2 ** int(np.round(np.log2(4 * np.sqrt(max(rows, 1))))), rows // 39))
+
+
+def _people_of(row_names: list[str]) -> tuple[list[str], np.ndarray]:
+    """The sorted people (p,) and, for each row, its person's index (n,)."""
+    names = sorted(set(row_names))
+    index = {n: i for i, n in enumerate(names)}
+    return names, np.array([index[n] for n in row_names], dtype=np.int64)
 
 
 def validate_name(name: str) -> str:
