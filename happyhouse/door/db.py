@@ -514,6 +514,7 @@ class Gallery:
         self._dead = np.zeros(n, bool)        # rows deleted since the index was built
         self._params = None                   # faiss search parameters (probes, deleted rows)
         self._position = None                 # name -> index into names, built on the first update
+        self._faiss_refs = ()                 # faiss objects the search parameters point to
         if self.mode == "exact":
             self._sq = (self.E.astype(np.float64) ** 2).sum(1).astype(np.float32)
             self._starts = np.flatnonzero(np.r_[True, self.owner[1:] != self.owner[:-1]])
@@ -578,14 +579,17 @@ class Gallery:
         """faiss search parameters: breadth, and the deleted rows left out."""
         import faiss
         dead = np.flatnonzero(self._dead).astype(np.int64)
-        sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(dead)) if len(dead) else None
+        batch = faiss.IDSelectorBatch(dead) if len(dead) else None
+        sel = faiss.IDSelectorNot(batch) if batch is not None else None
         if self.mode == "hnsw":
+            inner = None
             self._params = faiss.SearchParametersHNSW(efSearch=HNSW_EF_SEARCH, sel=sel)
         else:
             nprobe = max(1, int(faiss.extract_index_ivf(self._index).nlist * IVF_PROBE_FRACTION))
-            self._params = faiss.IndexRefineSearchParameters(
-                k_factor=IVF_REFINE, base_index_params=faiss.SearchParametersIVF(nprobe=nprobe, sel=sel))
-        self._selector_refs = (sel,)               # SWIG objects must outlive the parameters
+            inner = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
+            self._params = faiss.IndexRefineSearchParameters(k_factor=IVF_REFINE, base_index_params=inner)
+        # SWIG keeps only pointers to nested objects: hold every one as long as the parameters
+        self._faiss_refs = (batch, sel, inner)
 
     def update(self, dead_rows: np.ndarray, names: list[str], E: np.ndarray,
                row_ids: np.ndarray, created: np.ndarray) -> None:
