@@ -24,6 +24,8 @@ import os
 import sys
 from pathlib import Path
 
+from happyhouse.errors import DataNotFoundError  # noqa: F401  (raised here; callers catch it as data.DataNotFoundError)
+
 ENV_VAR = "COURSE_DATA"
 FACES_ENV_VAR = "FACES_DATA"
 #: The project checkout (or, for a package installed from a wheel, the folder it was installed into).
@@ -43,10 +45,6 @@ HOW_TO_GET = {
     "faces": "point FACES_DATA at a folder of ordinary face photos laid out as people/<person>/<photo> "
              "(and groups/ for group photos), or put it as faces/ beside the COURSE_DATA folder",
 }
-
-
-class DataNotFoundError(FileNotFoundError):
-    """A data file or folder was not found anywhere the lookup searched."""
 
 
 def data_roots(root: str | os.PathLike | None = None) -> list[Path]:

@@ -4,12 +4,11 @@ text line the CLI prints. Errors are the CLI's exceptions and messages.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 
 import numpy as np
 
+from happyhouse import runtime
 from happyhouse.door import db as face_db
 from happyhouse.door.detect import FaceNotFoundError, face_crops, one_face
 
@@ -20,24 +19,9 @@ class UsageError(ValueError):
 
 def load_embedder(name: str):
     """fr_utils' embedder, with TensorFlow's start-up chatter kept off the terminal."""
-    with _quiet_stderr():
-        import fr_utils
-        import tensorflow  # noqa: F401  (its C++ logs go to the silenced stderr)
+    runtime.import_tensorflow()
+    import fr_utils
     return fr_utils.load_embedder(name)
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence file descriptor 2 (C++ logging) for the block; Python errors still surface after it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def progress_bar(items, desc: str, unit: str = "photo"):
