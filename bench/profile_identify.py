@@ -37,7 +37,7 @@ def main(argv=None) -> dict:
     import fr_utils
     from bench.service import door_photo
     from happyhouse import data as course_data
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
     from happyhouse.door import detect, recognition
     from happyhouse.image_io import read_rgb
 

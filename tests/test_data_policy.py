@@ -5,6 +5,7 @@ from pathlib import Path
 import nbformat
 
 import happyhouse.data as cd
+from tools.strip_pictures import PICTURES_TAG, strip_course_pictures
 
 ROOT = Path(cd.PROJECT_ROOT)
 
@@ -31,20 +32,20 @@ def test_committed_notebooks_carry_no_course_pictures():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
-            if cd.PICTURES_TAG in cell.metadata.get("tags", []):
+            if PICTURES_TAG in cell.metadata.get("tags", []):
                 images = [k for o in cell.get("outputs", []) for k in o.get("data", {}) if k.startswith("image/")]
                 assert not images, (f"{path.name}, cell {cell.get('id')}: shows the course's pictures; run "
-                                    f"`python -m happyhouse.data strip-pictures {path.relative_to(ROOT)}`")
+                                    f"`python tools/strip_pictures.py {path.relative_to(ROOT)}`")
 
 
 def test_strip_course_pictures_keeps_text_and_other_figures(tmp_path):
     picture = nbformat.v4.new_output("display_data", data={"image/png": "iVBOR", "text/plain": "<Figure>"})
-    tagged = nbformat.v4.new_code_cell("plt.imshow(photo)", outputs=[picture], metadata={"tags": [cd.PICTURES_TAG]})
+    tagged = nbformat.v4.new_code_cell("plt.imshow(photo)", outputs=[picture], metadata={"tags": [PICTURES_TAG]})
     plot = nbformat.v4.new_code_cell("plt.plot(costs)", outputs=[nbformat.v4.new_output(
         "display_data", data={"image/png": "iVBOR", "text/plain": "<Figure>"})])
     path = tmp_path / "nb.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[tagged, plot]), path)
-    assert cd.strip_course_pictures(path) == 1
+    assert strip_course_pictures(path) == 1
     cells = nbformat.read(path, as_version=4).cells
     assert dict(cells[0].outputs[0].data) == {"text/plain": "<Figure>"}
     assert "image/png" in cells[1].outputs[0].data

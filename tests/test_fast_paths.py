@@ -159,7 +159,7 @@ def test_bfloat16_embedder_stays_close_to_fp32():
 
 # ------------------------------------------------------------------------- face database
 def test_gallery_is_kept_until_the_database_changes(tmp_path):
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((3, 8)).astype(np.float32)
@@ -182,7 +182,7 @@ def test_gallery_is_kept_until_the_database_changes(tmp_path):
 
 
 def test_gallery_search_is_exact_with_several_rows_per_person():
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
 
     rng = np.random.default_rng(3)
     E = rng.standard_normal((60, 16)).astype(np.float32)

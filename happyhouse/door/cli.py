@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from fr_utils import EMBEDDER_NAMES, check_threshold
-from happyhouse.door import db as face_db
+from happyhouse.door import face_db
 from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, one_face
 from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_single_faces, enroll_result, face_threshold,
                                          progress_bar,
                                          identify_result, load_embedder, refuse_duplicate, require_someone,
                                          verify_result)
+from happyhouse.errors import DataNotFoundError, WeightsError
 from happyhouse.image_io import ImageReadError, read_rgb
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
@@ -43,13 +44,9 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean a user's mistake or missing data: one message, exit 2."""
-    from happyhouse import data as course_data
     from happyhouse.door.calibration import CalibrationError
-    errors = [UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
-              course_data.DataNotFoundError]
-    if "fr_utils" in sys.modules:  # imported only once a model was needed
-        errors.append(sys.modules["fr_utils"].WeightsError)
-    return tuple(errors)
+    return (UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
+            DataNotFoundError, WeightsError)
 
 
 # -- parsing ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from happyhouse import runtime
-from happyhouse.door import db as face_db
+from happyhouse.door import face_db
 from happyhouse.door.detect import FaceNotFoundError, face_crops, one_face
 
 

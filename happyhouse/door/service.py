@@ -34,7 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from happyhouse.door import db as face_db
+from happyhouse.door import face_db
 from happyhouse.door import recognition
 from happyhouse.door.detect import FaceNotFoundError, face_crops
 from happyhouse.image_io import ImageReadError, read_rgb

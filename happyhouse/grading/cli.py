@@ -19,7 +19,7 @@ from .execute import execute_notebook
 from .grader import exit_code, grade, grade_class
 from .notebook import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, Options, read_notebook
 from .release import graded_function, release
-from .report import _public, format_table
+from .report import public_report, format_table
 
 DESCRIPTION = "Grading: re-execute students' notebooks, compare their graded cells with a reference, diff notebooks."
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             report = grade(args.submission, args.reference, _options(args), args.execute_reference)
             print(format_table(report), end="")
             if args.json:
-                Path(args.json).write_text(json.dumps(_public(report), indent=1), encoding="utf-8")
+                Path(args.json).write_text(json.dumps(public_report(report), indent=1), encoding="utf-8")
             if args.executed and report["executed"]:
                 Path(args.executed).write_text(report["executed"], encoding="utf-8")
             return exit_code([report])

@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from .mode import grading_plan
-from .notebook import EXERCISE_TAG, GradingError, Options, _short, exercise_cells, output_text
+from .notebook import EXERCISE_TAG, GradingError, Options, shorten, exercise_cells, output_text
 
 #: A number in text: 3, -2.5, 1., .5, 6.02e23, 1E-05, nan, -inf; not digits inside words (float32, conv4_2).
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|(?i:nan|inf))(?!\w)")
@@ -69,7 +69,7 @@ def compare_text(expected: str, got: str, rtol: float = 1e-4, atol: float = 1e-6
             e = exp_lines[k] if k < len(exp_lines) else ""
             g = got_lines[k] if k < len(got_lines) else ""
             if _skeleton(e) != _skeleton(g):
-                return f"line {k + 1} differs: expected {_short(e)!r}, got {_short(g)!r}"
+                return f"line {k + 1} differs: expected {shorten(e)!r}, got {shorten(g)!r}"
         return "the text differs"  # only line breaks moved
     for k, (e, g) in enumerate(zip(NUMBER.findall(expected), NUMBER.findall(got)), start=1):
         both_int = re.fullmatch(r"[-+]?\d+", e) and re.fullmatch(r"[-+]?\d+", g)
@@ -122,7 +122,7 @@ def _verdict(cells, executed, ran, state, want, got) -> tuple[str, str]:
             return "not-run", f"cell {i} did not run ({state.get('problem') or 'an earlier cell stopped the notebook'})"
         if status == "error":
             err = next((o for o in executed.cells[i].outputs if o.get("output_type") == "error"), {})
-            return "error", f"cell {i} raised {err.get('ename', 'an error')}: {_short(err.get('evalue', ''))}" + _earlier(executed, ran, i)
+            return "error", f"cell {i} raised {err.get('ename', 'an error')}: {shorten(err.get('evalue', ''))}" + _earlier(executed, ran, i)
     difference = compare_text(want["expected"], got, want["rtol"], want["atol"])
     return ("pass", "") if difference is None else ("fail", difference)
 

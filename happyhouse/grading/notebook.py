@@ -107,6 +107,6 @@ def _joined(text: str | list[str]) -> str:
     return text if isinstance(text, str) else "".join(text)
 
 
-def _short(text: str, width: int = 60) -> str:
+def shorten(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."

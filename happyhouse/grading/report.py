@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .mode import describe
-from .notebook import _short
+from .notebook import shorten
 
 
 def format_table(report: dict) -> str:
@@ -16,8 +16,8 @@ def format_table(report: dict) -> str:
         return f"{head}\nERROR: {report['error']}\n"
     rows = [("exercise", "verdict", "expected", "got", "why")]
     for e in report["exercises"]:
-        rows.append((e["exercise"], e["verdict"].upper(), _short(e["expected"], 28),
-                     _short(e["got"], 28), e["reason"]))
+        rows.append((e["exercise"], e["verdict"].upper(), shorten(e["expected"], 28),
+                     shorten(e["got"], 28), e["reason"]))
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
     lines.insert(1, "-" * min(120, sum(widths) + 10))
@@ -45,7 +45,7 @@ def write_results(reports: list[dict], exercises: list[str], out: Path) -> None:
         stem = Path(r["submission"]).stem
         if r.get("executed"):
             (out / "executed" / f"{stem}.ipynb").write_text(r["executed"], encoding="utf-8")
-        (out / "reports" / f"{stem}.json").write_text(json.dumps(_public(r), indent=1), encoding="utf-8")
+        (out / "reports" / f"{stem}.json").write_text(json.dumps(public_report(r), indent=1), encoding="utf-8")
     plot_pass_rates(reports, exercises, out / "pass_rates.png")
 
 
@@ -55,7 +55,7 @@ def _cells(report: dict) -> tuple[str, str]:
     return tuple(" ".join(str(c["cell"]) for c in done.get(key, [])) for key in ("skipped", "shortened"))
 
 
-def _public(report: dict) -> dict:
+def public_report(report: dict) -> dict:
     return {k: v for k, v in report.items() if k != "executed"}
 
 

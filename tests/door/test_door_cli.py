@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from happyhouse.door import db as face_db
+from happyhouse.door import face_db
 from happyhouse.door import cli as door_cli
 
 ROOT = Path(__file__).resolve().parents[2]

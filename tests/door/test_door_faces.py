@@ -13,7 +13,7 @@ import fr_utils
 from happyhouse import data as cd
 from happyhouse.door import calibration as cal
 from happyhouse.door import cli as door_cli
-from happyhouse.door import db as face_db
+from happyhouse.door import face_db
 from happyhouse.door.detect import face_crops
 from happyhouse.image_io import read_rgb
 

@@ -121,7 +121,7 @@ def integrity(db: Path) -> str:
 #: touches a flag file and waits before COMMIT, so the test can kill -9 the server right there.
 KILLABLE = """
 import pathlib, sys, time
-from happyhouse.door import db as face_db
+from happyhouse.door import face_db
 from happyhouse.door.cli import main
 def pause(db, name):
     if name == "interrupted":

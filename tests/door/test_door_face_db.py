@@ -1,4 +1,4 @@
-"""happyhouse.door.db: the SQLite face database (no TensorFlow here: fast).
+"""happyhouse.door.face_db: the SQLite face database (no TensorFlow here: fast).
 
 Concurrency and crash safety run real separate processes on one database file.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from happyhouse.door import db as face_db
-from happyhouse.door.db import FaceDB
+from happyhouse.door import face_db
+from happyhouse.door.face_db import FaceDB
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -200,7 +200,7 @@ def test_foreign_sqlite_file_refused(tmp_path):
 WORKER = textwrap.dedent("""
     import sys, numpy as np
     sys.path.insert(0, {root!r})
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
     path, who, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rng = np.random.default_rng(abs(hash(who)) % 2**32)
     db = face_db.FaceDB(path, timeout=30)
@@ -240,7 +240,7 @@ def test_several_processes_enrol_and_identify_at_once(tmp_path):
 KILLED = textwrap.dedent("""
     import sys, time, pathlib, numpy as np
     sys.path.insert(0, {root!r})
-    from happyhouse.door import db as face_db
+    from happyhouse.door import face_db
     path, marker = sys.argv[1], pathlib.Path(sys.argv[2])
     db = face_db.FaceDB(path)
     v = np.eye(5, 16, dtype=np.float32)
