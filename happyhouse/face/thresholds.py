@@ -80,8 +80,11 @@ def check_threshold(threshold, what: str = "the threshold") -> float:
 
 
 def threshold_for(embedder, crop: str) -> float:
-    """``embedder``'s default threshold for crop path ``crop``: its own ``thresholds`` (an Embedder's,
-    read from :data:`THRESHOLDS`), else the table's for its ``name``."""
+    """``embedder``'s default threshold for crop path ``crop``: its per-path ``thresholds`` (an Embedder's,
+    read from :data:`THRESHOLDS`), else its one ``threshold``, else the table's for its ``name``."""
     check_crop(crop)
     own = getattr(embedder, "thresholds", None)
-    return float(own[crop]) if own else default_threshold(embedder.name, crop)
+    if own:
+        return float(own[crop])
+    one = getattr(embedder, "threshold", None)
+    return float(one) if one is not None else default_threshold(embedder.name, crop)

@@ -59,11 +59,15 @@ def test_embedders_read_the_table_unless_given_their_own():
         _embedder("fake")
 
 
-def test_threshold_for_an_object_without_thresholds_reads_the_table_by_name():
+def test_threshold_for_an_object_without_per_path_thresholds():
     class Named:
-        name = "nn4.small2"
+        name = "inception-resnet-v1"
 
-    assert thresholds.threshold_for(Named(), "aligned") == 0.7
+    class OneThreshold(Named):
+        threshold = 0.3
+
+    assert thresholds.threshold_for(Named(), "aligned") == 0.97       # the table's, by name
+    assert thresholds.threshold_for(OneThreshold(), "aligned") == 0.3  # its own, for every path
     with pytest.raises(ValueError, match="crop must be one of"):
         thresholds.threshold_for(Named(), "auto")
 
