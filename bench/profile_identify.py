@@ -34,11 +34,11 @@ def timed(fn, n: int) -> dict:
 def main(argv=None) -> dict:
     from mtcnn import MTCNN
 
-    import fr_utils
     from bench.service import door_photo
     from happyhouse import data as course_data
     from happyhouse.door import face_db
     from happyhouse.door import detect, recognition
+    from happyhouse.face.embedders import load_embedder
     from happyhouse.image_io import read_rgb
 
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
@@ -47,7 +47,7 @@ def main(argv=None) -> dict:
     load_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         data = door_photo(course_data.find_folder("images"), Path(tmp) / "door.jpg").read_bytes()
-    embedder = fr_utils.load_embedder("inception-resnet-v1")
+    embedder = load_embedder("inception-resnet-v1")
     image = read_rgb(data)
     eager, compiled = MTCNN(), detect._detector()
     same = eager.detect_faces(image) == compiled.detect_faces(image)

@@ -1,12 +1,13 @@
 """Weight loading: the course's way vs our first load (CSV -> cache) vs our cached load.
 
 The script writes a complete folder of the course's 224 CSVs (226 in the export, two unused) with the real shapes
-(``fr_utils.weight_files()``; random values, written as the course's files are: one line,
+(``weights.weight_files()``; random values, written as the course's files are: one line,
 comma-separated, 14 significant digits) into a temporary folder, then times
 
 * the course's way: ``np.genfromtxt`` per CSV (its ``load_weights``) then ``set_weights`` per
   layer (its ``load_weights_from_FaceNet``), reproduced below;
-* ours, first load: ``fr_utils.load_weights_from_FaceNet(model, folder, cache_dir=<empty temp>)``
+* ours, first load: ``fr_utils.load_weights_from_FaceNet(model, folder, cache_dir=<empty temp>)``, i.e.
+  ``happyhouse.face.weights.set_weights(model, load_weights(folder, cache_dir=...))``
   (parses every CSV, checks them all, writes the cache);
 * ours, cached load: the same call again (reads only the cache).
 
@@ -83,10 +84,10 @@ def model_weights(model, layers) -> list[np.ndarray]:
 def main(argv=None) -> dict:
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
     roof = common.rooflines(args.quick)
-    import fr_utils
-    from inception_blocks_v2 import faceRecoModel
+    from happyhouse.face import weights
+    from happyhouse.face.network import faceRecoModel
 
-    shapes = fr_utils.weight_files()
+    shapes = weights.weight_files()
     rng = np.random.default_rng(0)
     model = faceRecoModel(input_shape=(3, 96, 96))
     rows, notes = [], []
@@ -98,35 +99,35 @@ def main(argv=None) -> dict:
                      f"{time.perf_counter() - t0:.1f} s")
 
         # the course's way (in --quick mode only its first layers, which checks the code path)
-        layers = fr_utils.WEIGHTS[:6] if args.quick else fr_utils.WEIGHTS
+        layers = weights.WEIGHTS[:6] if args.quick else weights.WEIGHTS
         t0 = time.perf_counter()
-        course_load_weights_from_FaceNet(model, folder, layers, fr_utils.conv_shape)
+        course_load_weights_from_FaceNet(model, folder, layers, weights.conv_shape)
         course_s = time.perf_counter() - t0
-        course_weights = model_weights(model, fr_utils.WEIGHTS)
+        course_weights = model_weights(model, weights.WEIGHTS)
 
         # ours: first load into an empty cache, then cached loads
         cache = Path(tmp) / "cache"
         fresh = faceRecoModel(input_shape=(3, 96, 96))
         t0 = time.perf_counter()
-        fr_utils.load_weights_from_FaceNet(fresh, folder, cache_dir=cache)
+        weights.set_weights(fresh, weights.load_weights(folder, cache_dir=cache))
         first_s = time.perf_counter() - t0
         cache_files = list(cache.glob("*"))
         cache_mib = sum(p.stat().st_size for p in cache_files) / 2**20
-        cached = common.timeit(lambda: fr_utils.load_weights_from_FaceNet(fresh, folder, cache_dir=cache),
+        cached = common.timeit(lambda: weights.set_weights(fresh, weights.load_weights(folder, cache_dir=cache)),
                                repeats=3 if args.quick else 7, warmup=1)
         cached_s = float(np.median(cached))
-        ours_weights = model_weights(fresh, fr_utils.WEIGHTS)
+        ours_weights = model_weights(fresh, weights.WEIGHTS)
         n_course = len(model_weights(model, layers))
         max_diff = max(float(np.abs(a - b).max()) for a, b in zip(course_weights[:n_course], ours_weights[:n_course]))
 
         # where the time of a cached load goes: the checksum of the CSVs vs reading the cache
         sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
         t0 = time.perf_counter()
-        fr_utils._checksum(folder, sorted(shapes))
+        weights.checksum(folder, sorted(shapes))
         checksum_s = time.perf_counter() - t0
 
     # --quick times the course's way on its first layers only: scale by the bytes it parsed
-    parsed = [f for layer in layers for f in fr_utils._layer_files(layer)] if list(layers) != list(fr_utils.WEIGHTS) else []
+    parsed = [f for layer in layers for f in weights.layer_files(layer)] if list(layers) != list(weights.WEIGHTS) else []
     scale = (sum(sizes.values()) / sum(sizes[f] for f in parsed)) if parsed else 1.0
     course_full_s = course_s * scale
     rows = [

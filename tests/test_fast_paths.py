@@ -126,11 +126,11 @@ def test_command_line_lbfgs_bfloat16(tmp_path, pictures, capsys):
 
 # ------------------------------------------------------------------------------ embedders
 def test_course_model_is_compiled_once_and_sees_new_weights():
-    import fr_utils
-    from inception_blocks_v2 import faceRecoModel
+    from happyhouse.face.embedders import course_embedder
+    from happyhouse.face.network import faceRecoModel
 
     model = faceRecoModel(input_shape=(3, 96, 96))
-    first, second = fr_utils.course_embedder(model), fr_utils.course_embedder(model)
+    first, second = course_embedder(model), course_embedder(model)
     assert first._run is second._run  # one tf.function per model, not one per call
     x = np.random.default_rng(0).random((3, 3, 96, 96)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(first._run(x)), model(x, training=False).numpy(), atol=1e-5)
@@ -140,10 +140,10 @@ def test_course_model_is_compiled_once_and_sees_new_weights():
 
 
 def test_bfloat16_embedder_stays_close_to_fp32():
-    import fr_utils
+    from happyhouse.face.embedders import load_embedder
 
-    fp32 = fr_utils.load_embedder("inception-resnet-v1")
-    bf16 = fr_utils.load_embedder("inception-resnet-v1", precision="bfloat16")
+    fp32 = load_embedder("inception-resnet-v1")
+    bf16 = load_embedder("inception-resnet-v1", precision="bfloat16")
     assert bf16.precision == "bfloat16" and fp32.precision == "float32" and bf16.model is fp32.model
     yy, xx = np.mgrid[0:160, 0:160]
     faces = np.stack([np.stack([(xx * k) % 256, (yy * 2) % 256, (xx + yy * k) % 256], -1)
@@ -154,7 +154,7 @@ def test_bfloat16_embedder_stays_close_to_fp32():
     if cpu_has_bfloat16():  # without AVX512-BF16/AMX, oneDNN may leave the graph in float32
         assert np.linalg.norm(a - b, axis=1).max() > 0   # it did run in another precision
     with pytest.raises(ValueError, match="precision must be one of"):
-        fr_utils.load_embedder("inception-resnet-v1", precision="int8")
+        load_embedder("inception-resnet-v1", precision="int8")
 
 
 # ------------------------------------------------------------------------- face database

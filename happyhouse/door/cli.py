@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fr_utils import EMBEDDER_NAMES, check_threshold
 from happyhouse.door import face_db
 from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, one_face
 from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_single_faces, enroll_result, face_threshold,
@@ -34,6 +33,8 @@ from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_sing
                                          identify_result, load_embedder, refuse_duplicate, require_someone,
                                          verify_result)
 from happyhouse.errors import DataNotFoundError, WeightsError
+from happyhouse.face.embedders import EMBEDDER_NAMES
+from happyhouse.face.thresholds import check_threshold
 from happyhouse.image_io import ImageReadError, read_rgb
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2

@@ -11,6 +11,8 @@ import numpy as np
 from happyhouse import runtime
 from happyhouse.door import face_db
 from happyhouse.door.detect import FaceNotFoundError, face_crops, one_face
+from happyhouse.face import embedders
+from happyhouse.face.thresholds import threshold_for
 
 
 class UsageError(ValueError):
@@ -18,10 +20,9 @@ class UsageError(ValueError):
 
 
 def load_embedder(name: str):
-    """fr_utils' embedder, with TensorFlow's start-up chatter kept off the terminal."""
+    """The face embedder ``name``, with TensorFlow's start-up chatter kept off the terminal."""
     runtime.import_tensorflow()
-    import fr_utils
-    return fr_utils.load_embedder(name)
+    return embedders.load_embedder(name)
 
 
 def progress_bar(items, desc: str, unit: str = "photo"):
@@ -33,10 +34,9 @@ def progress_bar(items, desc: str, unit: str = "photo"):
 def face_threshold(embedder, crop: str, threshold: float | None = None) -> tuple[float, str]:
     """(threshold, where it came from) for a face whose crop took path ``crop`` ("whole"/"aligned"):
     ``threshold`` if given (--threshold), else the model's default for that path."""
-    import fr_utils
     if threshold is not None:
         return float(threshold), "--threshold"
-    return float(fr_utils.threshold_for(embedder, crop)), f"model default for {crop} crops"
+    return threshold_for(embedder, crop), f"model default for {crop} crops"
 
 
 def embed_single_faces(embedder, images: list[np.ndarray], whats: list[str], crop: str = "auto",

@@ -37,6 +37,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from happyhouse.door import face_db
 from happyhouse.door import recognition
 from happyhouse.door.detect import FaceNotFoundError, face_crops
+from happyhouse.face.thresholds import check_threshold
 from happyhouse.image_io import ImageReadError, read_rgb
 
 #: Exception -> HTTP status; the most specific class in an exception's MRO wins.
@@ -280,8 +281,11 @@ def serve(args) -> int:
                                 "network could enrol faces. Give a token file, or use --host 127.0.0.1.")
     if not 0 < args.max_upload_mb <= 1024:
         raise recognition.UsageError(f"--max-upload-mb must be between 0 and 1024, not {args.max_upload_mb}.")
-    if args.threshold is not None and not args.threshold > 0:
-        raise recognition.UsageError(f"--threshold must be a positive distance, not {args.threshold}.")
+    if args.threshold is not None:
+        try:
+            check_threshold(args.threshold, what="--threshold")
+        except ValueError as err:
+            raise recognition.UsageError(str(err)) from None
     path = args.db or face_db.default_path()
     if path.is_dir() or not path.absolute().parent.is_dir():
         raise face_db.FaceDBError(f"{path}: --db must name a file in an existing folder.")

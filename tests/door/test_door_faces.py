@@ -9,15 +9,16 @@ import json
 import numpy as np
 import pytest
 
-import fr_utils
 from happyhouse import data as cd
 from happyhouse.door import calibration as cal
 from happyhouse.door import cli as door_cli
 from happyhouse.door import face_db
 from happyhouse.door.detect import face_crops
+from happyhouse.face.thresholds import default_threshold
 from happyhouse.image_io import read_rgb
 
 MODEL = "inception-resnet-v1"
+ALIGNED = default_threshold(MODEL, "aligned")  # the table's, calibrated on these photos
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +60,7 @@ def test_ordinary_photos_take_the_aligned_path(people):
 def test_aligned_default_meets_the_goal_on_the_calibration_photos(people, irv1):
     labels, _, _, vectors = people
     aligned, whole = irv1.threshold_for("aligned"), irv1.threshold_for("whole")
-    assert (whole, aligned) == (fr_utils.IRV1_THRESHOLD, fr_utils.IRV1_ALIGNED_THRESHOLD)
+    assert (whole, aligned) == (default_threshold(MODEL, "whole"), ALIGNED)
     result = cal.calibrate(vectors, labels, far=0.01, default_threshold=aligned)
     assert (result["genuine_pairs"], result["impostor_pairs"]) == (18, 172)
     assert result["default"]["tar"] >= 0.95 and result["default"]["far"] <= 0.01, result["default"]
@@ -71,7 +72,7 @@ def test_aligned_default_meets_the_goal_on_the_calibration_photos(people, irv1):
 def test_aligned_default_is_the_rule_s_choice_and_holds_on_people_left_out(people):
     labels, _, _, vectors = people
     d, genuine = cal.pair_distances(vectors, labels)
-    assert cal.choose_threshold(d, genuine, far=0.01) == pytest.approx(fr_utils.IRV1_ALIGNED_THRESHOLD, abs=0.01)
+    assert cal.choose_threshold(d, genuine, far=0.01) == pytest.approx(ALIGNED, abs=0.01)
     held = cal.leave_one_person_out(vectors, labels, far=0.01)
     assert held["genuine"] == 18 and held["impostor"] == 2 * 172   # each impostor pair is left out twice
     assert held["far"] <= 0.01, held["impostor_accepted_pairs"]
@@ -98,7 +99,7 @@ def test_group_photos_name_every_known_face_and_only_those(everyone_db, faces_da
     assert sorted(f["name"] for f in faces) == expected, faces
     assert code == (0 if set(expected) - {"unknown"} else 1)
     for f in faces:
-        assert f["threshold"] == fr_utils.IRV1_ALIGNED_THRESHOLD and f["threshold_from"] == "model default for aligned crops"
+        assert f["threshold"] == ALIGNED and f["threshold_from"] == "model default for aligned crops"
         assert (f["distance"] < f["threshold"]) == (f["name"] != "unknown")
 
 
@@ -120,7 +121,7 @@ def test_verify_enrolled_from_one_photo_uses_the_aligned_threshold(people, faces
     code = door_cli.main(["--db", str(db), "--json", "verify", "joe_biden", str(biden / "2.jpg")])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["match"] and result["crop"] == "aligned"
-    assert result["threshold"] == fr_utils.IRV1_ALIGNED_THRESHOLD and 0.7 < result["distance"] < 0.97
+    assert result["threshold"] == ALIGNED and 0.7 < result["distance"] < 0.97
     code = door_cli.main(["--db", str(db), "--threshold", "0.7", "verify", "joe_biden", str(biden / "2.jpg")])
     assert code == 1 and "please go away" in capsys.readouterr().out
 

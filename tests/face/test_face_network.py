@@ -1,4 +1,4 @@
-"""The course's Inception FaceNet (inception_blocks_v2): shapes, size, names, unit-norm output."""
+"""The course's Inception FaceNet (happyhouse.face.network, inception_blocks_v2): shapes, size, names, unit-norm output."""
 import os
 import subprocess
 import sys
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import fr_utils
-from inception_blocks_v2 import faceRecoModel
+from happyhouse.face.network import faceRecoModel
+from happyhouse.face.weights import WEIGHTS, conv_shape
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,11 @@ def test_channels_first_batch_in_unit_norm_encodings_out(model):
 
 def test_layers_with_weights_are_exactly_the_courses_weight_names(model):
     named = [layer.name for layer in model.layers if layer.weights]
-    assert sorted(named) == sorted(fr_utils.WEIGHTS)
+    assert sorted(named) == sorted(WEIGHTS)
 
 
 def test_layer_shapes_match_the_courses_conv_table(model):
-    for name, (out, cin, kh, kw) in fr_utils.conv_shape.items():
+    for name, (out, cin, kh, kw) in conv_shape.items():
         kernel, bias = model.get_layer(name).get_weights()
         assert kernel.shape == (kh, kw, cin, out), name
         assert bias.shape == (out,)

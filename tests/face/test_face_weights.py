@@ -1,11 +1,12 @@
-"""The course's CSV weights: round trip, cache, and one clear error for every problem."""
+"""happyhouse.face.weights, the course's CSV weights: round trip, cache, and one clear error for every problem."""
 import os
 
 import numpy as np
 import pytest
 
-import fr_utils
-from inception_blocks_v2 import faceRecoModel
+from happyhouse.errors import WeightsError
+from happyhouse.face import weights
+from happyhouse.face.network import faceRecoModel
 
 
 def _write_csv(path, values):
@@ -20,7 +21,7 @@ def synthetic_weights(tmp_path_factory):
     folder.mkdir()
     rng = np.random.default_rng(42)
     arrays = {}
-    for name, shape in fr_utils.weight_files().items():
+    for name, shape in weights.weight_files().items():
         values = rng.standard_normal(shape).astype(np.float32)
         if name.endswith("_v.csv"):  # variances are positive
             values = np.abs(values) + 0.5
@@ -44,7 +45,7 @@ def _copy_as_links(source, target):
 
 
 def test_the_model_needs_224_csv_files():
-    files = fr_utils.weight_files()
+    files = weights.weight_files()
     assert len(files) == 224  # 37 convs x 2 + 37 batch norms x 4 + dense x 2
     assert files["conv1_w.csv"] == (64, 3, 7, 7)
     assert files["bn1_v.csv"] == (64,)
@@ -54,7 +55,7 @@ def test_the_model_needs_224_csv_files():
 
 def test_round_trip_puts_every_value_where_the_course_puts_it(synthetic_weights, model, tmp_path):
     folder, arrays = synthetic_weights
-    fr_utils.load_weights_from_FaceNet(model, folder, cache_dir=tmp_path)
+    weights.set_weights(model, weights.load_weights(folder, cache_dir=tmp_path))
     conv1_kernel, conv1_bias = model.get_layer("conv1").get_weights()
     # Keras kernel[kh, kw, in, out] is the Torch export's [out, in, kh, kw]
     assert conv1_kernel[4, 1, 2, 17] == arrays["conv1_w.csv"][17, 2, 4, 1]
@@ -71,39 +72,39 @@ def test_round_trip_puts_every_value_where_the_course_puts_it(synthetic_weights,
 
 def test_first_load_writes_one_cache_file_and_later_loads_parse_no_csv(synthetic_weights, tmp_path, monkeypatch):
     folder, _ = synthetic_weights
-    first = fr_utils.load_weights(folder, cache_dir=tmp_path)
+    first = weights.load_weights(folder, cache_dir=tmp_path)
     cached = list(tmp_path.iterdir())
     assert len(cached) == 1 and cached[0].suffix == ".npz"
 
     def no_parsing(*args):
         raise AssertionError("a cached load parsed a CSV")
 
-    monkeypatch.setattr(fr_utils, "_read_csv", no_parsing)
-    second = fr_utils.load_weights(folder, cache_dir=tmp_path)
-    for layer in fr_utils.WEIGHTS:
+    monkeypatch.setattr(weights, "read_csv", no_parsing)
+    second = weights.load_weights(folder, cache_dir=tmp_path)
+    for layer in weights.WEIGHTS:
         for a, b in zip(first[layer], second[layer]):
             np.testing.assert_array_equal(a, b)
 
 
 def test_cache_lives_in_xdg_cache_home_by_default(synthetic_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    fr_utils.load_weights(synthetic_weights[0])
+    weights.load_weights(synthetic_weights[0])
     assert len(list((tmp_path / "happyhouse").glob("nn4.small2-*.npz"))) == 1
 
 
 def test_changed_csv_gets_a_new_cache_and_a_damaged_cache_is_rebuilt(synthetic_weights, tmp_path):
     folder = _copy_as_links(synthetic_weights[0], tmp_path)
     cache = tmp_path / "cache"
-    fr_utils.load_weights(folder, cache_dir=cache)
+    weights.load_weights(folder, cache_dir=cache)
     (folder / "dense_b.csv").unlink()
     _write_csv(folder / "dense_b.csv", np.arange(128, dtype=np.float32))
-    weights = fr_utils.load_weights(folder, cache_dir=cache)
-    np.testing.assert_array_equal(weights["dense_layer"][1], np.arange(128))
+    loaded = weights.load_weights(folder, cache_dir=cache)
+    np.testing.assert_array_equal(loaded["dense_layer"][1], np.arange(128))
     assert len(list(cache.iterdir())) == 2
     for path in cache.iterdir():
         path.write_bytes(b"not a zip file")
-    weights = fr_utils.load_weights(folder, cache_dir=cache)
-    np.testing.assert_array_equal(weights["dense_layer"][1], np.arange(128))
+    loaded = weights.load_weights(folder, cache_dir=cache)
+    np.testing.assert_array_equal(loaded["dense_layer"][1], np.arange(128))
 
 
 def test_every_missing_and_damaged_file_is_listed_and_the_model_is_untouched(synthetic_weights, model, tmp_path):
@@ -122,8 +123,8 @@ def test_every_missing_and_damaged_file_is_listed_and_the_model_is_untouched(syn
         (folder / name).write_text(content)
     before = [w.copy() for w in model.get_weights()]
 
-    with pytest.raises(fr_utils.WeightsError) as caught:
-        fr_utils.load_weights_from_FaceNet(model, folder, cache_dir=tmp_path / "cache")
+    with pytest.raises(WeightsError) as caught:
+        weights.set_weights(model, weights.load_weights(folder, cache_dir=tmp_path / "cache"))
 
     err = caught.value
     assert sorted(err.missing) == ["conv2_w.csv", "inception_5b_1x1_bn_v.csv"]
@@ -147,11 +148,11 @@ COURSE_COPY_MISSING = [  # the five files absent from every public copy (see the
 
 
 def test_the_course_folder_error_names_exactly_its_missing_files(course_weights):
-    missing_here = sorted(set(fr_utils.weight_files()) - {p.name for p in course_weights.iterdir()})
+    missing_here = sorted(set(weights.weight_files()) - {p.name for p in course_weights.iterdir()})
     if not missing_here:
         pytest.skip(f"the course weights in {course_weights} are complete here")
-    with pytest.raises(fr_utils.WeightsError) as caught:
-        fr_utils.load_weights(course_weights)
+    with pytest.raises(WeightsError) as caught:
+        weights.load_weights(course_weights)
     assert sorted(caught.value.missing) == missing_here
     if len(list(course_weights.glob("*.csv"))) == 221:  # the shared course copy
         assert sorted(caught.value.missing) == COURSE_COPY_MISSING
@@ -166,7 +167,20 @@ def test_a_model_that_is_not_the_courses_is_refused_before_any_weight_is_set(syn
     inputs = keras.Input((3, 96, 96))
     other = keras.Model(inputs, keras.layers.Dense(4, name="conv1")(keras.layers.Flatten()(inputs)))
     before = [w.copy() for w in other.get_weights()]
-    with pytest.raises(fr_utils.WeightsError, match="no layer named 'bn1'"):
-        fr_utils.load_weights_from_FaceNet(other, synthetic_weights[0], cache_dir=tmp_path)
+    with pytest.raises(WeightsError, match="no layer named 'bn1'"):
+        weights.set_weights(other, weights.load_weights(synthetic_weights[0], cache_dir=tmp_path))
     for old, new in zip(before, other.get_weights()):
         np.testing.assert_array_equal(old, new)
+
+
+def test_the_error_names_the_folder_relative_to_course_data(synthetic_weights, tmp_path, monkeypatch):
+    """Messages name $COURSE_DATA/weights, not the machine's folder (they end up in committed notebooks)."""
+    folder = _copy_as_links(synthetic_weights[0], tmp_path)
+    (folder / "conv1_w.csv").unlink()
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    with pytest.raises(WeightsError) as caught:
+        weights.load_weights(folder, cache_dir=tmp_path / "cache")
+    assert "weights in $COURSE_DATA/weights are incomplete" in str(caught.value)
+    assert str(tmp_path) not in str(caught.value) and caught.value.folder == folder
+    assert weights.display_path(weights.data.PROJECT_ROOT / "weights") == "<project>/weights"
+    assert weights.display_path("/nowhere/else") == "/nowhere/else"
