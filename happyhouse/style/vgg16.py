@@ -115,8 +115,8 @@ def load_vgg16_weights(path=None, sha256=VGG16_ONNX_SHA256, fingerprint=VGG16_FI
                            f"{VGG16_REINSTALL}.")
     cache = data.cache_folder(cache_dir) / f"vgg16-imagenet-{digest[:24]}.npz"
     try:
-        with np.load(cache) as data:
-            weights = {conv: (data[f"{conv}:kernel"], data[f"{conv}:bias"]) for conv in VGG16_CONVS}
+        with np.load(cache) as npz:
+            weights = {conv: (npz[f"{conv}:kernel"], npz[f"{conv}:bias"]) for conv in VGG16_CONVS}
         if fingerprint is None or np.allclose(weights["conv1_1"][1][:len(fingerprint)], fingerprint, atol=1e-5):
             return weights
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):

@@ -169,7 +169,7 @@ def test_offline_network_refuses_too_small_images():
 # ---------------------------------------------------------------------------- bad weights
 def test_missing_weights_say_which_files_where_and_how(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "nowhere"))
-    monkeypatch.setattr(course_data, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path)
     with pytest.raises(data.DataNotFoundError) as err:
         vgg19.vgg19_network()
     message = str(err.value)
