@@ -1,4 +1,5 @@
-"""The notebooks' graded functions (the reference solutions) agree with the modules' own versions.
+"""The notebooks' graded functions (the reference solutions) agree with the modules' own versions
+(for style transfer: the engine's cost and loop, which compute the same in their own form).
 
 Each function's source is taken from its ``# GRADED FUNCTION`` cell and executed with the globals
 the notebook gives it; both versions then get the same random inputs.
@@ -16,6 +17,8 @@ tf = pytest.importorskip("tensorflow")
 import fr_utils  # noqa: E402
 import nst_utils  # noqa: E402
 from happyhouse.grading.release import graded_function  # noqa: E402
+from happyhouse.style import optimize  # noqa: E402
+from happyhouse.style.cost import StyleTransferCost  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -45,7 +48,7 @@ def test_every_graded_function_is_defined_in_its_notebook(fr, nst):
     assert {"triplet_loss", "verify", "who_is_it"} <= set(fr)
     assert {"compute_content_cost", "gram_matrix", "compute_layer_style_cost", "compute_style_cost",
             "total_cost", "model_nn"} <= set(nst)
-    assert fr["triplet_loss"] is not fr_utils.triplet_loss and nst["gram_matrix"] is not nst_utils.gram_matrix
+    assert fr["triplet_loss"] is not fr_utils.triplet_loss and not hasattr(nst_utils, "gram_matrix")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -90,26 +93,40 @@ def test_verify_and_who_is_it_agree(fr):
     assert fr["who_is_it"](near, database, model)[1] == "bob"
 
 
+class _DictNetwork:
+    """A loss network whose "images" are dicts {layer: activation (1, n_H, n_W, n_C)}."""
+    name, content_scale, style_scale = "dict", 1.0, 1.0
+
+    def __init__(self, style_layers):
+        self.content_layer, self.style_layers = "content", style_layers
+
+    def activations(self, image, layers):
+        return {n: tf.constant(image[n], tf.float32) for n in layers}
+
+
 @pytest.mark.parametrize("shape", [(1, 4, 4, 3), (1, 5, 7, 16)])
 def test_style_transfer_costs_agree(nst, shape):
+    """The notebook's costs and the engine's StyleTransferCost on the same activations."""
     rng = np.random.default_rng(sum(shape))
-    a, b = (tf.constant(rng.normal(1, 4, shape), tf.float32) for _ in range(2))
-    np.testing.assert_allclose(nst["compute_content_cost"](a, b), nst_utils.compute_content_cost(a, b), rtol=1e-5)
-    A = tf.reshape(a, [shape[-1], -1])
-    np.testing.assert_allclose(nst["gram_matrix"](A), nst_utils.gram_matrix(A), rtol=1e-5)
-    np.testing.assert_allclose(nst["compute_layer_style_cost"](a, b), nst_utils.compute_layer_style_cost(a, b), rtol=1e-5)
+    a, b, c = (tf.constant(rng.normal(1, 4, shape), tf.float32) for _ in range(3))
     layers = [("one", 0.3), ("two", 0.7)]
-    a_S = {"one": a, "two": b}
-    a_G = {"one": b, "two": tf.constant(rng.normal(0, 1, shape), tf.float32)}
-    np.testing.assert_allclose(nst["compute_style_cost"](a_S, a_G, layers), nst_utils.compute_style_cost(a_S, a_G, layers),
+    engine = StyleTransferCost(_DictNetwork(layers), {"content": a}, {"one": a, "two": b}, alpha=10, beta=40)
+    J, J_content, J_style = engine({"content": b, "one": b, "two": c})
+    np.testing.assert_allclose(nst["compute_content_cost"](a, b), J_content, rtol=1e-5)
+    A = tf.transpose(tf.reshape(a, [-1, shape[-1]]))  # (n_C, n_H*n_W), as the course unrolls
+    np.testing.assert_allclose(nst["gram_matrix"](A), engine._G_S["one"], rtol=1e-5)
+    single = StyleTransferCost(_DictNetwork([("one", 1.0)]), {"content": a}, {"one": a})({"content": a, "one": b})[2]
+    np.testing.assert_allclose(nst["compute_layer_style_cost"](a, b), single, rtol=1e-5)
+    np.testing.assert_allclose(nst["compute_style_cost"]({"one": a, "two": b}, {"one": b, "two": c}, layers), J_style,
                                rtol=1e-5)
-    J_content, J_style = rng.normal(size=2)
-    assert nst["total_cost"](J_content, J_style) == pytest.approx(nst_utils.total_cost(J_content, J_style))
-    assert nst["total_cost"](J_content, J_style, 1, 2) == pytest.approx(nst_utils.total_cost(J_content, J_style, 1, 2))
+    np.testing.assert_allclose(nst["total_cost"](J_content, J_style), J, rtol=1e-5)
+    J1 = StyleTransferCost(_DictNetwork(layers), {"content": a}, {"one": a, "two": b}, alpha=1, beta=2)(
+        {"content": b, "one": b, "two": c})[0]
+    np.testing.assert_allclose(nst["total_cost"](J_content, J_style, 1, 2), J1, rtol=1e-5)
 
 
 class _ToyNetwork(dict):
-    """Just enough of a LossNetwork for nst_utils.model_nn: model["input"], a name, a size."""
+    """Just enough of a LossNetwork for the engine's loop: model["input"], a name, a size."""
     name = "toy"
 
     def set_input_size(self, height, width):
@@ -131,7 +148,7 @@ def test_model_nn_agrees(nst, tmp_path):
     printed = io.StringIO()
     with redirect_stdout(printed):
         ours = nst["model_nn"](toy, start, cost, num_iterations=25, output_dir=tmp_path)
-        theirs, history = nst_utils.model_nn(_ToyNetwork(), start, cost, 25, progress=False)
+        theirs, history = optimize.optimise(_ToyNetwork(), start, cost, 25, optimize.LoopOptions(progress=False))
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
     assert printed.getvalue().count("Iteration 20 :") == 2
     assert (tmp_path / "20.png").is_file() and (tmp_path / "generated_image.jpg").is_file()
