@@ -42,7 +42,8 @@ def build(graph_def, size, layers, a_C=None, a_S=None):
             G_S = tf.constant(v.reshape(-1, v.shape[-1]).T @ v.reshape(-1, v.shape[-1]))
             A = tf.reshape(acts[name], [-1, v.shape[-1]])
             n_HW, n_C = v.shape[1] * v.shape[2], v.shape[-1]
-            J_style += coeff * tf.reduce_sum(tf.square(G_S - tf.matmul(A, A, transpose_a=True))) / (4.0 * n_C ** 2 * n_HW ** 2)
+            G_G = tf.matmul(A, A, transpose_a=True)
+            J_style += coeff * tf.reduce_sum(tf.square(G_S - G_G)) / (4.0 * n_C ** 2 * n_HW ** 2)
         J = 10 * J_content + 40 * style_scale * J_style
         return g, x, acts, J, tf.gradients(J, x)[0]
 

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT is a folder (gets <i>.png every 20 iterations, generated_image.jpg and progress.png) "
         "or an image file (.jpg/.png). Ctrl-C saves the picture and the optimiser state; --resume goes on."))
     add = parser.add_argument
-    add("images", nargs="*", metavar="IMAGE", help="CONTENT then one or more STYLE images (paths or course image names)")
+    add("images", nargs="*", metavar="IMAGE",
+        help="CONTENT then one or more STYLE images (paths or course image names)")
     add("-o", "--output", default=transfer.DEFAULT_OUTPUT_DIR, help="output folder or image file")
     add("--iterations", type=int, default=None,
         help="steps (default 200 with Adam, 50 with L-BFGS; with several scales: at the coarsest, "

@@ -104,7 +104,8 @@ class StyleTransferCost:
             G_S = self._G_S[name]
             if self._positions[name] != n_H * n_W:  # a style image of another size (--style-scale)
                 G_S = G_S * (n_H * n_W / self._positions[name])
-            J_style += coeff * tf.reduce_sum(tf.square(G_S - self._gram(a_G[name]))) / (4.0 * n_C ** 2 * (n_H * n_W) ** 2)
+            G_G = self._gram(a_G[name])
+            J_style += coeff * tf.reduce_sum(tf.square(G_S - G_G)) / (4.0 * n_C ** 2 * (n_H * n_W) ** 2)
         return J_style
 
     def __call__(self, generated):

@@ -183,19 +183,3 @@ def fetch_vgg19_weights(folder=None) -> Path:
             f"Could not download {H5_NAME} from {H5_URL} ({type(err).__name__}: {err}). Without a network, "
             f"copy that file (md5 {H5_MD5}) or {MAT_NAME} ({MAT_URL}) into {folder} by hand, "
             f"or point {data.ENV_VAR} at a folder holding pretrained-model/.") from None
-
-
-def fetch_vgg19_weights(folder=None) -> Path:
-    """Download Keras' VGG-19 notop weights (80 MB, md5-checked, progress bar) into
-    ``folder`` (default: the project's pretrained-model/). Raises WeightsError when offline."""
-    import keras
-    folder = Path(folder) if folder is not None else data.PROJECT_ROOT / "pretrained-model"
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        return Path(keras.utils.get_file(H5_NAME, H5_URL, file_hash=H5_MD5,
-                                         cache_dir=str(folder), cache_subdir=str(folder.resolve())))
-    except Exception as err:
-        raise WeightsError(
-            f"Could not download {H5_NAME} from {H5_URL} ({type(err).__name__}: {err}). Without a network, "
-            f"copy that file (md5 {H5_MD5}) or {MAT_NAME} ({MAT_URL}) into {folder} by hand, "
-            f"or point {data.ENV_VAR} at a folder holding pretrained-model/.") from None

@@ -117,8 +117,8 @@ def test_style_transfer_costs_agree(nst, shape):
     np.testing.assert_allclose(nst["gram_matrix"](A), engine._G_S["one"], rtol=1e-5)
     single = StyleTransferCost(_DictNetwork([("one", 1.0)]), {"content": a}, {"one": a})({"content": a, "one": b})[2]
     np.testing.assert_allclose(nst["compute_layer_style_cost"](a, b), single, rtol=1e-5)
-    np.testing.assert_allclose(nst["compute_style_cost"]({"one": a, "two": b}, {"one": b, "two": c}, layers), J_style,
-                               rtol=1e-5)
+    a_S, a_G = {"one": a, "two": b}, {"one": b, "two": c}
+    np.testing.assert_allclose(nst["compute_style_cost"](a_S, a_G, layers), J_style, rtol=1e-5)
     np.testing.assert_allclose(nst["total_cost"](J_content, J_style), J, rtol=1e-5)
     J1 = StyleTransferCost(_DictNetwork(layers), {"content": a}, {"one": a, "two": b}, alpha=1, beta=2)(
         {"content": b, "one": b, "two": c})[0]

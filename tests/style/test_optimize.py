@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from happyhouse.precision import PRECISIONS, compute_precision
+from happyhouse.precision import PRECISIONS
 from happyhouse.style import cli, images, networks, optimize, start
 from happyhouse.style.cost import StyleTransferCost
 
@@ -92,12 +92,7 @@ def test_bfloat16_step_follows_the_fp32_step(problem):
     assert J16[-1] < J16[0]
 
 
-def test_precision_scope_is_undone_and_checked():
-    key = "auto_mixed_precision_onednn_bfloat16"
-    before = tf.config.optimizer.get_experimental_options().get(key, False)
-    with compute_precision("bfloat16"):
-        assert tf.config.optimizer.get_experimental_options()[key] is True
-    assert tf.config.optimizer.get_experimental_options().get(key, False) == before
+def test_the_precision_is_checked():  # the bfloat16 scope itself: tests/test_bench.py
     with pytest.raises(ValueError, match="precision must be one of"):
         optimize.make_train_step(None, None, None, precision="float16")
 

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from happyhouse.style import checkpoint, cli, colors, contact_sheet, cost, images, networks, optimize, sizes, start, transfer
+from happyhouse.style import (checkpoint, cli, colors, contact_sheet, cost, images, networks, optimize, sizes, start,
+                              transfer)
 from happyhouse.style.cost import StyleTransferCost
 
 ROOT = Path(__file__).resolve().parents[2]

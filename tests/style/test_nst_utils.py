@@ -23,17 +23,6 @@ def test_the_notebook_helpers_are_here():
 
 
 # ---------------------------------------------------------------------------------- images
-@pytest.fixture
-def pictures(tmp_path):
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:40, 0:56]
-    content = np.stack([xx * 4, yy * 5, (xx + yy) * 2], -1).clip(0, 255).astype(np.uint8)
-    style = rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)
-    Image.fromarray(content).save(tmp_path / "content.png")
-    Image.fromarray(style).convert("L").save(tmp_path / "style_gray.jpg")
-    return tmp_path / "content.png", tmp_path / "style_gray.jpg"
-
-
 def test_reshape_and_normalize_any_size_and_mode(tmp_path, pictures):
     content, gray = pictures
     rgba = tmp_path / "rgba.png"
