@@ -3,7 +3,7 @@ course's Adam (learning rate 2.0): steps and seconds to reach the total cost tha
 after 200 steps, on louvre_small.jpg + monet.jpg with the FaceNet loss network (VGG-16: bench.style_vgg16).
 
 Both optimisers start from the same noisy image (``generate_noise_image(seed=0)``) and
-minimise the same ``nst_utils.StyleTransferCost``. One Adam step and one L-BFGS function
+minimise the same ``happyhouse.style.cost.StyleTransferCost``. One Adam step and one L-BFGS function
 evaluation each cost one forward + backward pass, so "steps" for L-BFGS counts evaluations
 (its iterations, a few evaluations fewer, are reported too).
 
@@ -25,10 +25,10 @@ def adam_run(cost, start, steps, precision):
     """The course's loop from a cold start (tracing included, as for L-BFGS): (final cost, seconds, history)."""
     import tensorflow as tf
     import keras
-    import nst_utils
+    from happyhouse.style.optimize import make_train_step
     variable = tf.Variable(start)
     t0 = time.perf_counter()
-    step = nst_utils.make_train_step(cost, variable, keras.optimizers.Adam(2.0, epsilon=1e-8), precision=precision)
+    step = make_train_step(cost, variable, keras.optimizers.Adam(2.0, epsilon=1e-8), precision=precision)
     history = []  # (cost before the step, seconds at its end), as the course's loop prints them
     for _ in range(steps):
         history.append((float(step()[0]), time.perf_counter() - t0))
@@ -39,15 +39,15 @@ def adam_run(cost, start, steps, precision):
 def lbfgs_run(cost, start, target, max_iterations):
     """L-BFGS until the cost is <= target, from a cold start: dict with iterations, evaluations,
     seconds, final_cost, history [(cost, seconds)] per iteration."""
-    import nst_utils
+    from happyhouse.style.optimize import lbfgs_minimize
     history = []
     t0 = time.perf_counter()
-    result = nst_utils.lbfgs_minimize(
+    result = lbfgs_minimize(
         cost, start, max_iterations=max_iterations, target=target,
         callback=lambda i, image, costs: history.append((costs[0], time.perf_counter() - t0)))
     return {"iterations": result["iterations"], "evaluations": result["evaluations"],
             "seconds": result["seconds"], "final_cost": result["costs"][-1][0] if result["costs"] else float("nan"),
-            "history": history, "how": "nst_utils.lbfgs_minimize"}
+            "history": history, "how": "happyhouse.style.optimize.lbfgs_minimize"}
 
 
 def plot(adam, lbfgs, target, path, network):
@@ -74,16 +74,18 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     roof = common.rooflines(args.quick)
     import tensorflow as tf
-    import nst_utils
+    from happyhouse.style.cost import StyleTransferCost
+    from happyhouse.style.networks import load_loss_network
+    from happyhouse.style.start import NOISE_RATIO, noisy_image
     tf.get_logger().setLevel("ERROR")
 
     size = (96, 128) if args.quick else (300, 400)
     steps = 10 if args.quick else ADAM_STEPS
     network = args.network
     content, style, source = images(size, np.random.default_rng(0))  # the course's, else random pictures
-    model = nst_utils.load_loss_network(network, size, verbose=False)
-    cost = nst_utils.StyleTransferCost(model, content, style)
-    start = nst_utils.generate_noise_image(content, seed=0)
+    model = load_loss_network(network, size, verbose=False)
+    cost = StyleTransferCost(model, content, style)
+    start = noisy_image(content, NOISE_RATIO, seed=0)
     J0 = float(cost(tf.constant(start))[0])
 
     J_adam, adam_s, adam_history = adam_run(cost, start, steps, args.precision)

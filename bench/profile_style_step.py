@@ -22,26 +22,29 @@ from bench import common  # noqa: F401  (sets up sys.path and TF's log level)
 def build(graph_def, size, layers, a_C=None, a_S=None):
     """(graph, input placeholder, activations, J, dJ/dinput) for the FaceNet loss network."""
     import tensorflow as tf
-    import nst_models
-    import nst_utils
+    from happyhouse.style import facenet
+    from happyhouse.style.images import MEANS
     g = tf.Graph()
     with g.as_default():
         x = tf.compat.v1.placeholder(tf.float32, (1, *size, 3))
         outs = tf.compat.v1.import_graph_def(
-            graph_def, input_map={"input:0": (x + nst_models.MEANS - 127.5) / 128.0},
-            return_elements=[nst_models.FACENET_LAYERS[n] for n in layers], name="")
+            graph_def, input_map={"input:0": (x + MEANS - 127.5) / 128.0},
+            return_elements=[facenet.FACENET_LAYERS[n] for n in layers], name="")
         acts = dict(zip(layers, outs))
         if a_C is None:
             return g, x, acts, None, None
-        content_scale, style_scale = nst_models.FACENET_SCALES
-        J_content = content_scale * nst_utils.compute_content_cost(tf.constant(a_C), acts["block35_3"])
-        # the style cost as nst_utils.StyleTransferCost computes it (style Grams once, G = A^T A)
-        cost = object.__new__(nst_utils.StyleTransferCost)
-        cost.style_layers = nst_models.FACENET_STYLE_LAYERS
-        cost._G_S = {k: tf.constant(v.reshape(-1, v.shape[-1]).T @ v.reshape(-1, v.shape[-1]))
-                     for k, v in a_S.items()}
-        J_style = style_scale * cost.style_cost(acts)
-        J = nst_utils.total_cost(J_content, J_style)
+        content_scale, style_scale = facenet.FACENET_SCALES
+        J_content = content_scale * tf.reduce_mean(tf.square(tf.constant(a_C) - acts["block35_3"])) / 4.0
+        # the style cost as happyhouse.style.cost.StyleTransferCost computes it (style Grams once, G = A^T A)
+        J_style = 0.0
+        for name, coeff in facenet.FACENET_STYLE_LAYERS:
+            v = a_S[name]
+            G_S = tf.constant(v.reshape(-1, v.shape[-1]).T @ v.reshape(-1, v.shape[-1]))
+            A = tf.reshape(acts[name], [-1, v.shape[-1]])
+            n_HW, n_C = v.shape[1] * v.shape[2], v.shape[-1]
+            G_G = tf.matmul(A, A, transpose_a=True)
+            J_style += coeff * tf.reduce_sum(tf.square(G_S - G_G)) / (4.0 * n_C ** 2 * n_HW ** 2)
+        J = 10 * J_content + 40 * style_scale * J_style
         return g, x, acts, J, tf.gradients(J, x)[0]
 
 
@@ -51,22 +54,23 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     import tensorflow as tf
     from tensorflow.core.protobuf import rewriter_config_pb2
-    import nst_models
-    import nst_utils
+    from happyhouse import data
+    from happyhouse.style import facenet
+    from happyhouse.style.images import normalize
+    from happyhouse.style.start import NOISE_RATIO, noisy_image
 
     size = tuple(int(v) for v in args.size.split("x"))
-    content = nst_utils.reshape_and_normalize_image("louvre_small.jpg", size)
-    style = nst_utils.reshape_and_normalize_image("monet.jpg", size)
-    start = nst_utils.generate_noise_image(content, seed=0)
-    layers = tuple(nst_models.FACENET_LAYERS)
+    content = normalize("louvre_small.jpg", size)
+    style = normalize("monet.jpg", size)
+    start = noisy_image(content, NOISE_RATIO, seed=0)
+    layers = tuple(facenet.FACENET_LAYERS)
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(nst_models.facenet_graph_path().read_bytes())
-    graph_def = nst_models._subgraph(graph_def, [nst_models.FACENET_LAYERS[n].split(":")[0] for n in layers],
-                                     "facenet")
+    graph_def.ParseFromString(data.facenet_graph_path().read_bytes())
+    graph_def = facenet.subgraph(graph_def, [facenet.FACENET_LAYERS[n].split(":")[0] for n in layers], "facenet")
     g, x, acts, _, _ = build(graph_def, size, layers)
     with tf.compat.v1.Session(graph=g) as s:
         a_C = s.run(acts["block35_3"], {x: content})
-        a_S = s.run({n: acts[n] for n, _ in nst_models.FACENET_STYLE_LAYERS}, {x: style})
+        a_S = s.run({n: acts[n] for n, _ in facenet.FACENET_STYLE_LAYERS}, {x: style})
     g, x, _, J, grad = build(graph_def, size, layers, a_C, a_S)
     for precision in ("float32", "bfloat16"):
         config = tf.compat.v1.ConfigProto()

@@ -1,5 +1,5 @@
 """A large picture: louvre.jpg in the style of monet_800600.jpg at 1024 px (long side), coarse to
-fine on nst_utils.style_transfer's defaults for that size (3 scales, 256 -> 512 -> 1024; L-BFGS,
+fine on happyhouse.style.transfer.style_transfer's defaults for that size (3 scales, 256 -> 512 -> 1024; L-BFGS,
 50 iterations at the coarsest, a third as many at each finer one) vs a single-scale run at 1024
 with the same optimiser for the same number of full-size iterations, from the course's noisy start.
 
@@ -33,14 +33,14 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     roof = common.rooflines(args.quick)
     import tensorflow as tf
-    import nst_utils
-    from happyhouse.style import sizes
+    from happyhouse.style import images, networks, sizes, transfer
+    from happyhouse.style.cost import StyleTransferCost
     tf.get_logger().setLevel("ERROR")
 
     long_side = args.size or (160 if args.quick else 1024)
-    content_rgb = nst_utils.read_image("louvre.jpg")
+    content_rgb = images.read_image("louvre.jpg")
     hw = sizes.resolve_size(long_side, content_rgb.shape[:2])
-    model = nst_utils.load_loss_network(args.network, hw)
+    model = networks.load_loss_network(args.network, hw)
     n_scales = sizes.default_scales(hw, model.min_size) if not args.quick else 2
     optimizer = args.optimizer or sizes.default_optimizer(n_scales, args.precision)
     iterations = args.iterations or (8 if args.quick else sizes.DEFAULT_ITERATIONS[optimizer])
@@ -52,24 +52,24 @@ def main(argv=None) -> dict:
 
     with common.PeakMemory() as mem_c2f:
         t0 = time.perf_counter()
-        picture, _ = nst_utils.style_transfer(content_rgb, "monet_800600.jpg", model, iterations, long_side,
-                                              scales=n_scales, **common_args)
+        picture, _ = transfer.style_transfer(content_rgb, "monet_800600.jpg", model, iterations, long_side,
+                                             scales=n_scales, **common_args)
         c2f_s = time.perf_counter() - t0
     with common.PeakMemory() as mem_single:
         t0 = time.perf_counter()
-        single, _ = nst_utils.style_transfer(content_rgb, "monet_800600.jpg", model, full_steps, long_side,
-                                             scales=1, **common_args)
+        single, _ = transfer.style_transfer(content_rgb, "monet_800600.jpg", model, full_steps, long_side,
+                                            scales=1, **common_args)
         single_s = time.perf_counter() - t0
 
     model.set_input_size(*hw)
-    content = nst_utils.reshape_and_normalize_image(content_rgb, hw)
-    cost = nst_utils.StyleTransferCost(model, content, nst_utils.reshape_and_normalize_image("monet_800600.jpg", hw))
+    content = images.normalize(content_rgb, hw)
+    cost = StyleTransferCost(model, content, images.normalize("monet_800600.jpg", hw))
     score = tf.function(lambda x: cost(x)[0])
-    J_c2f, J_single = (float(score(tf.constant(nst_utils.reshape_and_normalize_image(image, hw))))
+    J_c2f, J_single = (float(score(tf.constant(images.normalize(image, hw))))
                        for image in (picture, single))
     if args.picture:
-        nst_utils._write_rgb(args.picture, picture)
-        nst_utils._write_rgb(args.picture.with_name(args.picture.stem + "_single" + args.picture.suffix), single)
+        images.write_rgb(args.picture, picture)
+        images.write_rgb(args.picture.with_name(args.picture.stem + "_single" + args.picture.suffix), single)
         save_side_by_side(args.picture.with_name(args.picture.stem + "_vs_single.png"), picture, single, schedule,
                           optimizer, (c2f_s, single_s), (J_c2f, J_single))
 

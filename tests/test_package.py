@@ -12,8 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["pyproject.toml", "requirements.txt", "README.md", "fr_utils.py", "inception_blocks_v2.py",
-           "nst_utils.py", "nst_models.py", "happyhouse"]
-SCRIPTS = {"door": "happyhouse.door.cli:main", "nst": "nst_utils:main", "grading": "happyhouse.grading.cli:main"}
+           "nst_utils.py", "happyhouse"]
+SCRIPTS = {"door": "happyhouse.door.cli:main", "nst": "happyhouse.style.cli:main", "grading": "happyhouse.grading.cli:main"}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def run(target, argv, cwd, **env):
 
 
 def test_wheel_holds_the_course_modules_the_package_and_the_scripts(installed):
-    for name in ("fr_utils.py", "inception_blocks_v2.py", "nst_utils.py", "nst_models.py",
+    for name in ("fr_utils.py", "inception_blocks_v2.py", "nst_utils.py",
                  "happyhouse/course_data_manifest.tsv", "happyhouse/door/cli.py", "happyhouse/grading/cli.py"):
         assert (installed / name).is_file(), name
     assert not (installed / "tests").exists() and not (installed / "bench").exists()

@@ -12,6 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from happyhouse import data, image_io
+from happyhouse.errors import WeightsError
+from happyhouse.style import sizes, transfer
 
 NETWORKS = ("vgg16", "facenet", "vgg19-random")
 STYLES = ("monet.jpg", "stone_style.jpg")
@@ -21,12 +24,11 @@ LABELS = {"vgg16": "VGG-16 ImageNet", "vgg19": "VGG-19 ImageNet", "facenet": "Fa
 
 def compare_networks(content="louvre_small.jpg", styles=STYLES, networks=NETWORKS, iterations=12,
                      optimizer="lbfgs", size=None, seed=1, done=None) -> dict:
-    """Paint ``content`` in each style with each network (``nst_utils.style_transfer``, the
+    """Paint ``content`` in each style with each network (``transfer.style_transfer``, the
     course's costs and start, ``iterations`` of ``optimizer``). ``done``: results already made,
     {(network, style): (picture, history)}, reused. Returns {(network, style): (picture
     (H, W, 3) uint8, CostHistory)} in networks-then-styles order; seconds per step are
     ``history.seconds_per_step``."""
-    import nst_utils
     results = {}
     for network in networks:
         for style in styles:
@@ -35,7 +37,7 @@ def compare_networks(content="louvre_small.jpg", styles=STYLES, networks=NETWORK
                 results[key] = done[key]
                 continue
             print(f"{LABELS.get(network, network)}, {Path(str(style)).stem}: {iterations} {optimizer} iterations")
-            results[key] = nst_utils.style_transfer(
+            results[key] = transfer.style_transfer(
                 content, style, network=network, iterations=iterations, size=size, output_dir=False,
                 seed=seed, optimizer=optimizer, print_every=0, progress=False)
     return results
@@ -77,19 +79,15 @@ def main(argv=None) -> int:
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS))
     parser.add_argument("--iterations", type=int, default=12)
     parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="lbfgs")
-    parser.add_argument("--size", default="300x400", help="HEIGHTxWIDTH (default 300x400)")
+    parser.add_argument("--size", type=sizes.size_argument, default=(300, 400), help="HEIGHTxWIDTH (default 300x400)")
     parser.add_argument("--out", type=Path, default=Path("docs/nst_networks.png"))
     args = parser.parse_args(argv)
-    from nst_utils import _parse_size
-    size = _parse_size(args.size)
+    size = args.size
     import matplotlib
     matplotlib.use("Agg")
-    from happyhouse import data as course_data
-    from happyhouse import image_io
-    from nst_models import WeightsError
     try:
         results = compare_networks(args.content, args.styles, args.networks, args.iterations, args.optimizer, size)
-    except (course_data.DataNotFoundError, image_io.ImageReadError, WeightsError, ValueError) as err:
+    except (data.DataNotFoundError, image_io.ImageReadError, WeightsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(seconds_table(results))

@@ -80,3 +80,12 @@ def style_size(content_hw, style_scale: float = 1.0) -> tuple[int, int]:
     if not style_scale > 0:
         raise ValueError(f"style scale must be positive, got {style_scale:g}")
     return max(1, round(content_hw[0] * style_scale)), max(1, round(content_hw[1] * style_scale))
+
+
+def size_argument(text: str):
+    """:func:`parse_size` for argparse: its message as an argparse.ArgumentTypeError."""
+    import argparse
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

@@ -1,14 +1,10 @@
 """The loss-network comparison: every network x style painted (or reused), its table, and a grid
 of generated pictures only, labelled by network and style."""
-import os
-
 import numpy as np
 from PIL import Image
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import nst_utils as nu  # noqa: E402
-from happyhouse.style import compare  # noqa: E402
+from happyhouse.style import compare
+from happyhouse.style.optimize import CostHistory
 
 
 def test_compare_paints_each_pair_reuses_done_ones_and_draws_a_labelled_grid(tmp_path):
@@ -17,7 +13,7 @@ def test_compare_paints_each_pair_reuses_done_ones_and_draws_a_labelled_grid(tmp
     for path in [content, *styles]:
         Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
     done_picture = np.zeros((32, 40, 3), np.uint8)
-    done_history = nu.CostHistory("vgg19-random", total=[2.0, 1.0], content=[0.1, 0.1], style=[0.0, 0.0], seconds=1.0)
+    done_history = CostHistory("vgg19-random", total=[2.0, 1.0], content=[0.1, 0.1], style=[0.0, 0.0], seconds=1.0)
     done = {("vgg19-random", str(styles[0])): (done_picture, done_history)}
     results = compare.compare_networks(content, [str(s) for s in styles], ["vgg19-random"], iterations=2,
                                        optimizer="adam", size=(32, 40), done=done)

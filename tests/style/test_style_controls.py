@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import nst_utils as nu
-from happyhouse.style import checkpoint, colors, costs, init, progress, sizes
+from happyhouse.style import (checkpoint, cli, colors, contact_sheet, cost, images, networks, optimize, sizes, start,
+                              transfer)
+from happyhouse.style.cost import StyleTransferCost
 
 ROOT = Path(__file__).resolve().parents[2]
 NET = "vgg19-random"
@@ -38,7 +39,7 @@ def pictures(tmp_path_factory):
 def run(pictures, tmp_path=None, **kw):
     kw = {"network": NET, "iterations": 10, "size": (32, 40), "seed": 0, "print_every": 0, "progress": False,
           "output_dir": False, **kw}
-    return nu.style_transfer(pictures["content"], kw.pop("style", pictures["style"]), **kw)
+    return transfer.style_transfer(pictures["content"], kw.pop("style", pictures["style"]), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def plain(pictures):
 
 
 def content_at(pictures, hw):
-    return nu.load_image(pictures["content"], hw)
+    return images.load_image(pictures["content"], hw)
 
 
 # ----------------------------------------------------------------------------------- colours
@@ -79,23 +80,23 @@ def test_preserve_colors_shrinks_the_chroma_gap(pictures, plain):
 
 # ------------------------------------------------------------------------------------ blending
 def test_weights_are_normalised_and_checked():
-    assert costs.normalise_weights(None, 4) == [0.25] * 4
-    np.testing.assert_allclose(costs.normalise_weights([1, 3], 2), [0.25, 0.75])
+    assert cost.normalise_weights(None, 4) == [0.25] * 4
+    np.testing.assert_allclose(cost.normalise_weights([1, 3], 2), [0.25, 0.75])
     with pytest.raises(ValueError, match="2 style weight.*3 style image"):
-        costs.normalise_weights([1, 2], 3)
+        cost.normalise_weights([1, 2], 3)
     with pytest.raises(ValueError, match=">= 0"):
-        costs.normalise_weights([1, -1], 2)
+        cost.normalise_weights([1, -1], 2)
     with pytest.raises(ValueError, match="all 0"):
-        costs.normalise_weights([0, 0], 2)
+        cost.normalise_weights([0, 0], 2)
 
 
 def test_blended_gram_is_the_weighted_mix(pictures):
     size = (32, 40)
-    model = nu.load_loss_network(NET, size)
-    content = nu.reshape_and_normalize_image(pictures["content"], size)
-    styles = [nu.reshape_and_normalize_image(pictures[n], size) for n in ("style", "checks")]
-    one, two = (nu.StyleTransferCost(model, content, s) for s in styles)
-    both = nu.StyleTransferCost(model, content, styles, style_weights=[1, 3])
+    model = networks.load_loss_network(NET, size)
+    content = images.normalize(pictures["content"], size)
+    styles = [images.normalize(pictures[n], size) for n in ("style", "checks")]
+    one, two = (StyleTransferCost(model, content, s) for s in styles)
+    both = StyleTransferCost(model, content, styles, style_weights=[1, 3])
     for name, _ in model.style_layers:
         np.testing.assert_allclose(both._G_S[name], 0.25 * one._G_S[name] + 0.75 * two._G_S[name], rtol=1e-5)
         assert not np.allclose(both._G_S[name], one._G_S[name], rtol=1e-2)
@@ -110,12 +111,12 @@ def test_blended_gram_is_the_weighted_mix(pictures):
 def test_total_variation_hand_worked():
     image = np.zeros((1, 2, 3, 3), np.float32)
     image[0, 0, 0] = [3, 0, 0]  # one pixel: right difference 3 (1 of 4 pairs), lower 3 (1 of 3 pairs)
-    assert float(costs.total_variation(image)) == pytest.approx(9 / 4 + 9 / 3)
+    assert float(cost.total_variation(image)) == pytest.approx(9 / 4 + 9 / 3)
 
 
 def test_tv_weight_lowers_the_tv_of_the_result(pictures, plain):
     smooth = run(pictures, tv_weight=3e5)[0]
-    tv = [float(costs.total_variation(np.asarray(img, np.float32)[None])) for img in (plain[0], smooth)]
+    tv = [float(cost.total_variation(np.asarray(img, np.float32)[None])) for img in (plain[0], smooth)]
     assert tv[1] < 0.7 * tv[0], tv
     with pytest.raises(ValueError, match="tv weight"):
         run(pictures, tv_weight=-1)
@@ -124,26 +125,26 @@ def test_tv_weight_lowers_the_tv_of_the_result(pictures, plain):
 # --------------------------------------------------------------------------------------- init
 def test_init_modes():
     content = np.full((1, 6, 8, 3), 30.0, np.float32)
-    np.testing.assert_array_equal(init.initial_image(content, "content"), content)
-    noisy = init.initial_image(content, "noise", 0.6, seed=1)
+    np.testing.assert_array_equal(start.initial_image(content, "content"), content)
+    noisy = start.initial_image(content, "noise", 0.6, seed=1)
     assert np.all(np.abs(noisy - 0.4 * 30) <= 0.6 * 20) and noisy.std() > 3
-    np.testing.assert_array_equal(noisy, nu.generate_noise_image(content, seed=1))  # the course's start
-    random = init.initial_image(content, "random", seed=1)
+    np.testing.assert_array_equal(noisy, start.noisy_image(content, start.NOISE_RATIO, seed=1))  # the course's start
+    random = start.initial_image(content, "random", seed=1)
     assert np.all(np.abs(random) <= 20) and abs(random.mean()) < 5
-    np.testing.assert_array_equal(init.initial_image(content, "noise", 0.25, seed=4),
-                                  init.initial_image(content, "noise", 0.25, seed=4))
+    np.testing.assert_array_equal(start.initial_image(content, "noise", 0.25, seed=4),
+                                  start.initial_image(content, "noise", 0.25, seed=4))
     with pytest.raises(ValueError, match="init must be one of"):
-        init.initial_image(content, "zeros")
+        start.initial_image(content, "zeros")
     with pytest.raises(ValueError, match="between 0 and 1"):
-        init.initial_image(content, "noise", 1.5)
+        start.initial_image(content, "noise", 1.5)
 
 
 def test_init_content_has_no_content_cost(pictures):
     size = (32, 40)
-    content = nu.reshape_and_normalize_image(pictures["content"], size)
-    cost = nu.StyleTransferCost(nu.load_loss_network(NET, size), content,
-                                nu.reshape_and_normalize_image(pictures["style"], size))
-    J_content = {mode: float(cost(init.initial_image(content, mode, 0.6, seed=0))[1]) for mode in init.INIT_MODES}
+    content = images.normalize(pictures["content"], size)
+    cost = StyleTransferCost(networks.load_loss_network(NET, size), content,
+                                images.normalize(pictures["style"], size))
+    J_content = {mode: float(cost(start.initial_image(content, mode, 0.6, seed=0))[1]) for mode in start.INIT_MODES}
     assert J_content["content"] == pytest.approx(0, abs=1e-3)
     assert 1 < J_content["noise"] < J_content["random"]
 
@@ -170,29 +171,29 @@ def test_size_parsing_and_schedule():
 def test_coarse_to_fine_output_size_iteration_count_and_contact_sheet(pictures, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     passes = []  # (optimizer, iterations) of each scale's pass
-    model_nn = nu.model_nn
-    monkeypatch.setattr(nu, "model_nn", lambda *a, **kw: passes.append((a[4], a[3])) or model_nn(*a, **kw))
+    optimise = optimize.optimise
+    monkeypatch.setattr(optimize, "optimise", lambda *a, **kw: passes.append((a[4].optimizer, a[3])) or optimise(*a, **kw))
     image, history = run(pictures, size=64, scales=2, iterations=6, output_dir=out, print_every=1, save_every=2)
     assert image.shape == (48, 64, 3)  # long side 64, the content's 3:4 aspect
     assert passes == [("lbfgs", 6), ("lbfgs", 2)]  # coarse to fine: L-BFGS, a third as many at the finer scale
     assert len(history.total) == 6 + 2
-    saved = {i: Image.open(p).size for i, p in progress.saved_iterations(out)}
+    saved = {i: Image.open(p).size for i, p in contact_sheet.saved_iterations(out)}
     assert saved == {0: (32, 24), 2: (32, 24), 4: (32, 24), 6: (64, 48)}  # iterations count on across scales
     assert "Iteration 7 :" in capsys.readouterr().out
-    sheet = out / progress.SHEET_NAME  # the three saved iterations and the result side by side
+    sheet = out / contact_sheet.SHEET_NAME  # the three saved iterations and the result side by side
     assert sheet.is_file() and Image.open(sheet).size[0] > 4 * 64
-    assert progress.contact_sheet(tmp_path / "no_such_folder") is None
+    assert contact_sheet.write(tmp_path / "no_such_folder") is None
 
 
 def test_style_scale_rescales_the_grams_and_checks_the_minimum(pictures, monkeypatch):
     size = (32, 40)
-    model = nu.load_loss_network(NET, size)
-    content = nu.reshape_and_normalize_image(pictures["content"], size)
-    style = nu.load_image(pictures["checks"], size)  # 4-px checks: the same texture at any size
-    bigger = nu.reshape_and_normalize_image(np.tile(style, (2, 2, 1)), (64, 80))  # the texture over 4x the area
-    same = nu.StyleTransferCost(model, content, nu.reshape_and_normalize_image(style, size))
-    scaled = nu.StyleTransferCost(model, content, bigger)
-    generated = nu.reshape_and_normalize_image(style, size)
+    model = networks.load_loss_network(NET, size)
+    content = images.normalize(pictures["content"], size)
+    style = images.load_image(pictures["checks"], size)  # 4-px checks: the same texture at any size
+    bigger = images.normalize(np.tile(style, (2, 2, 1)), (64, 80))  # the texture over 4x the area
+    same = StyleTransferCost(model, content, images.normalize(style, size))
+    scaled = StyleTransferCost(model, content, bigger)
+    generated = images.normalize(style, size)
     _, _, J_same = same(generated)
     _, _, J_scaled = scaled(generated)
     _, _, J_other = same(content)
@@ -230,7 +231,7 @@ def test_ctrl_c_saves_and_resume_goes_on(pictures, tmp_path, capsys):
     assert state["optimizer_state"][0] == k  # Adam's step count
     assert state["settings"]["images"] == args[:2] and state["settings"]["tv_weight"] == 10
 
-    assert nu.main(["--resume", "-o", str(out)]) == 0  # no images: the saved settings
+    assert cli.main(["--resume", "-o", str(out)]) == 0  # no images: the saved settings
     printed = capsys.readouterr().out
     assert printed.startswith(f"resumed from iteration {k}\n")
     printed_iterations = [int(n) for n in re.findall(r"^Iteration (\d+) :", printed, re.M)]
@@ -247,8 +248,8 @@ def test_ctrl_c_saves_and_resume_goes_on(pictures, tmp_path, capsys):
     (["--resume"], "no saved state in"),
 ])
 def test_bad_input_exits_2(pictures, tmp_path, capsys, monkeypatch, extra, message):
-    monkeypatch.setattr(nu.load_loss_network(NET, (32, 40)), "min_size", 16)
-    code = nu.main([str(pictures["content"]), str(pictures["style"]), "-o", str(tmp_path / "o"), "--network", NET,
+    monkeypatch.setattr(networks.load_loss_network(NET, (32, 40)), "min_size", 16)
+    code = cli.main([str(pictures["content"]), str(pictures["style"]), "-o", str(tmp_path / "o"), "--network", NET,
                     "--size", "32x40", "--iterations", "1", *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err, err

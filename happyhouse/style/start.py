@@ -6,6 +6,7 @@ import numpy as np
 #: --init choices: "noise" is the course's (content with NOISE_RATIO of uniform noise).
 INIT_MODES = ("content", "noise", "random")
 NOISE_RANGE = 20.0  # the course's uniform noise in [-20, 20] (normalised pixel units)
+NOISE_RATIO = 0.6  # the course's share of noise in the start
 
 
 def noisy_image(content_image, noise_ratio: float, seed=None) -> np.ndarray:

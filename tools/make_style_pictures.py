@@ -1,8 +1,8 @@
 """Make the pictures of docs/style_transfer.md's "Controls" section: one PNG per control, each
 showing generated pictures only (never the course's own content or style pictures).
 
-    COURSE_DATA=... python docs/make_style_pictures.py [--size 150x200] [--iterations 50]
-    COURSE_DATA=... python docs/make_style_pictures.py --only style_scale --size 300x400 --iterations 40 \
+    COURSE_DATA=... python tools/make_style_pictures.py [--size 150x200] [--iterations 50]
+    COURSE_DATA=... python tools/make_style_pictures.py --only style_scale --size 300x400 --iterations 40 \
         --optimizer lbfgs --precision float32     # the --style-scale picture in the docs
 """
 from __future__ import annotations
@@ -11,16 +11,17 @@ import argparse
 import sys
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS.parent))
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+sys.path.insert(0, str(ROOT))
 
 import nst_utils  # noqa: E402
-from happyhouse.style import colors  # noqa: E402
+from happyhouse.style import colors, sizes  # noqa: E402
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", type=nst_utils._parse_size, default=(150, 200))
+    p.add_argument("--size", type=sizes.size_argument, default=(150, 200))
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--precision", default="bfloat16")
     p.add_argument("--optimizer", default="adam")

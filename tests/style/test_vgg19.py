@@ -7,18 +7,16 @@ import numpy as np
 import pytest
 import scipy.io
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from happyhouse import data as course_data  # noqa: E402
-import nst_models  # noqa: E402
-import nst_utils  # noqa: E402
+from happyhouse import data
+from happyhouse.errors import WeightsError
+from happyhouse.style import facenet, networks, transfer, vgg19
 
 CHANNELS = {f"conv{b}_{i}": (64 if b == 1 else 128 if b == 2 else 256 if b == 3 else 512)
-            for b, n, _ in nst_models.VGG19_BLOCKS for i in range(1, n + 1)}
+            for b, n, _ in vgg19.VGG19_BLOCKS for i in range(1, n + 1)}
 
 
 def _in_channels(name):
-    names = list(nst_models.VGG19_CONVS)
+    names = list(vgg19.VGG19_CONVS)
     k = names.index(name)
     return 3 if k == 0 else CHANNELS[names[k - 1]]
 
@@ -29,7 +27,7 @@ def weights():
     then relu(bias), which checks every layer's place), every bias distinct."""
     rng = np.random.default_rng(0)
     out = {}
-    for name in nst_models.VGG19_CONVS:
+    for name in vgg19.VGG19_CONVS:
         shape = (3, 3, _in_channels(name), CHANNELS[name])
         kernel = rng.normal(0, 0.2, shape) if name.startswith("conv1") else np.zeros(shape)
         out[name] = (kernel.astype(np.float32), rng.uniform(-0.5, 1.0, CHANNELS[name]).astype(np.float32))
@@ -40,7 +38,7 @@ def write_matconvnet(path, weights, layers=None):
     """A .mat laid out as imagenet-vgg-verydeep-19.mat: layers{i} structs with name, type,
     weights = {W, b}, relu and pool layers in between (the course reads [0][i][0][0][2][0][0])."""
     entries = []
-    for name in nst_models.VGG19_CONVS:
+    for name in vgg19.VGG19_CONVS:
         W, b = weights[name]
         cell = np.empty((1, 2), dtype=object)
         cell[0, 0], cell[0, 1] = W, b.reshape(-1, 1)
@@ -61,7 +59,7 @@ def write_keras_h5(path, weights, style="keras2"):
     layer with attribute weight_names naming its datasets (kernel (3, 3, in, out), bias)."""
     with h5py.File(path, "w") as f:
         layer_names = ["input_1"]
-        for b, n, _ in nst_models.VGG19_BLOCKS:
+        for b, n, _ in vgg19.VGG19_BLOCKS:
             layer_names += [f"block{b}_conv{i}" for i in range(1, n + 1)] + [f"block{b}_pool"]
         f.attrs["layer_names"] = [s.encode() for s in layer_names]
         f.attrs["backend"] = b"tensorflow"
@@ -103,40 +101,40 @@ def check_activations(model, weights, bgr=False):
 
 
 def test_matconvnet_file_gives_hand_computed_activations(tmp_path, weights):
-    path = tmp_path / nst_models.MAT_NAME
+    path = tmp_path / vgg19.MAT_NAME
     write_matconvnet(path, weights)
-    model = nst_utils.load_vgg_model(path, size=(8, 12))
+    model = vgg19.vgg19_network(path, 8, 12)
     assert model.name == "vgg19" and str(path) in model.description
     check_activations(model, weights)
 
 
 @pytest.mark.parametrize("style", ["keras2", "tf.keras"])
 def test_keras_h5_file_gives_hand_computed_activations_on_rgb(tmp_path, weights, style):
-    path = tmp_path / nst_models.H5_NAME
+    path = tmp_path / vgg19.H5_NAME
     write_keras_h5(path, weights, style)
-    model = nst_utils.load_vgg_model(path, size=(8, 12))
+    model = vgg19.vgg19_network(path, 8, 12)
     check_activations(model, weights, bgr=True)  # Caffe's BGR kernels now take RGB
 
 
 def test_lookup_finds_h5_under_course_data(tmp_path, weights, monkeypatch):
     (tmp_path / "pretrained-model").mkdir()
-    write_keras_h5(tmp_path / "pretrained-model" / nst_models.H5_NAME, weights)
+    write_keras_h5(tmp_path / "pretrained-model" / vgg19.H5_NAME, weights)
     monkeypatch.setenv("COURSE_DATA", str(tmp_path))
-    assert nst_models.find_vgg19_weights(nst_utils.CONFIG.VGG_MODEL) == \
-        tmp_path / "pretrained-model" / nst_models.H5_NAME
-    model = nst_utils.load_loss_network("auto", size=(8, 12))
+    assert vgg19.find_vgg19_weights("pretrained-model/" + vgg19.MAT_NAME) == \
+        tmp_path / "pretrained-model" / vgg19.H5_NAME
+    model = networks.load_loss_network("auto", size=(8, 12))
     assert model.name == "vgg19"
     rng = np.random.default_rng(3)  # the same style_transfer call that falls back offline elsewhere
-    picture, history = nst_utils.style_transfer(
+    picture, history = transfer.style_transfer(
         rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
         network="auto", iterations=2, size=(16, 16), output_dir=False, print_every=0, progress=False)
     assert history.network == "vgg19" and picture.shape == (16, 16, 3)
 
 
 def test_random_vgg19_has_the_course_layer_shapes():
-    model = nst_models.vgg19_network(height=300, width=400, random_seed=0)
+    model = vgg19.vgg19_network(height=300, width=400, random_seed=0)
     shapes = model.shapes()
-    assert list(shapes) == list(nst_models.VGG19_LAYERS)
+    assert list(shapes) == list(vgg19.VGG19_LAYERS)
     assert shapes["input"] == (1, 300, 400, 3)
     assert shapes["conv1_1"] == (1, 300, 400, 64)
     assert shapes["avgpool3"] == (1, 38, 50, 256)
@@ -151,7 +149,7 @@ def test_random_vgg19_has_the_course_layer_shapes():
 
 def test_offline_facenet_network_reaches_the_input():
     import tensorflow as tf
-    model = nst_models.facenet_network(height=120, width=160)
+    model = facenet.facenet_network(height=120, width=160)
     x = tf.Variable(tf.random.normal((1, 120, 160, 3), stddev=40.0, seed=1))
     with tf.GradientTape() as tape:
         acts = model.activations(x, [model.content_layer] + [n for n, _ in model.style_layers])
@@ -163,78 +161,78 @@ def test_offline_facenet_network_reaches_the_input():
 
 def test_offline_network_refuses_too_small_images():
     with pytest.raises(ValueError, match="at least 96 pixels a side, got 64x64"):
-        nst_models.facenet_network(height=64, width=64)
+        facenet.facenet_network(height=64, width=64)
     with pytest.raises(ValueError, match="at least 96 pixels a side, got 300x50"):
-        nst_utils.load_loss_network("facenet", size=(300, 50))
+        networks.load_loss_network("facenet", size=(300, 50))
 
 
 # ---------------------------------------------------------------------------- bad weights
 def test_missing_weights_say_which_files_where_and_how(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "nowhere"))
-    monkeypatch.setattr(course_data, "PROJECT_ROOT", tmp_path)
-    with pytest.raises(course_data.DataNotFoundError) as err:
-        nst_utils.load_vgg_model()
+    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path)
+    with pytest.raises(data.DataNotFoundError) as err:
+        vgg19.vgg19_network()
     message = str(err.value)
-    for part in (nst_models.MAT_NAME, nst_models.H5_NAME, str(tmp_path / "nowhere" / "pretrained-model"),
+    for part in (vgg19.MAT_NAME, vgg19.H5_NAME, str(tmp_path / "nowhere" / "pretrained-model"),
                  "--fetch-vgg"):
         assert part in message
 
 
 def test_explicit_missing_file_is_named(tmp_path):
-    with pytest.raises(course_data.DataNotFoundError, match="my-vgg.mat"):
-        nst_utils.load_vgg_model(tmp_path / "my-vgg.mat")
+    with pytest.raises(data.DataNotFoundError, match="my-vgg.mat"):
+        vgg19.vgg19_network(tmp_path / "my-vgg.mat")
 
 
 def test_wrong_kind_of_file(tmp_path):
-    path = tmp_path / nst_models.MAT_NAME
+    path = tmp_path / vgg19.MAT_NAME
     path.write_bytes(b"<html>404 not found</html>")
-    with pytest.raises(nst_models.WeightsError, match="neither a MATLAB .mat file nor an HDF5"):
-        nst_utils.load_vgg_model(path)
+    with pytest.raises(WeightsError, match="neither a MATLAB .mat file nor an HDF5"):
+        vgg19.vgg19_network(path)
 
 
 def test_corrupt_mat_file(tmp_path):
-    path = tmp_path / nst_models.MAT_NAME
+    path = tmp_path / vgg19.MAT_NAME
     path.write_bytes(b"MATLAB 5.0 MAT-file" + b"\0" * 200 + os.urandom(300))
-    with pytest.raises(nst_models.WeightsError, match=nst_models.MAT_NAME):
-        nst_utils.load_vgg_model(path)
+    with pytest.raises(WeightsError, match=vgg19.MAT_NAME):
+        vgg19.vgg19_network(path)
 
 
 def test_mat_file_without_layers(tmp_path):
     path = tmp_path / "other.mat"
     scipy.io.savemat(path, {"net": np.zeros(3)})
-    with pytest.raises(nst_models.WeightsError, match="without a 'layers' struct"):
-        nst_utils.load_vgg_model(path)
+    with pytest.raises(WeightsError, match="without a 'layers' struct"):
+        vgg19.vgg19_network(path)
 
 
 def test_mat_file_with_wrong_shapes(tmp_path, weights):
     bad = dict(weights, conv3_2=(np.zeros((3, 3, 256, 128), np.float32), np.zeros(128, np.float32)))
     path = tmp_path / "bad.mat"
     write_matconvnet(path, bad)
-    with pytest.raises(nst_models.WeightsError, match=r"conv3_2 has kernel \(3, 3, 256, 128\)"):
-        nst_utils.load_vgg_model(path)
+    with pytest.raises(WeightsError, match=r"conv3_2 has kernel \(3, 3, 256, 128\)"):
+        vgg19.vgg19_network(path)
 
 
 def test_truncated_h5_file(tmp_path, weights):
     good = tmp_path / "good.h5"
     write_keras_h5(good, weights)
-    path = tmp_path / nst_models.H5_NAME
+    path = tmp_path / vgg19.H5_NAME
     path.write_bytes(good.read_bytes()[:4000])
-    with pytest.raises(nst_models.WeightsError, match="truncated"):
-        nst_utils.load_vgg_model(path)
+    with pytest.raises(WeightsError, match="truncated"):
+        vgg19.vgg19_network(path)
 
 
 def test_h5_file_of_another_network(tmp_path):
     path = tmp_path / "resnet.h5"
     with h5py.File(path, "w") as f:
         f.create_group("conv1").attrs["weight_names"] = [b"conv1/kernel:0"]
-    with pytest.raises(nst_models.WeightsError, match="no group 'block1_conv1'"):
-        nst_utils.load_vgg_model(path)
+    with pytest.raises(WeightsError, match="no group 'block1_conv1'"):
+        vgg19.vgg19_network(path)
 
 
 def test_fetch_offline_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(nst_models, "H5_URL", "http://127.0.0.1:9/" + nst_models.H5_NAME)
-    with pytest.raises(nst_models.WeightsError) as err:
-        nst_models.fetch_vgg19_weights(tmp_path)
+    monkeypatch.setattr(vgg19, "H5_URL", "http://127.0.0.1:9/" + vgg19.H5_NAME)
+    with pytest.raises(WeightsError) as err:
+        vgg19.fetch_vgg19_weights(tmp_path)
     message = str(err.value)
-    assert nst_models.H5_NAME in message and str(tmp_path) in message and nst_models.H5_MD5 in message
-    assert not (tmp_path / nst_models.H5_NAME).exists()
+    assert vgg19.H5_NAME in message and str(tmp_path) in message and vgg19.H5_MD5 in message
+    assert not (tmp_path / vgg19.H5_NAME).exists()

@@ -16,7 +16,7 @@ def saved_iterations(folder) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def contact_sheet(folder, final=None, out=None, columns=6) -> Path | None:
+def write(folder, final=None, out=None, columns=6) -> Path | None:
     """Draw the saved iterations of ``folder`` (and ``final``, an (H, W, 3) uint8 result, last)
     in a grid, each titled with its iteration and size; write ``out`` (default
     folder/progress.png). Returns its path, or None when there is nothing to show."""

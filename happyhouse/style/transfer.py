@@ -1,0 +1,228 @@
+"""The style-transfer driver: :func:`style_transfer` paints a content picture in one or more
+styles, its controls in one :class:`TransferSettings`. It picks the loss network, plans the
+scales (coarse to fine above 512 px), runs the optimiser at each scale from the upsampled
+coarser result, keeps the content's colours when asked, saves on Ctrl-C and resumes."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from happyhouse.style import checkpoint, colors, contact_sheet, images, networks, optimize, sizes, start
+from happyhouse.style.cost import StyleTransferCost, normalise_weights
+
+#: Where pictures go when no output folder is given (False: nowhere).
+DEFAULT_OUTPUT_DIR = "output/"
+
+
+@dataclass
+class TransferSettings:
+    """The controls of :func:`style_transfer` (defaults: the course's run).
+
+    * ``network``: a name in networks.NETWORKS or a LossNetwork; ``vgg_path``: VGG-19's weights file.
+    * ``iterations``: default 200 Adam steps (the course's) or 50 L-BFGS iterations; with
+      several ``scales`` (coarse-to-fine passes, default 1 up to 512 px) the coarsest runs
+      that many, each finer one a third as many, from the upsampled result.
+    * ``size``: (H, W), or an int long side keeping the content's aspect (default 300x400).
+    * ``alpha``, ``beta``: the content and style weights; ``learning_rate``: Adam's.
+    * ``optimizer``: "adam" (the default at one scale), "lbfgs" (the default coarse to fine) or
+      a Keras optimizer; ``precision``: "float32" or "bfloat16" (Adam only).
+    * ``style_weights``: mixes several styles' Gram matrices (normalised; default equal).
+    * ``preserve_colors``: None, "luminance" (the result's luminance with the content's chroma)
+      or "histogram" (the style's colours matched to the content's before the run).
+    * ``tv_weight``: total-variation weight against grain; ``style_scale``: the style image's
+      size relative to the content's.
+    * ``init``: "noise" (content with ``noise_ratio``, default 0.6, of noise), "content" or
+      "random"; ``seed``: the noise's.
+    * ``output_dir``: default DEFAULT_OUTPUT_DIR (False: nothing saved); ``save_every``,
+      ``print_every``, ``progress`` (a progress bar).
+    * ``resume``: go on from ``state_file`` (default OUT/nst_state.npz), written on SIGINT
+      with ``saved_settings`` (a JSON-able dict).
+    """
+    network: object = "auto"
+    iterations: int | None = None
+    size: object = None
+    alpha: float = 10
+    beta: float = 40
+    learning_rate: float = 2.0
+    output_dir: object = None
+    seed: int | None = None
+    vgg_path: object = None
+    optimizer: object = None
+    print_every: int = 20
+    save_every: int = 20
+    progress: bool = True
+    precision: str = "float32"
+    style_weights: list | None = None
+    preserve_colors: object = None
+    tv_weight: float = 0.0
+    init: str = "noise"
+    noise_ratio: float | None = None
+    scales: int | None = None
+    style_scale: float = 1.0
+    resume: bool = False
+    state_file: object = None
+    saved_settings: dict | None = None
+
+
+def style_transfer(content, style, network="auto", iterations=None, size=None, alpha=10, beta=40, **controls):
+    """Paint ``content`` in the style of ``style`` (paths, course image names or (H, W, 3)
+    arrays; ``style`` may be a list). The keywords are :class:`TransferSettings`' fields.
+    Returns (generated (H, W, 3) uint8, optimize.CostHistory)."""
+    settings = TransferSettings(network=network, iterations=iterations, size=size, alpha=alpha, beta=beta,
+                                **controls)
+    return run(content, list(style) if isinstance(style, (list, tuple)) else [style], settings)
+
+
+@dataclass
+class Plan:
+    """What a run does: the content (H, W, 3) uint8, the result's (H, W), the loss network, the
+    scales [((H, W), iterations)], the optimiser, the state file and the checked controls."""
+    content_rgb: np.ndarray
+    final_size: tuple
+    model: object
+    schedule: list
+    optimizer: object
+    state_file: Path | None
+    output_dir: Path | None
+    settings: TransferSettings
+
+
+def run(content, styles: list, settings: TransferSettings):
+    """:func:`style_transfer` with its controls in ``settings``."""
+    plan = make_plan(content, styles, settings)
+    saved = load_state(plan.state_file, plan.schedule) if settings.resume else None
+    history, generated, first = optimize.CostHistory(plan.model.name), None, 0
+    guard = checkpoint.sigint_flag() if plan.state_file is not None else contextlib.nullcontext()
+    with guard as flag:
+        for k, (hw, steps) in enumerate(plan.schedule):
+            if saved is not None and k < saved["scale"]:
+                first += steps
+                continue
+            generated, part, saved = run_scale(plan, styles, k, generated, first, saved, flag)
+            history.extend(part)
+            first += steps
+    result = finish(plan, generated, plan.final_size)
+    write_outputs(plan, result)
+    return result, history
+
+
+def make_plan(content, styles, settings: TransferSettings) -> Plan:
+    """Check the controls, read the content, load the network and plan the scales."""
+    s = replace(settings, preserve_colors=colors.METHODS[0] if settings.preserve_colors is True
+                else settings.preserve_colors)
+    if s.preserve_colors not in (None, False) + colors.METHODS:
+        raise ValueError(f"preserve_colors must be one of {', '.join(colors.METHODS)}, got {s.preserve_colors!r}")
+    if s.init not in start.INIT_MODES:
+        raise ValueError(f"init must be one of {', '.join(start.INIT_MODES)}, got {s.init!r}")
+    s.style_weights = normalise_weights(s.style_weights, len(styles))
+    s.noise_ratio = start.NOISE_RATIO if s.noise_ratio is None else s.noise_ratio
+    content_rgb = images.read_image(content)
+    final_size = sizes.resolve_size(s.size, content_rgb.shape[:2]) if s.size is not None else networks.DEFAULT_SIZE
+    model = networks.load_loss_network(s.network, final_size, s.vgg_path)
+    scales = s.scales or sizes.default_scales(final_size, model.min_size)
+    optimizer = s.optimizer or sizes.default_optimizer(scales, s.precision)
+    iterations = s.iterations
+    if iterations is None:
+        iterations = sizes.DEFAULT_ITERATIONS.get(optimizer, sizes.DEFAULT_ITERATIONS["adam"])
+    schedule = sizes.scale_schedule(final_size, scales, iterations)
+    check_sizes(model, schedule, s.style_scale)
+    output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None
+    output_dir = Path(output_dir) if output_dir is not None else None
+    state_file = s.state_file if s.state_file is not None or output_dir is None else checkpoint.state_path(output_dir)
+    return Plan(content_rgb, final_size, model, schedule, optimizer, state_file, output_dir, s)
+
+
+def check_sizes(model, schedule, style_scale) -> None:
+    """ValueError when a picture or style image of a scale is under the network's minimum side."""
+    for hw, _ in schedule:
+        for what, (h, w) in (("picture", hw), ("style image", sizes.style_size(hw, style_scale))):
+            if min(h, w) < model.min_size:
+                raise ValueError(f"the {model.name} loss network needs at least {model.min_size} px a side; the "
+                                 f"{what} would be {h}x{w} at the coarsest of {len(schedule)} scale(s): use a larger "
+                                 "--size, fewer --scales or a larger --style-scale")
+
+
+def scale_cost(plan: Plan, styles, hw) -> tuple:
+    """(content image (1, H, W, 3), StyleTransferCost) of one scale ``hw``."""
+    s = plan.settings
+    content_image = images.normalize(plan.content_rgb, hw)
+    style_size = sizes.style_size(hw, s.style_scale)
+    style_rgbs = [images.load_image(style, style_size) for style in styles]
+    if s.preserve_colors == "histogram":
+        style_rgbs = [colors.match_color_histogram(rgb, images.load_image(plan.content_rgb, hw)) for rgb in style_rgbs]
+    plan.model.set_input_size(*hw)
+    cost = StyleTransferCost(plan.model, content_image, [images.normalize(rgb, style_size) for rgb in style_rgbs],
+                             s.alpha, s.beta, style_weights=s.style_weights, tv_weight=s.tv_weight)
+    return content_image, cost
+
+
+def run_scale(plan: Plan, styles, k, generated, first, saved, flag):
+    """Optimise at scale ``k`` from the saved state, the start image or the upsampled coarser
+    ``generated``. Returns (generated (1, H, W, 3), CostHistory, the saved state still to use)."""
+    s, (hw, steps) = plan.settings, plan.schedule[k]
+    content_image, cost = scale_cost(plan, styles, hw)
+    done, opt_state = 0, None
+    if saved is not None and k == saved["scale"]:
+        begin, done, opt_state = saved["image"], saved["iteration"] - first, saved["optimizer_state"]
+        saved = None
+    elif generated is None:
+        begin = start.initial_image(content_image, s.init, s.noise_ratio, s.seed)
+    else:  # the coarser result, upsampled
+        begin = images.normalize(images.deprocess(generated), hw)
+    if done >= steps:
+        return begin, optimize.CostHistory(plan.model.name), saved
+    options = optimize.LoopOptions(plan.optimizer, s.learning_rate, plan.output_dir, s.save_every, s.print_every,
+                                   s.progress, s.precision, first + done, opt_state, flag.is_set if flag else None)
+    try:
+        generated, part = optimize.optimise(plan.model, begin, cost, steps - done, options)
+    except checkpoint.Interrupted as stop:
+        save_interrupted(plan, stop, k, hw)
+        raise
+    return generated, part, saved
+
+
+def save_interrupted(plan: Plan, stop: checkpoint.Interrupted, k, hw) -> None:
+    """On Ctrl-C: write the state (and the picture into the output folder); ``stop`` gets
+    ``scale``, ``saved`` (the paths written) and ``picture`` (H, W, 3) uint8."""
+    stop.scale = k
+    stop.saved = [checkpoint.save(plan.state_file, stop, plan.settings.saved_settings)]
+    stop.picture = finish(plan, stop.image, hw)
+    if plan.output_dir is not None:
+        stop.saved.insert(0, plan.output_dir / "generated_image.jpg")
+        images.write_rgb(stop.saved[0], stop.picture)
+
+
+def finish(plan: Plan, image, hw) -> np.ndarray:
+    """The picture people get from ``image`` (1, H, W, 3): (H, W, 3) uint8, colours kept when asked."""
+    rgb = images.deprocess(image)
+    if plan.settings.preserve_colors == "luminance":
+        content = plan.content_rgb if plan.content_rgb.shape[:2] == hw else images.load_image(plan.content_rgb, hw)
+        rgb = colors.luminance_transfer(rgb, content)
+    return rgb
+
+
+def write_outputs(plan: Plan, result) -> None:
+    """The final picture (colours kept) and the contact sheet; a finished run's state removed."""
+    if plan.output_dir is not None:
+        if plan.settings.preserve_colors == "luminance":
+            images.write_rgb(plan.output_dir / "generated_image.jpg", result)
+        contact_sheet.write(plan.output_dir, result)
+    if plan.state_file is not None and Path(plan.state_file).exists():
+        Path(plan.state_file).unlink()  # finished: a later --resume must not go back to it
+
+
+def load_state(state_file, schedule) -> dict:
+    """The saved state for --resume, checked against this run's scales; prints where it goes on."""
+    if state_file is None:
+        raise checkpoint.NoSavedState("--resume needs the output folder of the interrupted run (-o)")
+    saved = checkpoint.load(state_file)
+    k = saved["scale"]
+    if not 0 <= k < len(schedule) or tuple(np.shape(saved["image"])[1:3]) != tuple(schedule[k][0]):
+        raise ValueError(f"{state_file}: the saved run was at a {np.shape(saved['image'])[1]}x"
+                         f"{np.shape(saved['image'])[2]} picture (scale {k + 1}); this one does not have that size "
+                         "there. Resume with the same --size and --scales (or without images: the saved settings)")
+    print(f"resumed from iteration {saved['iteration']}")
+    return saved

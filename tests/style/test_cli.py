@@ -1,0 +1,42 @@
+"""The ``nst`` command (happyhouse.style.cli, also ``python -m nst_utils``): the picture written,
+one clear line and exit code 2 on bad input."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from happyhouse.style import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_command_line_writes_the_picture(tmp_path, pictures, capsys):
+    out = tmp_path / "painted.jpg"
+    code = cli.main([str(pictures[0]), str(pictures[1]), "-o", str(out), "--iterations", "2",
+                    "--size", "32x40", "--network", "vgg19-random", "--seed", "1"])
+    assert code == 0 and Image.open(out).size == (40, 32)
+    assert "vgg19-random: J " in capsys.readouterr().out
+
+
+def test_command_line_errors(tmp_path, pictures, capsys):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("hello")
+    assert cli.main([str(bad), str(pictures[1]), "-o", str(tmp_path / "o"), "--network", "vgg19-random"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "notes.jpg" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(pictures[0]), str(pictures[1]), "--size", "300by400"])
+    assert exit_info.value.code == 2 and "HEIGHTxWIDTH" in capsys.readouterr().err
+    assert cli.main([str(pictures[0]), str(pictures[1]), "--vgg-weights", str(tmp_path / "x.mat"),
+                    "--network", "vgg19"]) == 2
+    assert "x.mat" in capsys.readouterr().err
+
+
+def test_python_m_nst_utils_is_the_command():
+    proc = subprocess.run([sys.executable, "-m", "nst_utils", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m nst_utils")
+    assert "--fetch-vgg" in proc.stdout
+    assert proc.stderr == ""  # no TensorFlow start-up lines
