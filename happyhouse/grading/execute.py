@@ -143,16 +143,15 @@ def run_submission(nb, options: Options, workdir: Path, threads: int | None = No
                                     stdin=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True)
         problem, stopped, peak = _wait(proc, options.notebook_timeout)
         executed = _read_executed(out_dir / "executed.ipynb") or nb
-        if not stopped and proc.returncode != 0 and not executed.metadata.get("grading", {}).get("cells"):
+        if not stopped and proc.returncode != 0:  # the kernel's death is recorded by the runner: this is the runner's
             raise GradingError(_runner_failed(proc.returncode, _tail(log), options.sandbox))
         values = {x: read_values(out_dir, x) for x in exercises}
         values["$status"] = _read_json(out_dir / "harness.json") or {}
+        values["$problem"] = problem
     state = executed.metadata.setdefault("grading", {"cells": {}, "finished": False})
     state["peak_memory_mb"] = round(peak / MB, 1)
     if problem:
         state["problem"], state["stopped"] = problem, stopped
-    elif proc.returncode != 0 and not state.get("finished"):
-        state["problem"] = _runner_failed(proc.returncode, "", options.sandbox)
     return executed, problem, values
 
 

@@ -255,10 +255,14 @@ def _short(v) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def verdict(test: dict, reference: dict, got: dict | None, status: dict | None) -> tuple[str, str]:
+def verdict(test: dict, reference: dict, got: dict | None, status: dict | None,
+            problem: str | None = None) -> tuple[str, str]:
     """(verdict, reason) for one exercise: its drawn ``test``, the reference's and the student's values,
-    and how the harness cell ended (``status`` from runner's harness.json)."""
+    how the harness cell ended (``status`` from runner's harness.json) and the notebook's ``problem``
+    (it ran too long and was stopped)."""
     if got is None:
+        if problem:
+            return "timeout", f"the hidden tests did not run: {problem}"
         if status and status.get("status") == "timeout":
             return "timeout", "the hidden tests ran longer than the cell timeout"
         if status and status.get("status") in ("died", "error"):

@@ -43,7 +43,7 @@ class SandboxError(GradingError):
 class Limits:
     """Per-process limits in the sandbox (bytes, processes of its user, bytes per file, MB of /tmp)."""
 
-    memory: int = 6 * 2**30       # RLIMIT_AS of each process (TensorFlow maps ~2 GiB of address space)
+    memory: int = 4 * 2**30       # RLIMIT_AS of each process (TensorFlow maps 2-3 GiB of address space)
     processes: int = 512          # RLIMIT_NPROC: processes and threads of the sandbox's user
     file_size: int = 256 * 2**20  # RLIMIT_FSIZE
     tmp_mb: int = 512             # size of the private /tmp
