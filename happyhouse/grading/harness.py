@@ -36,9 +36,9 @@ def _close(x, key) -> bool:
     return a.shape == np.shape(key) and bool(np.allclose(a, key, rtol=1e-5, atol=1e-6))
 
 
-def _lookup(name, pairs):
-    def stub(*args):
-        key = args[0] if len(args) == 1 else list(args)
+def _lookup(name, pairs, nargs):
+    def stub(*args, **kwargs):
+        key = args[0] if nargs == 1 and args else list(args[:nargs])
         for k, value in pairs:
             if _close(key, k):
                 return value
@@ -85,7 +85,7 @@ def decode(v, arrays):
     if "$dict" in v:
         return {k: decode(x, arrays) for k, x in v["$dict"]}
     if "$lookup" in v:
-        return _lookup(v["name"], [(decode(k, arrays), decode(x, arrays)) for k, x in v["$lookup"]])
+        return _lookup(v["name"], [(decode(k, arrays), decode(x, arrays)) for k, x in v["$lookup"]], v.get("nargs", 1))
     if "$toy_cost" in v:
         return _toy_cost(arrays[v["$toy_cost"]], v["weight"])
     if "$object" in v:

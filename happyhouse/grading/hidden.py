@@ -46,7 +46,8 @@ class Variable:
 @dataclass
 class Lookup:
     name: str
-    pairs: list  # [(key, value)]: key a string, an array, or a list of arrays (several arguments)
+    pairs: list  # [(key, value)]: key a string or an array (the first argument), or a list (the first ``nargs``)
+    nargs: int = 1  # arguments compared with the keys; later ones (e.g. ``model``) are ignored
 
 
 @dataclass
@@ -117,7 +118,7 @@ def encode_cases(drawn: dict, reference_values: dict | None) -> tuple[dict, dict
         if isinstance(v, dict):
             return {"$dict": [[str(k), enc(x)] for k, x in v.items()]}
         if isinstance(v, Lookup):
-            return {"$lookup": [[enc(k), enc(x)] for k, x in v.pairs], "name": v.name}
+            return {"$lookup": [[enc(k), enc(x)] for k, x in v.pairs], "name": v.name, "nargs": v.nargs}
         if isinstance(v, ToyCost):
             return {"$toy_cost": put(v.target), "weight": float(v.weight)}
         if isinstance(v, Opaque):
@@ -154,7 +155,7 @@ def _resolve(ref: FromReference, name: str, drawn: dict, reference_values: dict)
         value = reference_values[ref.exercise]["cases"][k]["value"]
         value = Tensor(np.asarray(value, np.float32)) if ref.as_tensor else value
         pairs.append((args[0] if len(args) == 1 else list(args), value))
-    return Lookup(name, pairs)
+    return Lookup(name, pairs, len(args))
 
 
 def write_inputs(folder: Path, drawn: dict, reference_values: dict | None) -> None:
