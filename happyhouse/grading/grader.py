@@ -96,18 +96,26 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
 
 
 def use_reference_tests(nb, spec: dict) -> None:
-    """The test cells the student sees come from the reference: each reference test cell's source
-    and tags replace those of the submission's cell with the same id; every other cell loses its
-    ``exercise:`` tags (a student's own tags never decide what is graded). Changes ``nb``."""
-    tests = {t["id"]: t for x in spec["exercises"].values() for t in x.get("tests", [])}
+    """The graded cells come from the reference: a submission's cell with a reference graded cell's id
+    (else, for a test cell, the same source) gets that cell's tags, and a test cell its source too;
+    every other cell loses its ``exercise:`` tags (a student's own tags never decide). Changes ``nb``."""
+    graded = [t for x in spec["exercises"].values() for t in x.get("tests", [])]
+    by_id = {t["id"]: t for t in graded}
+    by_source = {_normalised(t["source"]): t for t in graded if t["test"]}
     for cell in nb.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        test = tests.get(cell.get("id"))
-        if test and cell.cell_type == "code":
-            cell.source = test["source"]
-            cell.metadata["tags"] = list(test["tags"])
-        elif any(t.startswith(EXERCISE_TAG) for t in tags):
-            cell.metadata["tags"] = [t for t in tags if not t.startswith(EXERCISE_TAG)]
+        if cell.cell_type != "code":
+            continue
+        ref = by_id.get(cell.get("id")) or by_source.get(_normalised(cell.source))
+        tags = [t for t in cell.get("metadata", {}).get("tags", []) if not t.startswith(EXERCISE_TAG)]
+        if ref:
+            tags += [t for t in ref["tags"] if t.startswith(EXERCISE_TAG)]
+            if ref["test"]:
+                cell.source = ref["source"]
+        cell.metadata["tags"] = tags
+
+
+def _normalised(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
 def load_reference(reference: str | os.PathLike, options: Options, execute: bool = False) -> dict:
@@ -132,8 +140,8 @@ def load_reference(reference: str | os.PathLike, options: Options, execute: bool
     spec["points"] = exercise_points(nb)
     for exercise, indices in exercise_cells(nb).items():  # the visible tests, given to every submission by id
         spec["exercises"][exercise]["tests"] = [
-            {"id": nb.cells[i].get("id"), "source": nb.cells[i].source, "tags": list(nb.cells[i].metadata.get("tags", []))}
-            for i in indices if nb.cells[i].get("id") and not graded_function(nb.cells[i].source)]
+            {"id": nb.cells[i].get("id"), "source": nb.cells[i].source, "tags": list(nb.cells[i].metadata.get("tags", [])),
+             "test": not graded_function(nb.cells[i].source)} for i in indices]
     hidden = Path(options.hidden_tests) if options.hidden_tests else hidden_tests_path(reference)
     spec["hidden_tests"] = str(hidden) if hidden.is_file() else None
     spec["reference_path"] = str(Path(reference).resolve())
