@@ -11,7 +11,6 @@ when the inputs ask for tensors, and the notebook has imported it already).
 import json
 import os
 import time
-import types
 
 import numpy as np
 
@@ -114,14 +113,15 @@ def encode(v, arrays, key):
     return {"$array": key}
 
 
-def _bind(fn, inject):
-    """``fn`` with ``inject`` (name -> value) in place of those globals: the reference's helpers."""
-    if not inject or not isinstance(fn, types.FunctionType):
-        return fn
-    bound = types.FunctionType(fn.__code__, {**fn.__globals__, **inject}, fn.__name__, fn.__defaults__,
-                               fn.__closure__)
-    bound.__kwdefaults__ = fn.__kwdefaults__
-    return bound
+def _case(fn, case, arrays, out_arrays, key) -> dict:
+    start = time.monotonic()
+    try:
+        result = fn(*decode(case.get("args", []), arrays), **decode(case.get("kwargs", {}), arrays))
+        entry = {"value": encode(result, out_arrays, key)}
+    except Exception as err:
+        entry = {"error": f"{type(err).__name__}: {err}"[:500]}
+    entry["seconds"] = round(time.monotonic() - start, 4)
+    return entry
 
 
 def run(user_ns, in_dir, out_dir, exercise):
@@ -134,16 +134,18 @@ def run(user_ns, in_dir, out_dir, exercise):
     if not callable(fn):
         values["missing"] = f"the notebook defines no function {spec['function']}"
     else:
-        fn = _bind(fn, {k: decode(x, arrays) for k, x in spec.get("inject", {}).items()})
-        for k, case in enumerate(spec["cases"]):
-            start = time.monotonic()
-            try:
-                result = fn(*decode(case.get("args", []), arrays), **decode(case.get("kwargs", {}), arrays))
-                entry = {"value": encode(result, out_arrays, f"c{k}")}
-            except Exception as err:
-                entry = {"error": f"{type(err).__name__}: {err}"[:500]}
-            entry["seconds"] = round(time.monotonic() - start, 4)
-            values["cases"].append(entry)
+        # the reference's helpers in place of the notebook's own, for every function of the notebook that
+        # calls them (the tested one and any helper of the student's), until the cases are done
+        inject = {k: decode(x, arrays) for k, x in spec.get("inject", {}).items()}
+        saved = {k: user_ns[k] for k in inject if k in user_ns}
+        user_ns.update(inject)
+        try:
+            for k, case in enumerate(spec["cases"]):
+                values["cases"].append(_case(fn, case, arrays, out_arrays, f"c{k}"))
+        finally:
+            for k in inject:
+                user_ns.pop(k, None)
+            user_ns.update(saved)
     np.savez(os.path.join(out_dir, f"values_{exercise}.npz"), **out_arrays)
     with open(os.path.join(out_dir, f"values_{exercise}.json"), "w") as f:
         json.dump(values, f)

@@ -12,7 +12,8 @@ An instructor keeps, beside a reference notebook ``REF.ipynb``, a module ``hidde
 Inputs are values: numpy arrays (passed as arrays), :class:`Tensor`, :class:`Variable`, tuples,
 dicts, numbers, strings, :class:`Lookup` (a function answering from a table, e.g. a stubbed
 ``img_to_encoding``), :class:`ToyCost` (``model_nn``'s toy cost), :class:`Opaque` (an object to
-pass on). ``inject`` replaces names in the student's function's globals while it is tested;
+pass on). ``inject`` replaces names in the notebook's namespace while the exercise's cases run (so the student's
+own helpers see them too), then puts the notebook's back;
 :class:`FromReference` injects the reference's results on those cases as a lookup, so an exercise
 that calls an earlier one is tested with the reference's version of it and one mistake costs one
 exercise. The harness (harness.py) runs in the student's kernel and sees only these values.
