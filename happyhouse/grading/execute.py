@@ -177,7 +177,7 @@ def _runner_failed(code: int, tail: str, sandboxed: bool) -> str:
             "killed it or its kernel, or exhausted a limit" + (" of the sandbox" if sandboxed else ""))
 
 
-def _read_executed(path: Path, limit: int = 256 * MB):
+def _read_executed(path: Path, limit: int = 64 * MB):
     """The executed notebook the runner wrote (the sandbox's: not a link, size-capped), or None."""
     text = _read_capped(path, limit)
     if text is None:

@@ -66,6 +66,7 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
         use_reference_tests(nb, spec)
         report["cells"] = apply_plan(nb, spec.get("plan", []))
         hidden = spec.get("hidden_run")
+        report["hidden_seed"] = hidden["seed"] if hidden else None
         executed, _, values = run_submission(
             nb, options, workdir, threads,
             {"drawn": hidden["drawn"], "reference": hidden["reference"]} if hidden else None)
@@ -198,6 +199,7 @@ def grade(submission: str | os.PathLike, reference: str | os.PathLike, options: 
     Raises GradingError when the reference cannot be used; a bad submission gives status error.
     """
     options = options or Options()
+    _check_sandbox(options)
     spec = load_reference(reference, options, execute_reference)
     path = Path(submission)
     if not path.is_file():
@@ -243,6 +245,7 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
     paths = sorted(folder.glob("*.ipynb"))
     if not paths:
         raise GradingError(f"{folder}: no submissions (*.ipynb files) in this folder.")
+    _check_sandbox(options)
     spec = load_reference(reference, options, execute_reference)
     options = replace(options, workdir=str(options.workdir or Path(reference).resolve().parent))
     run = _run_record(spec, options, reference)
@@ -283,6 +286,14 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
     if out is not None:
         write_results(reports, list(spec["exercises"]), Path(out))
     return reports
+
+
+def _check_sandbox(options: Options) -> None:
+    """One clear error before anything runs when the sandbox cannot start here (see sandbox.check)."""
+    if options.sandbox:
+        from .sandbox import check
+
+        check()
 
 
 def _run_record(spec: dict, options: Options, reference) -> dict:

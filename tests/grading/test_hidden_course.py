@@ -170,6 +170,21 @@ json.dump({"callables": listing, "broken": broken}, open("/grading/out/listing.j
 '''
 
 
+def _course_modules_define_graded_functions() -> list[str]:
+    """Graded functions still defined at the top level of a course module (read, not imported)."""
+    import ast
+
+    found = []
+    for path in sorted(ROOT.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        found += [f"{path.stem}.{node.name}" for node in tree.body
+                  if isinstance(node, ast.FunctionDef) and node.name in NINE]
+    return found
+
+
+@pytest.mark.xfail(bool(_course_modules_define_graded_functions()), strict=True,
+                   reason="issue 20 (layout) not merged yet: the course modules still define "
+                          f"{', '.join(_course_modules_define_graded_functions())}")
 def test_nothing_importable_in_the_workspace_passes_a_hidden_test(course, tmp_path):
     """Every public callable of the released workspace (course modules, the happyhouse copy) is run, in
     the sandbox, against this notebook's hidden tests: none passes. Needs the layout work (issue 20):
@@ -200,3 +215,32 @@ def test_nothing_importable_in_the_workspace_passes_a_hidden_test(course, tmp_pa
                 passing.append(f"{label} passes {exercise}")
     assert passing == [], ("these callables of the workspace answer graded exercises (they must leave the course "
                            f"modules and the package, issue 20): {passing}")
+
+
+# ----------------------------------------------------------------------------- the real notebook, sandboxed
+
+def test_the_style_notebook_is_graded_by_its_hidden_tests_in_the_sandbox(course_images, tmp_path):
+    """A fresh copy passes all six; a copy with the Gram matrix transposed fails gram_matrix only (the
+    style costs get the reference's gram_matrix results), though its visible test cell is unchanged."""
+    from happyhouse.grading.grader import grade_class
+    from happyhouse.grading.notebook import Options
+
+    reference = ROOT / "notebooks" / "Neural_Style_Transfer.ipynb"
+    fresh = nbformat.read(reference, as_version=4)
+    for cell in fresh.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    (tmp_path / "class").mkdir()
+    nbformat.write(fresh, tmp_path / "class" / "fresh.ipynb")
+    for cell in fresh.cells:
+        if graded_function(cell.source) == "gram_matrix":
+            cell.source = cell.source.replace("GA = tf.matmul(A, tf.transpose(A))", "GA = tf.matmul(tf.transpose(A), A)")
+            assert "tf.transpose(A), A)" in cell.source
+    nbformat.write(fresh, tmp_path / "class" / "transposed.ipynb")
+    reports = grade_class(tmp_path / "class", reference, Options(cell_timeout=300, notebook_timeout=600, seed=11),
+                          workers=2, progress=False)
+    verdicts = {r["submission"]: {e["exercise"]: e["verdict"] for e in r["exercises"]} for r in reports}
+    six = {name: "pass" for name in NOTEBOOKS["Neural_Style_Transfer"]}
+    assert verdicts == {"fresh.ipynb": six, "transposed.ipynb": {**six, "gram_matrix": "fail"}}, \
+        [r["error"] or [(e["exercise"], e["reason"]) for e in r["exercises"]] for r in reports]
+    assert all(e["decided_by"] == "hidden tests" and r["sandbox"] for r in reports for e in r["exercises"])

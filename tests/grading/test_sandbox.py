@@ -345,3 +345,31 @@ def test_values_are_compared_structurally():
     assert "expected shape" in hid.compare_values(np.ones((2, 2)), np.ones((2, 3)), 1e-4, 1e-6)
     assert "expected 'younes'" in hid.compare_values("younes", "kian", 1e-4, 1e-6)
     assert hid.compare_values(1.0, hid.Unsupported("function"), 1e-4, 1e-6).endswith("not a value")
+
+
+def test_a_huge_notebook_is_refused_unread(tmp_path):
+    from happyhouse.grading.grader import MAX_NOTEBOOK_BYTES, grade_source
+
+    spec = {"reference": "ref.ipynb", "exercises": {"total_cost": {}}, "points": {}}
+    report = grade_source("huge.ipynb", b"{" + b" " * MAX_NOTEBOOK_BYTES + b"}", spec, Options())
+    assert report["status"] == "error" and "more than the 64 MB a submission may be" in report["error"]
+
+
+def test_the_cli_says_why_the_sandbox_cannot_start(graded_class, monkeypatch, capsys):
+    root = graded_class["root"]
+    monkeypatch.setattr(sandbox, "bwrap", lambda: "/nonexistent/bwrap")
+    sandbox._checked.clear()
+    try:
+        code = main(["grade", str(root / "class" / "honest.ipynb"), "--reference", str(root / "reference.ipynb")])
+    finally:
+        sandbox._checked.clear()
+    assert code == 2 and "the sandbox (bubblewrap) cannot start on this machine" in capsys.readouterr().err
+
+
+def test_release_writes_a_workspace_without_the_grader_or_the_hidden_tests(graded_class, tmp_path):
+    root = graded_class["root"]
+    assert main(["release", str(PROJECT_ROOT / "notebooks" / "Face_Recognition.ipynb"), "-o", str(tmp_path)]) == 0
+    files = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {"Face_Recognition.ipynb", "fr_utils.py", "inception_blocks_v2.py", "nst_utils.py",
+            "happyhouse/__init__.py", "happyhouse/data.py", "images/README.md"} <= files
+    assert not [f for f in files if f.startswith("happyhouse/grading") or "hidden_tests" in f or f.endswith(".pyc")]
