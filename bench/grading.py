@@ -47,7 +47,7 @@ def sandbox_startup(runs: int) -> dict:
     from functools import partial
 
     from happyhouse.grading import sandbox
-    from happyhouse.grading.execute import default_workspace
+    from happyhouse.grading.workspace import default_workspace
 
     sandbox.check()
     workspace = default_workspace()

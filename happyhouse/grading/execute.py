@@ -2,10 +2,8 @@
 after every cell, and the whole process tree killed when a notebook runs too long."""
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -17,11 +15,9 @@ from pathlib import Path
 import nbformat
 
 from .runner import RUNNER_SKIP_TAG, run_notebook
-from .notebook import GradingError, Options, read_notebook
+from .notebook import PROJECT_ROOT, GradingError, Options, read_notebook
 from .workers import MB, tree_rss
 
-#: The project checkout (or, when installed, the folder holding the package): kernels can import from it.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 #: Variables that size TensorFlow's (and oneDNN/OpenMP's) thread pools: see :func:`grading_env`.
@@ -118,18 +114,8 @@ def run_submission(nb, options: Options, workdir: Path, threads: int | None = No
             write_inputs(in_dir, hidden["drawn"], hidden.get("reference"))
         args = ["--timeout", str(options.cell_timeout), "--kernel", options.kernel,
                 "--exercises", ",".join(exercises), "--max-output", str(int(options.max_output_mb * MB))]
-        limits = sandbox.Limits(memory=int(options.memory_mb * MB))
         if options.sandbox:
-            sandbox.check()
-            workspace = Path(options.workspace) if options.workspace else default_workspace()
-            root = os.geteuid() == 0
-            inside = lambda p: f"{sandbox.IN}/{p}"  # noqa: E731
-            argv = [sys.executable, inside("runner.py"), inside("submission.ipynb"), f"{sandbox.OUT}/executed.ipynb",
-                    "--workdir", sandbox.WORKSPACE, "--harness", sandbox.IN, "--out", sandbox.OUT, *args]
-            sandbox.prepare(out_dir, in_dir, uid if root else None)
-            command = sandbox.command(argv, workspace, in_dir, out_dir, sandbox.environment(threads), limits,
-                                      uid if root else None)
-            env, cwd, preexec = {}, "/", partial(sandbox.apply_limits, limits)
+            command, env, cwd, preexec = _sandboxed(args, options, Path(tmp), threads, uid)
         else:
             if not workdir.is_dir():  # e.g. a Dask worker without the project at the same path
                 workdir = Path(tmp)
@@ -153,6 +139,22 @@ def run_submission(nb, options: Options, workdir: Path, threads: int | None = No
     if problem:
         state["problem"], state["stopped"] = problem, stopped
     return executed, problem, values
+
+
+def _sandboxed(args: list[str], options: Options, tmp: Path, threads: int | None, uid: int):
+    """(command, environment, working folder, preexec) running the runner in a sandbox (see sandbox.py)."""
+    from . import sandbox
+    from .workspace import default_workspace
+
+    sandbox.check()
+    workspace = Path(options.workspace) if options.workspace else default_workspace()
+    uid = uid if os.geteuid() == 0 else None  # without root: the user namespace's own user
+    argv = [sys.executable, f"{sandbox.IN}/runner.py", f"{sandbox.IN}/submission.ipynb", f"{sandbox.OUT}/executed.ipynb",
+            "--workdir", sandbox.WORKSPACE, "--harness", sandbox.IN, "--out", sandbox.OUT, *args]
+    sandbox.prepare(tmp / "out", tmp / "in", uid)
+    limits = sandbox.Limits(memory=int(options.memory_mb * MB))
+    command = sandbox.command(argv, workspace, tmp / "in", tmp / "out", sandbox.environment(threads), limits, uid)
+    return command, {}, "/", partial(sandbox.apply_limits, limits)
 
 
 def _wait(proc, timeout: float) -> tuple[str | None, bool, int]:
@@ -211,22 +213,6 @@ def _tail(log: Path) -> str:
     with open(log, "rb") as f:
         f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
         return _last_line(f.read().decode("utf-8", errors="replace"))
-
-
-_workspaces: dict[str, str] = {}
-
-
-def default_workspace() -> Path:
-    """A workspace written from this project once per process (see :mod:`.workspace`)."""
-    from .workspace import write_workspace
-
-    key = str(PROJECT_ROOT)
-    if key not in _workspaces or not Path(_workspaces[key]).is_dir():
-        folder = tempfile.mkdtemp(prefix="grading-workspace-")
-        atexit.register(shutil.rmtree, folder, True)
-        write_workspace(folder)
-        _workspaces[key] = folder
-    return Path(_workspaces[key])
 
 
 def _last_line(text: str) -> str:

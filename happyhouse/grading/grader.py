@@ -71,17 +71,7 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
             nb, options, workdir, threads,
             {"drawn": hidden["drawn"], "reference": hidden["reference"]} if hidden else None)
         report["peak_memory_mb"] = executed.metadata["grading"].get("peak_memory_mb")
-        results = judge(executed, spec)
-        for result in results:
-            result["points"] = 0.0
-            if hidden and result["exercise"] in hidden["drawn"]:
-                x = result["exercise"]
-                result["feedback"] = {"verdict": result["verdict"], "reason": result["reason"]}
-                result["verdict"], result["reason"] = verdict(
-                    hidden["drawn"][x], hidden["reference"][x], values.get(x), values["$status"].get(x), values["$problem"])
-                result["decided_by"] = "hidden tests"
-            else:
-                result["decided_by"] = "printed output"
+        results = _decide(judge(executed, spec), hidden, values)
         report["exercises"] = review(results, executed, spec)
         for result in report["exercises"]:
             result["points"] = points.get(result["exercise"], 1.0) if result["verdict"] == "pass" else 0.0
@@ -94,6 +84,21 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
     report["score"] = round(report["points"] / report["max_points"], 4) if report["max_points"] else 0.0
     report["seconds"] = round(time.monotonic() - start, 2)
     return report
+
+
+def _decide(results: list[dict], hidden: dict | None, values: dict) -> list[dict]:
+    """The hidden tests' verdict for each exercise that has them (the printed output's verdict becomes
+    ``feedback``); the others keep the printed output's. Changes and returns ``results``."""
+    for result in results:
+        x = result["exercise"]
+        if hidden and x in hidden["drawn"]:
+            result["feedback"] = {"verdict": result["verdict"], "reason": result["reason"]}
+            result["verdict"], result["reason"] = verdict(hidden["drawn"][x], hidden["reference"][x], values.get(x),
+                                                          values["$status"].get(x), values["$problem"])
+            result["decided_by"] = "hidden tests"
+        else:
+            result["decided_by"] = "printed output"
+    return results
 
 
 def use_reference_tests(nb, spec: dict) -> None:

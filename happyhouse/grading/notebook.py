@@ -11,6 +11,8 @@ from pathlib import Path
 
 import nbformat
 
+#: The project checkout (or, when installed, the folder holding the package): kernels can import from it.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXERCISE_TAG = "exercise:"
 VERDICTS = ("pass", "fail", "error", "timeout", "missing", "not-run")
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2

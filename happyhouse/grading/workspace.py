@@ -8,10 +8,12 @@ sandbox). Nothing beside the references (``hidden_tests/``) is copied.
 """
 from __future__ import annotations
 
+import atexit
 import shutil
+import tempfile
 from pathlib import Path
 
-from .execute import PROJECT_ROOT
+from .notebook import PROJECT_ROOT
 
 #: Parts of the package a notebook never needs, left out of every workspace.
 EXCLUDED = ("grading",)
@@ -43,3 +45,17 @@ def write_workspace(folder: str | Path, root: Path = PROJECT_ROOT) -> Path:
     for p in [folder, *folder.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     return folder
+
+
+_written: dict[str, str] = {}
+
+
+def default_workspace() -> Path:
+    """A workspace written from this project once per process (removed when it exits)."""
+    key = str(PROJECT_ROOT)
+    if key not in _written or not Path(_written[key]).is_dir():
+        folder = tempfile.mkdtemp(prefix="grading-workspace-")
+        atexit.register(shutil.rmtree, folder, True)
+        write_workspace(folder)
+        _written[key] = folder
+    return Path(_written[key])

@@ -9,14 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 
-from happyhouse.grading import hidden as hid
+from happyhouse.grading import hidden
 from happyhouse.grading import harness, sandbox
 from happyhouse.grading.release import graded_function
 from happyhouse.grading.workspace import write_workspace
@@ -54,20 +53,20 @@ def run_harness(ns: dict, drawn: dict, reference, folder: Path) -> dict:
     """Values of the functions in ``ns`` on the ``drawn`` hidden tests (``reference``: the reference's values, for
     the injected helpers; None for the reference itself)."""
     folder.mkdir(parents=True, exist_ok=True)
-    hid.write_inputs(folder, drawn, reference)
+    hidden.write_inputs(folder, drawn, reference)
     for exercise in drawn:
         harness.run(ns, str(folder), str(folder), exercise)
-    return {x: hid.read_values(folder, x) for x in drawn}
+    return {x: hidden.read_values(folder, x) for x in drawn}
 
 
 def verdicts(drawn, reference, values) -> dict:
-    return {x: hid.verdict(drawn[x], reference[x], values[x], None) for x in drawn}
+    return {x: hidden.verdict(drawn[x], reference[x], values[x], None) for x in drawn}
 
 
 @pytest.fixture(scope="module", params=list(NOTEBOOKS))
 def course(request, tmp_path_factory):
     stem = request.param
-    drawn = hid.load_cases(ROOT / "notebooks" / "hidden_tests" / f"{stem}.py", seed=20261204)
+    drawn = hidden.load_cases(ROOT / "notebooks" / "hidden_tests" / f"{stem}.py", seed=20261204)
     ns = reference_functions(stem)
     folder = tmp_path_factory.mktemp(stem)
     reference = run_harness(ns, drawn, None, folder / "reference")
@@ -85,8 +84,8 @@ def test_the_reference_passes_its_hidden_tests_and_other_seeds_draw_other_inputs
     got = run_harness(course["ns"], course["drawn"], course["reference"], course["folder"] / "again")
     assert {x: v[0] for x, v in verdicts(course["drawn"], course["reference"], got).items()} == \
         {x: "pass" for x in course["drawn"]}
-    other = hid.load_cases(ROOT / "notebooks" / "hidden_tests" / f"{course['stem']}.py", seed=7)
-    a, b = hid.encode_cases(course["drawn"], None)[1], hid.encode_cases(other, None)[1]
+    other = hidden.load_cases(ROOT / "notebooks" / "hidden_tests" / f"{course['stem']}.py", seed=7)
+    a, b = hidden.encode_cases(course["drawn"], None)[1], hidden.encode_cases(other, None)[1]
     assert any(k not in b or a[k].shape != b[k].shape or not np.allclose(a[k], b[k]) for k in a)
 
 
@@ -194,7 +193,7 @@ def test_nothing_importable_in_the_workspace_passes_a_hidden_test(course, tmp_pa
     in_dir, out_dir = tmp_path / "in", tmp_path / "out"
     in_dir.mkdir()
     out_dir.mkdir()
-    hid.write_inputs(in_dir, course["drawn"], course["reference"])
+    hidden.write_inputs(in_dir, course["drawn"], course["reference"])
     (in_dir / "probe.py").write_text(PROBE)
     sandbox.prepare(out_dir, in_dir, 62999 if os.geteuid() == 0 else None)
     limits = sandbox.Limits()
@@ -210,8 +209,8 @@ def test_nothing_importable_in_the_workspace_passes_a_hidden_test(course, tmp_pa
     passing = []
     for k, label in enumerate(listing["callables"]):
         for exercise in course["drawn"]:
-            values = hid.read_values(out_dir / str(k), exercise)
-            if values and hid.verdict(course["drawn"][exercise], course["reference"][exercise], values, None)[0] == "pass":
+            values = hidden.read_values(out_dir / str(k), exercise)
+            if values and hidden.verdict(course["drawn"][exercise], course["reference"][exercise], values, None)[0] == "pass":
                 passing.append(f"{label} passes {exercise}")
     assert passing == [], ("these callables of the workspace answer graded exercises (they must leave the course "
                            f"modules and the package, issue 20): {passing}")

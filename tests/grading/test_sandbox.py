@@ -10,8 +10,6 @@ in the same class keeps 3/3, and nothing outside the sandbox changes.
 import csv
 import hashlib
 import json
-import os
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from happyhouse.grading import hidden as hid
+from happyhouse.grading import hidden
 from happyhouse.grading import sandbox
 from happyhouse.grading.cli import main
 from happyhouse.grading.execute import PROJECT_ROOT, execute_notebook
@@ -340,11 +338,11 @@ def test_a_machine_without_the_sandbox_gets_one_clear_error(monkeypatch, tmp_pat
 
 
 def test_values_are_compared_structurally():
-    assert hid.compare_values((np.float32(0.5), True), (0.5000001, True), 1e-4, 1e-6) is None
-    assert "expected True, got False" in hid.compare_values((0.5, True), (0.5, False), 1e-4, 1e-6)
-    assert "expected shape" in hid.compare_values(np.ones((2, 2)), np.ones((2, 3)), 1e-4, 1e-6)
-    assert "expected 'younes'" in hid.compare_values("younes", "kian", 1e-4, 1e-6)
-    assert hid.compare_values(1.0, hid.Unsupported("function"), 1e-4, 1e-6).endswith("not a value")
+    assert hidden.compare_values((np.float32(0.5), True), (0.5000001, True), 1e-4, 1e-6) is None
+    assert "expected True, got False" in hidden.compare_values((0.5, True), (0.5, False), 1e-4, 1e-6)
+    assert "expected shape" in hidden.compare_values(np.ones((2, 2)), np.ones((2, 3)), 1e-4, 1e-6)
+    assert "expected 'younes'" in hidden.compare_values("younes", "kian", 1e-4, 1e-6)
+    assert hidden.compare_values(1.0, hidden.Unsupported("function"), 1e-4, 1e-6).endswith("not a value")
 
 
 def test_a_huge_notebook_is_refused_unread(tmp_path):
