@@ -28,11 +28,14 @@ MAX_OUTPUT = 8 * 2**20  # bytes of outputs kept per notebook
 
 
 def harness_source(harness_dir: str, out_dir: str, exercise: str) -> str:
-    """The cell that runs ``exercise``'s hidden tests in the kernel (see harness.py)."""
+    """The cell that runs ``exercise``'s hidden tests in the kernel (see harness.py); it reaches the
+    builtins through an import, so a notebook's own ``open`` or ``exec`` does not get in the way."""
     path = json.dumps(str(Path(harness_dir, "harness.py")))
-    return (f"exec(compile(open({path}).read(), 'grading-harness', 'exec'), "
-            f"{{'__name__': 'grading_harness', 'USER_NS': get_ipython().user_ns, 'IN': {json.dumps(harness_dir)}, "
-            f"'OUT': {json.dumps(out_dir)}, 'EXERCISE': {json.dumps(exercise)}}})")
+    return ("import builtins as _grading_builtins\nfrom IPython import get_ipython as _grading_ipython\n"
+            f"_grading_builtins.exec(_grading_builtins.compile(_grading_builtins.open({path}).read(), 'grading-harness', "
+            f"'exec'), {{'__name__': 'grading_harness', 'USER_NS': _grading_ipython().user_ns, "
+            f"'IN': {json.dumps(harness_dir)}, 'OUT': {json.dumps(out_dir)}, 'EXERCISE': {json.dumps(exercise)}}})\n"
+            "del _grading_builtins, _grading_ipython")
 
 
 def run_notebook(source: Path, target: Path, cell_timeout: float, workdir: Path, kernel: str = "python3",

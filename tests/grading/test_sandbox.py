@@ -159,6 +159,7 @@ def submissions(root: Path) -> dict:
         os.kill(os.getppid(), signal.SIGKILL)''')
     return {
         "honest": (notebook(), ok),
+        "shadows_builtins": (notebook(extra=["open = exec = compile = get_ipython = None"]), ok),
         "hardcoded": (notebook({"total_cost": wrong("total_cost", repr(ref_value))}), {**ok, "total_cost": "fail"}),
         "fake_print": (replace_cell(notebook({"total_cost": wrong("total_cost")}), "total_cost-test",
                                     f"print('J = {ref_value}')"), {**ok, "total_cost": "fail"}),
