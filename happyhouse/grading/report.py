@@ -25,8 +25,10 @@ def format_table(report: dict) -> str:
     lines.insert(1, "-" * min(120, sum(widths) + 10))
     memory = f", peak {report['peak_memory_mb']:.0f} MB" if report.get("peak_memory_mb") else ""
     if any(e.get("decided_by") == "hidden tests" for e in report["exercises"]):
+        lines.append(f"verdicts: hidden tests (seed {report.get('hidden_seed')}); expected / got above are the "
+                     "printed outputs, feedback only:")
         lines += [f"  {e['exercise']}: printed output {e['feedback']['verdict']}"
-                  + (f" ({e['feedback']['reason']})" if e['feedback']['reason'] else "") + " (feedback only)"
+                  + (f" ({e['feedback']['reason']})" if e['feedback']['reason'] else "")
                   for e in report["exercises"] if e.get("feedback")]
     tail = f"{report['passed']}/{report['total']} exercises passed ({report['seconds']:.1f} s{memory})"
     return "\n".join([head, *[line.rstrip() for line in lines], describe(report.get("cells")), tail]) + "\n"
