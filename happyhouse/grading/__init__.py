@@ -35,13 +35,17 @@ _API = {
                  "output_text"),
     "compare": ("NUMBER", "reference_spec", "compare_text", "judge"),
     "execute": ("PROJECT_ROOT", "grading_env", "execute_notebook", "run_submission"),
-    "grader": ("grade_source", "load_reference", "grade", "exit_code", "grade_class"),
+    "grader": ("grade_source", "load_reference", "prepare_hidden", "grade", "exit_code", "grade_class"),
     "report": ("format_table", "write_results", "plot_pass_rates"),
     "diff": ("diff_text", "diff_html"),
     "release": ("release", "student_version", "placeholder", "ReleaseError"),
     "assignment": ("review",),
     "mode": ("SKIP_TAG", "SHORT_TAG", "RUNNER_SKIP_TAG", "grading_plan", "apply_plan"),
     "workers": ("auto_workers", "available_memory", "tree_rss"),
+    "hidden": ("Tensor", "Variable", "Lookup", "FromReference", "ToyCost", "Opaque", "hidden_tests_path",
+               "load_cases", "compare_values", "verdict"),
+    "sandbox": ("SandboxError", "Limits"),
+    "workspace": ("write_workspace", "default_workspace"),
     "cli": ("build_parser", "main"),
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}

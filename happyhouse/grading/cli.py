@@ -20,6 +20,7 @@ from .grader import exit_code, grade, grade_class
 from .notebook import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, Options, read_notebook
 from .release import graded_function, release
 from .report import public_report, format_table
+from .workspace import write_workspace
 
 DESCRIPTION = "Grading: re-execute students' notebooks, compare their graded cells with a reference, diff notebooks."
 
@@ -39,11 +40,26 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true",
                         help="run every cell; by default the reference's grading:skip cells are skipped and its "
                              "grading:short cells run with their short settings")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run notebooks with the grader's rights, without bubblewrap (trusted notebooks only; "
+                             "every report says so)")
+    parser.add_argument("--workspace", default=None,
+                        help="the student's workspace (`grading release` output) the sandbox shows the notebook "
+                             "(default: written from this project)")
+    parser.add_argument("--hidden-tests", default=None,
+                        help="the hidden tests' module (default: hidden_tests/<reference stem>.py beside the reference)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the hidden tests' inputs (default: drawn)")
+    parser.add_argument("--memory-limit", type=float, default=d.memory_mb, metavar="MB",
+                        help=f"address space per process in the sandbox (default {d.memory_mb:g} MB)")
+    parser.add_argument("--max-output", type=float, default=d.max_output_mb, metavar="MB",
+                        help=f"outputs kept per notebook (default {d.max_output_mb:g} MB)")
 
 
 def _options(args) -> Options:
     return Options(cell_timeout=args.timeout, notebook_timeout=args.notebook_timeout, rtol=args.rtol,
-                   atol=args.atol, kernel=args.kernel, workdir=args.workdir, full=args.full)
+                   atol=args.atol, kernel=args.kernel, workdir=args.workdir, full=args.full,
+                   sandbox=not args.no_sandbox, workspace=args.workspace, hidden_tests=args.hidden_tests,
+                   seed=args.seed, memory_mb=args.memory_limit, max_output_mb=args.max_output)
 
 
 def _workers(text: str) -> int | str:
@@ -102,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("release", help="write the student version of a reference notebook")
     p.add_argument("reference", help="the reference notebook, solutions between ### BEGIN/END SOLUTION")
     p.add_argument("-o", "--out", required=True, help="folder for the student version (same file name)")
+    p.add_argument("--notebook-only", action="store_true",
+                   help="write only the notebook, not the workspace (course modules, the happyhouse package)")
     return parser
 
 
@@ -136,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_FAIL if text else EXIT_PASS
         if args.command == "release":
             target = release(args.reference, args.out)
+            if not args.notebook_only:
+                write_workspace(args.out)
             names = [graded_function(c.source) for c in read_notebook(target).cells if c.cell_type == "code"]
             names = [n for n in names if n]
             print(f"{target}: {len(names)} graded functions ({', '.join(names)}), solutions replaced by "
-                  "placeholders, outputs cleared")
+                  "placeholders, outputs cleared" + ("" if args.notebook_only else
+                  f"; workspace (course modules, happyhouse without grading) in {args.out}"))
             return EXIT_PASS
         if args.command == "execute":
             source = Path(args.notebook)

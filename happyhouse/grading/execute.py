@@ -2,22 +2,22 @@
 after every cell, and the whole process tree killed when a notebook runs too long."""
 from __future__ import annotations
 
+import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import nbformat
 
-from .mode import RUNNER_SKIP_TAG
-from .notebook import GradingError, Options, read_notebook
+from .runner import RUNNER_SKIP_TAG, run_notebook
+from .notebook import PROJECT_ROOT, GradingError, Options, read_notebook
 from .workers import MB, tree_rss
 
-#: The project checkout (or, when installed, the folder holding the package): kernels can import from it.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_TIMEOUT_NAME = "CellTimeout"
 
 
 #: Variables that size TensorFlow's (and oneDNN/OpenMP's) thread pools: see :func:`grading_env`.
@@ -43,72 +43,25 @@ def grading_env(threads: int | None = None) -> dict:
 
 def execute_notebook(source: Path, target: Path, cell_timeout: float, workdir: Path,
                      kernel: str = "python3") -> None:
-    """Run ``source`` in a fresh kernel and save it to ``target`` after every cell.
+    """Run ``source`` in a fresh kernel and save it to ``target`` after every cell (see :mod:`.runner`).
 
     ``target``'s metadata ``grading`` records ``cells`` (index -> status ok/error/timeout and
     seconds; ``skipped`` for cells tagged :data:`RUNNER_SKIP_TAG`, which do not run), ``died``
     (the cell the kernel died in) and ``finished``. A cell running past ``cell_timeout`` seconds
     is interrupted and the next cells still run.
     """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-    from traitlets.config import Config
-
-    nb = read_notebook(source)
-    nb.metadata["grading"] = {"cells": {}, "finished": False}
-    state = nb.metadata["grading"]  # nbformat copies dicts on assignment
-    for index, cell in enumerate(nb.cells):
-        if RUNNER_SKIP_TAG in cell.get("metadata", {}).get("tags", []):
-            state["cells"][str(index)] = {"status": "skipped", "seconds": 0.0}
-    started = {}
-
-    def save():
-        partial = target.with_suffix(".partial")
-        nbformat.write(nb, partial)
-        os.replace(partial, target)
-
-    def on_start(cell, cell_index):
-        started[cell_index] = time.monotonic()
-
-    def on_executed(cell, cell_index, execute_reply):
-        content = execute_reply.get("content", {}) if execute_reply else {}
-        status = content.get("status", "ok")
-        if status == "error" and content.get("ename") == _TIMEOUT_NAME:
-            status = "timeout"
-        state["cells"][str(cell_index)] = {
-            "status": status, "seconds": round(time.monotonic() - started.get(cell_index, time.monotonic()), 3)}
-        save()
-
-    sockets = tempfile.TemporaryDirectory(prefix="grading-kernel-")
-    # Unix sockets in a private folder: kernels started at once never race for the same TCP port.
-    transport = {"KernelManager": {"transport": "ipc", "ip": str(Path(sockets.name, "kernel"))}}
-    client = NotebookClient(
-        nb, timeout=cell_timeout, kernel_name=kernel, allow_errors=True,
-        interrupt_on_timeout=True, iopub_timeout=10, skip_cells_with_tag=RUNNER_SKIP_TAG,
-        # Every output has arrived when the last cell is done: kill the kernel rather than wait ~2 s for a
-        # graceful exit (TensorFlow's teardown) that grading has no use for.
-        shutdown_kernel="immediate",
-        error_on_timeout={"ename": _TIMEOUT_NAME, "evalue": f"ran longer than {cell_timeout:g} s",
-                          "traceback": []},
-        on_cell_start=on_start, on_cell_executed=on_executed,
-        resources={"metadata": {"path": str(workdir)}},
-        config=Config(transport) if os.name == "posix" else Config())
-    save()
+    nb = read_notebook(source)  # a clear error for a file that is no notebook
+    del nb
+    env = grading_env()
+    saved = dict(os.environ)
+    os.environ.update(env)
     try:
-        client.execute(env=grading_env())  # passed on to the kernel's launch
-        state["finished"] = True
-    except NoSuchKernel:
-        available = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
-        raise GradingError(f"no Jupyter kernel named {kernel!r} (available: {available}); install one "
-                           "with `python -m ipykernel install --sys-prefix`, or pass --kernel NAME.") from None
-    except DeadKernelError:
-        running = [i for i in started if str(i) not in state["cells"]
-                   and nb.cells[i].cell_type == "code" and nb.cells[i].source.strip()]
-        state["died"] = max(running) if running else None
+        run_notebook(Path(source), Path(target), cell_timeout, Path(workdir), kernel)
+    except SystemExit as err:
+        raise GradingError(str(err.code).removeprefix("error: ")) from None
     finally:
-        save()
-        sockets.cleanup()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -125,57 +78,143 @@ def _kill_tree(proc: subprocess.Popen) -> None:
             p.kill()
         except psutil.NoSuchProcess:
             pass
+    try:
+        os.killpg(proc.pid, 9)  # its session (without the sandbox, a process that left it escapes)
+    except OSError:
+        pass
     proc.wait()
 
 
-def run_submission(nb, options: Options, workdir: Path,
-                   threads: int | None = None) -> tuple[nbformat.NotebookNode, str | None]:
-    """Execute notebook ``nb`` in its own process; returns (executed notebook, problem or None).
+def run_submission(nb, options: Options, workdir: Path, threads: int | None = None,
+                   hidden: dict | None = None) -> tuple[nbformat.NotebookNode, str | None, dict]:
+    """Execute notebook ``nb`` in its own process (in a sandbox unless ``options.sandbox`` is False).
 
+    Returns (executed notebook, problem or None, hidden-test values). ``hidden``: ``{"drawn": ...,
+    "reference": values or None}`` (see :mod:`.hidden`): its tests run in the kernel after the
+    notebook; the values are ``{exercise: values or None, "$status": {exercise: how its cell ended}}``.
     ``threads``: CPU threads for its kernel (see :func:`grading_env`), None for TensorFlow's default.
 
     The executed notebook's metadata ``grading.peak_memory_mb`` is the peak resident memory of
     the process and its kernel (sampled every 0.2 s). The problem is set when the notebook ran
-    past ``options.notebook_timeout`` (its process and kernel are killed); the notebook then
-    holds what ran. Raises GradingError when the notebook
-    could not be run at all (e.g. no such kernel).
+    past ``options.notebook_timeout`` (everything in it is killed); the notebook then holds what
+    ran. Raises GradingError when the notebook could not be run at all (e.g. no such kernel, the
+    runner killed from inside).
     """
-    with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
-        source, target = Path(tmp, "submission.ipynb"), Path(tmp, "executed.ipynb")
-        nbformat.write(nb, source)
-        if not workdir.is_dir():  # e.g. a Dask worker without the project at the same path
-            workdir = Path(tmp)
-        command = [sys.executable, "-m", "happyhouse.grading", "execute", str(source), "-o", str(target),
-                   "--timeout", str(options.cell_timeout), "--kernel", options.kernel,
-                   "--workdir", str(workdir)]
-        env = {**grading_env(threads), "TMPDIR": tmp}  # its temporary files (kernel sockets) go when we clean up
+    from . import sandbox
+    from .hidden import read_values, write_inputs
+
+    with tempfile.TemporaryDirectory(prefix="grading-") as tmp, sandbox.uid_slot() as uid:
+        in_dir, out_dir = Path(tmp, "in"), Path(tmp, "out")
+        in_dir.mkdir()
+        out_dir.mkdir()
+        nbformat.write(nb, in_dir / "submission.ipynb")
+        (in_dir / "runner.py").write_bytes(Path(__file__).with_name("runner.py").read_bytes())
+        exercises = list(hidden["drawn"]) if hidden else []
+        if hidden:
+            write_inputs(in_dir, hidden["drawn"], hidden.get("reference"))
+        args = ["--timeout", str(options.cell_timeout), "--kernel", options.kernel,
+                "--exercises", ",".join(exercises), "--max-output", str(int(options.max_output_mb * MB))]
+        if options.sandbox:
+            command, env, cwd, preexec = _sandboxed(args, options, Path(tmp), threads, uid)
+        else:
+            if not workdir.is_dir():  # e.g. a Dask worker without the project at the same path
+                workdir = Path(tmp)
+            command = [sys.executable, str(in_dir / "runner.py"), str(in_dir / "submission.ipynb"),
+                       str(out_dir / "executed.ipynb"), "--workdir", str(workdir), "--harness", str(in_dir),
+                       "--out", str(out_dir), *args]
+            env, cwd, preexec = {**grading_env(threads), "TMPDIR": tmp}, PROJECT_ROOT, None
         log = Path(tmp, "runner.log")
         with open(log, "w") as stderr:  # a file, not a pipe: we poll the process to sample its memory
-            proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
-        problem, stopped, peak = None, False, 0
-        deadline = time.monotonic() + options.notebook_timeout
-        while True:
-            peak = max(peak, tree_rss(proc.pid))
-            try:
-                proc.wait(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() > deadline:
-                    _kill_tree(proc)
-                    problem = f"the notebook ran longer than {options.notebook_timeout:g} s and was stopped"
-                    stopped = True
-                    break
-        if not stopped and proc.returncode != 0:  # student code cannot do this (it runs in the kernel): our failure
-            raise GradingError("the notebook could not be run: "
-                               + _last_line(log.read_text(errors="replace")).removeprefix("error: "))
-        executed = nbformat.read(target, as_version=4) if target.exists() else nb
+            proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr,
+                                    stdin=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True)
+        problem, stopped, peak = _wait(proc, options.notebook_timeout)
+        executed = _read_executed(out_dir / "executed.ipynb") or nb
+        if not stopped and proc.returncode != 0:  # the kernel's death is recorded by the runner: this is the runner's
+            raise GradingError(_runner_failed(proc.returncode, _tail(log), options.sandbox))
+        values = {x: read_values(out_dir, x) for x in exercises}
+        values["$status"] = _read_json(out_dir / "harness.json") or {}
+        values["$problem"] = problem
     state = executed.metadata.setdefault("grading", {"cells": {}, "finished": False})
     state["peak_memory_mb"] = round(peak / MB, 1)
     if problem:
         state["problem"], state["stopped"] = problem, stopped
-    return executed, problem
+    return executed, problem, values
+
+
+def _sandboxed(args: list[str], options: Options, tmp: Path, threads: int | None, uid: int):
+    """(command, environment, working folder, preexec) running the runner in a sandbox (see sandbox.py)."""
+    from . import sandbox
+    from .workspace import default_workspace
+
+    sandbox.check()
+    workspace = Path(options.workspace) if options.workspace else default_workspace()
+    uid = uid if os.geteuid() == 0 else None  # without root: the user namespace's own user
+    argv = [sys.executable, f"{sandbox.IN}/runner.py", f"{sandbox.IN}/submission.ipynb", f"{sandbox.OUT}/executed.ipynb",
+            "--workdir", sandbox.WORKSPACE, "--harness", sandbox.IN, "--out", sandbox.OUT, *args]
+    sandbox.prepare(tmp / "out", tmp / "in", uid)
+    limits = sandbox.Limits(memory=int(options.memory_mb * MB))
+    command = sandbox.command(argv, workspace, tmp / "in", tmp / "out", sandbox.environment(threads), limits, uid)
+    return command, {}, "/", partial(sandbox.apply_limits, limits)
+
+
+def _wait(proc, timeout: float) -> tuple[str | None, bool, int]:
+    """Wait for ``proc`` (sampling its tree's memory); kill everything past ``timeout`` seconds."""
+    peak, deadline = 0, time.monotonic() + timeout
+    while True:
+        peak = max(peak, tree_rss(proc.pid))
+        try:
+            proc.wait(timeout=0.2)
+            return None, False, peak
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                _kill_tree(proc)
+                return f"the notebook ran longer than {timeout:g} s and was stopped", True, peak
+
+
+def _runner_failed(code: int, tail: str, sandboxed: bool) -> str:
+    how = f"signal {-code}" if code < 0 else f"exit {code}"
+    if tail.startswith("error: "):
+        return "the notebook could not be run: " + tail.removeprefix("error: ")
+    return (f"the notebook's runner ended early ({how}){': ' + tail if tail else ''}; the submission may have "
+            "killed it or its kernel, or exhausted a limit" + (" of the sandbox" if sandboxed else ""))
+
+
+def _read_executed(path: Path, limit: int = 64 * MB):
+    """The executed notebook the runner wrote (the sandbox's: not a link, size-capped), or None."""
+    text = _read_capped(path, limit)
+    if text is None:
+        return None
+    try:
+        return nbformat.reads(text, as_version=4)
+    except Exception:
+        return None
+
+
+def _read_json(path: Path, limit: int = MB):
+    text = _read_capped(path, limit)
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _read_capped(path: Path, limit: int) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode) or os.fstat(f.fileno()).st_size > limit:
+            return None
+        return f.read(limit).decode("utf-8", errors="replace")
+
+
+def _tail(log: Path) -> str:
+    with open(log, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+        return _last_line(f.read().decode("utf-8", errors="replace"))
 
 
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+    return lines[-1][:300] if lines else ""

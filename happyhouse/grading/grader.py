@@ -1,7 +1,10 @@
 """Grading: one submission, or a class in parallel here or on a Dask cluster; never stopped by a bad notebook."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import secrets
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -14,10 +17,18 @@ import nbformat
 from .assignment import function_specs, review
 from .compare import judge, reference_spec
 from .execute import PROJECT_ROOT, run_submission
+from .hidden import fingerprint, hidden_tests_path, load_cases, verdict
 from .mode import apply_plan, grading_plan
-from .notebook import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, NotebookFileError, Options, parse_notebook, read_notebook
-from .report import write_results
+from .notebook import (EXERCISE_TAG, EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, NotebookFileError, Options,
+                       exercise_cells, parse_notebook, read_notebook)
+from .release import graded_function
+from .report import write_report, write_results
 from .workers import MB, auto_workers, available_memory
+
+
+MAX_NOTEBOOK_BYTES = 64 * MB
+NO_SANDBOX = ("graded WITHOUT the sandbox (--no-sandbox): the notebook ran with the grader's rights and "
+              "could read the reference and change results; use only for trusted notebooks")
 
 
 def grade_source(name: str, data: bytes | str, spec: dict, options: Options | dict,
@@ -27,33 +38,90 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
     ``threads``: CPU threads for its kernel when several notebooks share the cores (see
     :func:`.execute.grading_env`); None: TensorFlow's default.
 
-    Returns the report: ``submission``, ``reference``, ``status`` (graded / error), ``error``,
-    ``passed``, ``total``, ``score``, ``exercises`` (see :func:`judge`), ``cells`` (grading mode:
-    which cells were skipped or shortened, see :func:`.mode.apply_plan`), ``peak_memory_mb``
-    (the notebook's process tree), ``seconds``, ``options`` and ``executed`` (the executed
-    notebook as JSON text, or None).
+    With hidden tests (``spec["hidden_run"]``, see :func:`prepare_hidden`) they decide each
+    exercise's verdict; the printed outputs are compared too and reported as ``feedback``.
+    Returns the report: ``submission``, ``sha256``, ``reference``, ``status`` (graded / error),
+    ``error``, ``passed``, ``total``, ``points``, ``max_points``, ``score``, ``exercises`` (see
+    :func:`judge`; with ``decided_by``, ``points``, ``feedback``), ``sandbox``, ``cells`` (grading
+    mode, see :func:`.mode.apply_plan`), ``peak_memory_mb``, ``seconds``, ``options`` and
+    ``executed`` (the executed notebook as JSON text, or None).
     """
     options = Options(**options) if isinstance(options, dict) else options
     workdir = Path(workdir or options.workdir or PROJECT_ROOT)
     start = time.monotonic()
-    report = {"submission": name, "reference": spec["reference"], "status": "graded", "error": None,
-              "passed": 0, "total": len(spec["exercises"]), "score": 0.0, "exercises": [],
-              "cells": None, "peak_memory_mb": None, "seconds": 0.0, "options": asdict(options),
-              "executed": None}
+    raw = data.encode() if isinstance(data, str) else data
+    points = spec.get("points", {})
+    report = {"submission": name, "sha256": hashlib.sha256(raw).hexdigest(), "reference": spec["reference"],
+              "status": "graded", "error": None, "passed": 0, "total": len(spec["exercises"]), "points": 0.0,
+              "max_points": float(sum(points.get(x, 1.0) for x in spec["exercises"])), "score": 0.0,
+              "exercises": [], "sandbox": options.sandbox, "cells": None, "peak_memory_mb": None,
+              "seconds": 0.0, "options": asdict(options), "executed": None}
+    if not options.sandbox:
+        report["warning"] = NO_SANDBOX
     try:
-        nb = parse_notebook(data, name)
+        if len(raw) > MAX_NOTEBOOK_BYTES:
+            raise NotebookFileError(f"{name}: the notebook is {len(raw) / MB:.0f} MB, more than the "
+                                    f"{MAX_NOTEBOOK_BYTES // MB} MB a submission may be; clear its outputs and save it again.")
+        nb = parse_notebook(raw, name)
+        use_reference_tests(nb, spec)
         report["cells"] = apply_plan(nb, spec.get("plan", []))
-        executed, _ = run_submission(nb, options, workdir, threads)
+        hidden = spec.get("hidden_run")
+        report["hidden_seed"] = hidden["seed"] if hidden else None
+        executed, _, values = run_submission(
+            nb, options, workdir, threads,
+            {"drawn": hidden["drawn"], "reference": hidden["reference"]} if hidden else None)
         report["peak_memory_mb"] = executed.metadata["grading"].get("peak_memory_mb")
-        report["exercises"] = review(judge(executed, spec), executed, spec)
+        results = _decide(judge(executed, spec), hidden, values)
+        report["exercises"] = review(results, executed, spec)
+        for result in report["exercises"]:
+            result["points"] = points.get(result["exercise"], 1.0) if result["verdict"] == "pass" else 0.0
         report["executed"] = nbformat.writes(executed)
     except Exception as err:  # one bad submission must never stop a class
         report["status"] = "error"
         report["error"] = str(err) if isinstance(err, GradingError) else f"{type(err).__name__}: {err}"
     report["passed"] = sum(e["verdict"] == "pass" for e in report["exercises"])
-    report["score"] = round(report["passed"] / report["total"], 4) if report["total"] else 0.0
+    report["points"] = float(sum(e["points"] for e in report["exercises"]))
+    report["score"] = round(report["points"] / report["max_points"], 4) if report["max_points"] else 0.0
     report["seconds"] = round(time.monotonic() - start, 2)
     return report
+
+
+def _decide(results: list[dict], hidden: dict | None, values: dict) -> list[dict]:
+    """The hidden tests' verdict for each exercise that has them (the printed output's verdict becomes
+    ``feedback``); the others keep the printed output's. Changes and returns ``results``."""
+    for result in results:
+        x = result["exercise"]
+        if hidden and x in hidden["drawn"]:
+            result["feedback"] = {"verdict": result["verdict"], "reason": result["reason"]}
+            result["verdict"], result["reason"] = verdict(hidden["drawn"][x], hidden["reference"][x], values.get(x),
+                                                          values["$status"].get(x), values["$problem"])
+            result["decided_by"] = "hidden tests"
+        else:
+            result["decided_by"] = "printed output"
+    return results
+
+
+def use_reference_tests(nb, spec: dict) -> None:
+    """The graded cells come from the reference: a submission's cell with a reference graded cell's id
+    (else, for a test cell, the same source) gets that cell's tags, and a test cell its source too;
+    every other cell loses its ``exercise:`` tags (a student's own tags never decide). Changes ``nb``."""
+    graded = [t for x in spec["exercises"].values() for t in x.get("tests", [])]
+    by_id = {t["id"]: t for t in graded}
+    by_source = {_normalised(t["source"]): t for t in graded if t["test"]}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        ref = by_id.get(cell.get("id")) or by_source.get(_normalised(cell.source))
+        tags = [t for t in cell.get("metadata", {}).get("tags", []) if not t.startswith(EXERCISE_TAG)]
+        if ref:
+            tags += [t for t in ref["tags"] if t.startswith(EXERCISE_TAG)]
+            if ref["test"]:
+                cell.source = ref["source"]
+        cell.metadata["tags"] = tags
+
+
+def _normalised(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
 def load_reference(reference: str | os.PathLike, options: Options, execute: bool = False) -> dict:
@@ -66,7 +134,7 @@ def load_reference(reference: str | os.PathLike, options: Options, execute: bool
     plan = grading_plan(nb, str(reference))
     if execute:
         done = apply_plan(nb, [] if options.full else plan)
-        nb, problem = run_submission(nb, options, Path(reference).resolve().parent)
+        nb, problem, _ = run_submission(nb, options, Path(reference).resolve().parent)
         if problem:
             raise GradingError(f"{reference}: the reference could not be executed: {problem}")
         ran = nb.metadata["grading"]["cells"]
@@ -75,9 +143,58 @@ def load_reference(reference: str | os.PathLike, options: Options, execute: bool
                 raise GradingError(f"{reference}: cell {c['cell']}'s short settings (metadata grading.short) did not "
                                    f"run: {_error_of(nb.cells[c['cell']])}; fix them, or grade with --full.")
     spec = reference_spec(nb, str(reference), options)
+    spec["points"] = exercise_points(nb)
+    for exercise, indices in exercise_cells(nb).items():  # the visible tests, given to every submission by id
+        spec["exercises"][exercise]["tests"] = [
+            {"id": nb.cells[i].get("id"), "source": nb.cells[i].source, "tags": list(nb.cells[i].metadata.get("tags", [])),
+             "test": not graded_function(nb.cells[i].source)} for i in indices]
+    hidden = Path(options.hidden_tests) if options.hidden_tests else hidden_tests_path(reference)
+    spec["hidden_tests"] = str(hidden) if hidden.is_file() else None
+    spec["reference_path"] = str(Path(reference).resolve())
     spec["functions"] = function_specs(nb)  # graded functions: placeholders, cells (see assignment.py)
     spec["plan"] = [] if options.full else plan  # from the reference as written (tags, not the short sources)
     return spec
+
+
+def exercise_points(reference) -> dict[str, float]:
+    """Exercise -> points: metadata ``grading.points`` (or nbgrader's ``points``) of its cells, else 1."""
+    points = {}
+    for exercise, indices in exercise_cells(reference).items():
+        for i in indices:
+            meta = reference.cells[i].get("metadata", {})
+            value = meta.get("grading", {}).get("points", meta.get("nbgrader", {}).get("points"))
+            if value is not None:
+                points[exercise] = float(value)
+        points.setdefault(exercise, 1.0)
+    return points
+
+
+def prepare_hidden(spec: dict, options: Options, seed: int | None = None) -> int | None:
+    """Draw the hidden tests with ``seed`` (None: a fresh one) and run them on the reference, in the same
+    way as a submission (its grading plan, the sandbox); sets ``spec["hidden_run"]``; returns the seed.
+
+    Raises GradingError when the reference fails its own hidden tests.
+    """
+    if not spec.get("hidden_tests"):
+        return None
+    seed = seed if seed is not None else (options.seed if options.seed is not None else secrets.randbits(63))
+    drawn = load_cases(spec["hidden_tests"], seed)
+    reference = Path(spec["reference_path"])
+    nb = read_notebook(reference)
+    apply_plan(nb, spec.get("plan", []))
+    _, problem, values = run_submission(nb, options, Path(options.workdir or reference.parent),
+                                        hidden={"drawn": drawn, "reference": None})
+    for exercise, test in drawn.items():
+        got = values.get(exercise)
+        why = problem or (values["$status"].get(exercise, {}).get("error") if not got else
+                          got.get("missing") or got.get("invalid") or
+                          next((f"case {k}: {c['error']}" for k, c in enumerate(got["cases"], 1) if "error" in c), None))
+        if why or not got:
+            raise GradingError(f"{reference}: the reference fails its own hidden tests for {exercise!r}: "
+                               f"{why or 'no values'}; fix {spec['hidden_tests']} or the reference.")
+    spec["hidden_run"] = {"seed": seed, "drawn": drawn, "reference": values,
+                          "fingerprint": fingerprint(spec["hidden_tests"])}
+    return seed
 
 
 def grade(submission: str | os.PathLike, reference: str | os.PathLike, options: Options | None = None,
@@ -87,12 +204,14 @@ def grade(submission: str | os.PathLike, reference: str | os.PathLike, options: 
     Raises GradingError when the reference cannot be used; a bad submission gives status error.
     """
     options = options or Options()
+    _check_sandbox(options)
     spec = load_reference(reference, options, execute_reference)
     path = Path(submission)
     if not path.is_file():
         raise NotebookFileError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}; "
                                 "expected a Jupyter notebook (.ipynb) file.")
     workdir = options.workdir or Path(reference).resolve().parent
+    prepare_hidden(spec, options)
     return grade_source(str(path), path.read_bytes(), spec, options, workdir)
 
 
@@ -131,17 +250,32 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
     paths = sorted(folder.glob("*.ipynb"))
     if not paths:
         raise GradingError(f"{folder}: no submissions (*.ipynb files) in this folder.")
+    _check_sandbox(options)
     spec = load_reference(reference, options, execute_reference)
     options = replace(options, workdir=str(options.workdir or Path(reference).resolve().parent))
-    jobs = [(p.name, p.read_bytes()) for p in paths]
+    run = _run_record(spec, options, reference)
+    done = _finished(Path(out), run) if out is not None else {}
+    prepare_hidden(spec, options, run["seed"])
+    if out is not None:
+        _write_json(Path(out) / "run.json", run)
+    jobs, reports = [], []
+    for p in paths:
+        data = _read_submission(p)
+        previous = done.get(p.name)
+        if previous and previous.get("sha256") == hashlib.sha256(data).hexdigest():
+            reports.append(previous)  # graded by an earlier, interrupted run with the same seed and reference
+        else:
+            jobs.append((p.name, data))
     job = partial(grade_source, spec=spec, options=asdict(options))
-    reports = []
     with tqdm(total=len(jobs), desc="grading", unit="notebook", disable=not progress) as bar:
         def collect(name, future):
             try:
-                reports.append(future.result())
+                report = future.result()
             except Exception as err:  # a Dask worker died, or cannot import happyhouse.grading (see docs/grading.md)
-                reports.append(_crashed(name, err, spec, options))
+                report = _crashed(name, err, spec, options)
+            reports.append(report)
+            if out is not None:
+                write_report(report, Path(out))  # at once: an interrupted class resumes from here
             bar.update()
 
         if scheduler:
@@ -157,6 +291,57 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
     if out is not None:
         write_results(reports, list(spec["exercises"]), Path(out))
     return reports
+
+
+def _check_sandbox(options: Options) -> None:
+    """One clear error before anything runs when the sandbox cannot start here (see sandbox.check)."""
+    if options.sandbox:
+        from .sandbox import check
+
+        check()
+
+
+def _run_record(spec: dict, options: Options, reference) -> dict:
+    """What a class run's results depend on: the reference, its hidden tests, the seed, the sandbox."""
+    return {"reference": hashlib.sha256(Path(reference).read_bytes()).hexdigest(),
+            "hidden_tests": fingerprint(spec["hidden_tests"]) if spec.get("hidden_tests") else None,
+            "seed": options.seed if options.seed is not None else secrets.randbits(63),
+            "fixed_seed": options.seed is not None, "sandbox": options.sandbox}
+
+
+def _finished(out: Path, run: dict) -> dict[str, dict]:
+    """Reports of an earlier run of the same class into ``out`` (same reference, hidden tests and
+    sandbox setting; its seed is then kept in ``run``), by submission file name."""
+    try:
+        before = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    same = all(before.get(k) == run[k] for k in ("reference", "hidden_tests", "sandbox"))
+    if not same or (run.get("fixed_seed") and before.get("seed") != run["seed"]):
+        return {}
+    run["seed"] = before.get("seed", run["seed"])
+    found = {}
+    for path in (out / "reports").glob("*.json"):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(report, dict) and report.get("sha256") and not str(report.get("error") or "").startswith("grading crashed"):
+            found[report["submission"]] = report
+    return found
+
+
+def _write_json(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial_path = path.with_suffix(".partial")
+    partial_path.write_text(json.dumps(value, indent=1))
+    os.replace(partial_path, path)
+
+
+def _read_submission(path: Path) -> bytes:
+    """The file's bytes, at most one more than a submission may have (a huge file is refused, not read)."""
+    with open(path, "rb") as f:
+        return f.read(MAX_NOTEBOOK_BYTES + 1)
 
 
 def _run_here(jobs, job, workers, notebook_memory_mb, collect, bar) -> None:

@@ -18,8 +18,7 @@ from .notebook import EXERCISE_TAG, GradingError
 
 SKIP_TAG = "grading:skip"
 SHORT_TAG = "grading:short"
-#: Private tag the runner skips (nbclient's ``skip_cells_with_tag``); removed from every submission first.
-RUNNER_SKIP_TAG = "happyhouse-grading-skip"
+from .runner import RUNNER_SKIP_TAG  # the private tag the runner skips; removed from every submission first
 
 
 def _tags(cell) -> list[str]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import nbformat
 
+#: The project checkout (or, when installed, the folder holding the package): kernels can import from it.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXERCISE_TAG = "exercise:"
 VERDICTS = ("pass", "fail", "error", "timeout", "missing", "not-run")
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -35,6 +37,12 @@ class Options:
     kernel: str = "python3"
     workdir: str | None = None  # None: the reference notebook's folder
     full: bool = False  # True: run every cell, ignoring the reference's grading:skip / grading:short tags
+    sandbox: bool = True  # False (--no-sandbox): run with the grader's rights; every report says so
+    workspace: str | None = None  # None: written from this project (see workspace.py)
+    memory_mb: float = 4096.0  # address space (RLIMIT_AS) of each process in the sandbox; TensorFlow maps ~2-3 GiB
+    max_output_mb: float = 8.0  # outputs kept per notebook
+    seed: int | None = None  # the hidden tests' inputs; None: drawn per run
+    hidden_tests: str | None = None  # None: hidden_tests/<reference stem>.py beside the reference
 
 
 def parse_notebook(data: str | bytes, name: str) -> nbformat.NotebookNode:

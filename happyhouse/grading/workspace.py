@@ -1,0 +1,61 @@
+"""The student's workspace: what ``grading release`` writes and what the sandbox shows the notebook.
+
+A folder with the student version of each notebook, the course's modules (the project's top-level
+``*.py``) and a copy of the ``happyhouse`` package without ``happyhouse.grading`` (the notebooks
+do not use it; the hidden tests and the grader stay out of the student's reach). Data stay where
+they are: the notebooks find them through ``COURSE_DATA`` / ``FACES_DATA`` (read-only in the
+sandbox). Nothing beside the references (``hidden_tests/``) is copied.
+"""
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+from .notebook import PROJECT_ROOT
+
+#: Parts of the package a notebook never needs, left out of every workspace.
+EXCLUDED = ("grading",)
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+
+
+def course_modules(root: Path = PROJECT_ROOT) -> list[Path]:
+    """The project's top-level modules (fr_utils.py, nst_utils.py, inception_blocks_v2.py, ...)."""
+    return sorted(p for p in root.glob("*.py") if not p.name.startswith(("_", ".", "setup")))
+
+
+def write_workspace(folder: str | Path, root: Path = PROJECT_ROOT) -> Path:
+    """Copy the course modules and the package (without grading) into ``folder``; returns it.
+
+    Folders are made 0755 and files 0644 so the sandbox's own user can read them.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for module in course_modules(root):
+        shutil.copyfile(module, folder / module.name)
+    package = folder / "happyhouse"
+    if package.exists():
+        shutil.rmtree(package)
+    shutil.copytree(root / "happyhouse", package, ignore=lambda d, names: (
+        IGNORED(d, names) | ({n for n in names if n in EXCLUDED} if Path(d) == root / "happyhouse" else set())))
+    for readme in ("images", "weights", "pretrained-model"):  # the data pointers (README.md: where data come from)
+        if (root / readme).is_dir():
+            shutil.copytree(root / readme, folder / readme, dirs_exist_ok=True, ignore=IGNORED)
+    for p in [folder, *folder.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return folder
+
+
+_written: dict[str, str] = {}
+
+
+def default_workspace() -> Path:
+    """A workspace written from this project once per process (removed when it exits)."""
+    key = str(PROJECT_ROOT)
+    if key not in _written or not Path(_written[key]).is_dir():
+        folder = tempfile.mkdtemp(prefix="grading-workspace-")
+        atexit.register(shutil.rmtree, folder, True)
+        write_workspace(folder)
+        _written[key] = folder
+    return Path(_written[key])

@@ -1,0 +1,374 @@
+"""Grading you can trust: hidden tests decide, every submission runs in its own bubblewrap sandbox.
+
+A small reference (numpy only: no TensorFlow import, so a kernel costs about a second) with three
+graded functions, hidden tests beside it, and one class of submissions that each attack the grader:
+hard-coded returns, faked prints, re-tagged cells, the project's code, reading the reference and other
+submissions, writing to the project, the venv and the results, a detached process, a bounded fork
+bomb, a 4 GiB allocation, 1 GB of printed output, killing the grader. The honest submission graded
+in the same class keeps 3/3, and nothing outside the sandbox changes.
+"""
+import csv
+import hashlib
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import psutil
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from happyhouse.grading import hidden
+from happyhouse.grading import sandbox
+from happyhouse.grading.cli import main
+from happyhouse.grading.execute import PROJECT_ROOT, execute_notebook
+from happyhouse.grading.grader import grade_class
+from happyhouse.grading.notebook import Options
+
+HEADER = "### START CODE HERE ###\n    ### BEGIN SOLUTION\n"
+FOOTER = "\n    ### END SOLUTION\n    ### END CODE HERE ###\n"
+TOTAL = "    J = alpha * J_content + beta * J_style"
+GRAM = "    GA = A @ A.T"
+LAYER = "    S, G = a_S.reshape(-1, a_S.shape[-1]).T, a_G.reshape(-1, a_G.shape[-1]).T\n" \
+        "    J = np.sum((gram_matrix(S) - gram_matrix(G)) ** 2) / (4.0 * S.shape[0] ** 2 * S.shape[1] ** 2)"
+
+
+def graded(name, signature, body, ret):
+    return f"# GRADED FUNCTION: {name}\n\ndef {name}({signature}):\n    {HEADER}{body}{FOOTER}\n    return {ret}"
+
+
+FUNCTIONS = {"total_cost": ("J_content, J_style, alpha = 10, beta = 40", TOTAL, "J"),
+             "gram_matrix": ("A", GRAM, "GA"),
+             "compute_layer_style_cost": ("a_S, a_G", LAYER, "J")}
+TESTS = {"total_cost": "np.random.seed(3)\nJ = total_cost(np.random.randn(), np.random.randn())\nprint('J = ' + str(J))",
+         "gram_matrix": "print('GA =', gram_matrix(np.arange(6.0).reshape(2, 3) / 7))",
+         "compute_layer_style_cost": "rng = np.random.default_rng(1)\n"
+                                     "print('J =', compute_layer_style_cost(rng.normal(size=(1, 2, 2, 3)), rng.normal(size=(1, 2, 2, 3))))"}
+
+HIDDEN = '''
+import numpy as np
+from happyhouse.grading.hidden import FromReference
+
+def cases(rng):
+    floats = [{"args": [float(rng.normal()), float(rng.normal())], "kwargs": {"alpha": float(rng.uniform(1, 9)), "beta": 3.5}},
+              {"args": [float(rng.normal()), float(rng.normal())]}]
+    pairs = [(rng.normal(size=(1, 3, 2, 4)), rng.normal(size=(1, 3, 2, 4))) for _ in range(2)]
+    unrolled = [a.reshape(-1, a.shape[-1]).T.copy() for pair in pairs for a in pair]
+    grams = [rng.normal(size=(3, 5))] + unrolled
+    return {"total_cost": {"cases": floats, "rtol": 1e-9, "atol": 1e-12},
+            "gram_matrix": {"cases": [{"args": [a]} for a in grams]},
+            "compute_layer_style_cost": {"cases": [{"args": [a, b]} for a, b in pairs],
+                                         "inject": {"gram_matrix": FromReference("gram_matrix", [1, 2, 3, 4], as_tensor=False)}}}
+'''
+
+
+def notebook(functions=None, tests=None, extra=()):
+    """A notebook in the course's shape: imports, then per exercise its graded function and test cell."""
+    functions, tests = {**FUNCTIONS, **(functions or {})}, {**TESTS, **(tests or {})}
+    cells = [new_code_cell("import numpy as np", id="imports")]
+    for name in FUNCTIONS:
+        signature, body, ret = functions[name]
+        cells.append(new_code_cell(graded(name, signature, body, ret), id=f"{name}-def",
+                                   metadata={"tags": [f"exercise:{name}"]}))
+        cells.append(new_code_cell(tests[name], id=f"{name}-test", metadata={"tags": [f"exercise:{name}"]}))
+    cells += [new_code_cell(source, id=f"extra{k}") for k, source in enumerate(extra)]
+    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                              "language": "python"}})
+
+
+def replace_cell(nb, cell_id, source, tags=None):
+    for cell in nb.cells:
+        if cell.get("id") == cell_id:
+            cell.source = source
+            if tags is not None:
+                cell.metadata["tags"] = tags
+    return nb
+
+
+def wrong(name, value="None"):
+    signature = FUNCTIONS[name][0]
+    return (signature, f"    {'GA' if name == 'gram_matrix' else 'J'} = {value}", "GA" if name == "gram_matrix" else "J")
+
+
+# ------------------------------------------------------------------------- the attacking class
+
+def submissions(root: Path) -> dict:
+    """name -> (notebook or raw text, expected verdicts or None for a status error)."""
+    ref_value = _visible_total()
+    ok = {"total_cost": "pass", "gram_matrix": "pass", "compute_layer_style_cost": "pass"}
+    secret_paths = [root / "reference.ipynb", root / "hidden_tests" / "reference.py", root / "class" / "honest.ipynb",
+                    PROJECT_ROOT / "notebooks" / "Face_Recognition.ipynb", PROJECT_ROOT / "happyhouse" / "grading" / "hidden.py"]
+    borrow = textwrap.dedent(f'''
+        import importlib, sys
+        found = []
+        for path in {[str(p) for p in secret_paths]!r}:
+            try:
+                open(path).read(); found.append(path)
+            except OSError as err:
+                print("blocked read", type(err).__name__)
+        for how in (lambda: __import__("happyhouse.grading.hidden"), lambda: importlib.import_module("happyhouse.grading"),
+                    lambda: getattr(sys.modules.get("happyhouse.grading"), "grade"),
+                    lambda: exec(open({str(PROJECT_ROOT / "happyhouse" / "grading" / "grader.py")!r}).read(), {{}})):
+            try:
+                how(); found.append("import")
+            except Exception as err:
+                print("blocked import", type(err).__name__)
+        print("found", found)''')
+    targets = {"project": PROJECT_ROOT / "happyhouse" / "grading" / "compare.py", "course": PROJECT_ROOT / "fr_utils.py",
+               "venv": Path(np.__file__), "results": root / "results" / "scores.csv",
+               "class": root / "class" / "honest.ipynb", "workspace": Path("/workspace/fr_utils.py")}
+    targets = {k: str(v) for k, v in targets.items()}
+    writer = textwrap.dedent(f'''
+        for name, path in {targets!r}.items():
+            try:
+                with open(path, "a") as f:
+                    f.write("\\nowned = True\\n")
+                print("WROTE", name)
+            except OSError as err:
+                print("blocked write", name, type(err).__name__)''')
+    detached = textwrap.dedent('''
+        import subprocess, sys
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(90)  # grading-test-detached"],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print("detached")''')
+    forkbomb = textwrap.dedent('''
+        import os, time
+        children = 0
+        try:
+            while children < 3000:  # bounded even without the sandbox's process limit
+                if os.fork() == 0:
+                    time.sleep(90)
+                    os._exit(0)
+                children += 1
+        except OSError as err:
+            print("fork stopped after", children, type(err).__name__)''')
+    memory = "import numpy as np\ntry:\n    x = np.ones(4 * 2**30, np.uint8)\n    print('ALLOCATED 4 GiB')\n" \
+             "except MemoryError:\n    print('blocked allocation')"
+    flood = "chunk = 'x' * 2**20\nfor _ in range(1024):\n    print(chunk, flush=True)"
+    killer = textwrap.dedent('''
+        import os, signal, psutil
+        me = os.getpid()
+        for p in psutil.process_iter():
+            if p.pid not in (me, 1):
+                try:
+                    p.kill()
+                except Exception:
+                    pass
+        os.kill(os.getppid(), signal.SIGKILL)''')
+    return {
+        "honest": (notebook(), ok),
+        "shadows_builtins": (notebook(extra=["open = exec = compile = get_ipython = None"]), ok),
+        "hardcoded": (notebook({"total_cost": wrong("total_cost", repr(ref_value))}), {**ok, "total_cost": "fail"}),
+        "fake_print": (replace_cell(notebook({"total_cost": wrong("total_cost")}), "total_cost-test",
+                                    f"print('J = {ref_value}')"), {**ok, "total_cost": "fail"}),
+        "patched_print": (notebook({"total_cost": wrong("total_cost")},
+                                   extra=[f"import builtins\nbuiltins.print = lambda *a, **k: sys.stdout.write('J = {ref_value}\\n')"]),
+                          {**ok, "total_cost": "fail"}),
+        "retagged": (_retag(notebook({"total_cost": wrong("total_cost")}), ref_value), {**ok, "total_cost": "fail"}),
+        "wrong_gram": (notebook({"gram_matrix": wrong("gram_matrix", "A.T @ A")}), {**ok, "gram_matrix": "fail"}),
+        "borrower": (notebook({"total_cost": wrong("total_cost")}, extra=[borrow]), {**ok, "total_cost": "fail"}),
+        "writer": (notebook(extra=[writer]), ok),
+        "detached": (notebook(extra=[detached]), ok),
+        "forkbomb": (notebook(extra=[forkbomb]), None),
+        "memory": (notebook(extra=[memory]), ok),
+        "flood": (notebook(extra=[flood]), ok),
+        "killer": (notebook(extra=[killer]), None),
+        "no_function": (notebook(extra=["del total_cost, gram_matrix, compute_layer_style_cost"]),
+                        {"total_cost": "missing", "gram_matrix": "missing", "compute_layer_style_cost": "missing"}),
+        "never_ends": (notebook(extra=["import time\nwhile True:\n    try:\n        time.sleep(1)\n    except KeyboardInterrupt:\n        pass"]),
+                       {"total_cost": "timeout", "gram_matrix": "timeout", "compute_layer_style_cost": "timeout"}),
+        "not_json": ("this is not a notebook {", None),
+        "syntax_error": (notebook({"gram_matrix": ("A", "    GA = A @@ A.T", "GA")}), {**ok, "gram_matrix": "missing"}),
+    }
+
+
+def _retag(nb, ref_value):
+    """Tags moved: the student's own cell printing the expected text claims exercise:total_cost."""
+    nb.cells.append(new_code_cell(f"print('J = {ref_value}')", id="mine", metadata={"tags": ["exercise:total_cost"]}))
+    for cell in nb.cells:
+        if cell.get("id") == "total_cost-test":
+            cell.metadata["tags"] = []
+    return nb
+
+
+def _visible_total() -> float:
+    np.random.seed(3)
+    return 10 * np.random.randn() + 40 * np.random.randn()
+
+
+def _digest(paths):
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sandboxed")
+    source = root / "reference_source.ipynb"
+    nbformat.write(notebook(), source)
+    execute_notebook(source, root / "reference.ipynb", 60, root)  # the reference with recorded outputs
+    (root / "hidden_tests").mkdir()
+    (root / "hidden_tests" / "reference.py").write_text(HIDDEN)
+    (root / "class").mkdir()
+    expected = {}
+    for name, (nb, verdicts) in submissions(root).items():
+        path = root / "class" / f"{name}.ipynb"
+        path.write_text(nb if isinstance(nb, str) else nbformat.writes(nb))
+        expected[name] = verdicts
+    watched = [PROJECT_ROOT / "happyhouse" / "grading" / "compare.py", PROJECT_ROOT / "fr_utils.py", Path(np.__file__),
+               *sorted((root / "class").glob("*.ipynb")), root / "reference.ipynb"]
+    before = _digest(watched)
+    options = Options(cell_timeout=10, notebook_timeout=40, memory_mb=2048, seed=1234)
+    start = time.monotonic()
+    reports = grade_class(root / "class", root / "reference.ipynb", options, workers=2, out=root / "results",
+                          progress=False)
+    return {"root": root, "reports": {Path(r["submission"]).stem: r for r in reports}, "expected": expected,
+            "before": before, "after": _digest(watched), "seconds": time.monotonic() - start}
+
+
+def _verdicts(report):
+    return {e["exercise"]: e["verdict"] for e in report["exercises"]}
+
+
+def _printed(report) -> str:
+    if not report.get("executed"):
+        return ""
+    nb = nbformat.reads(report["executed"], as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def test_every_verdict_is_the_hidden_tests(graded_class):
+    for name, expected in graded_class["expected"].items():
+        report = graded_class["reports"][name]
+        if expected is None:
+            continue
+        assert report["status"] == "graded", (name, report["error"])
+        assert _verdicts(report) == expected, (name, [(e["exercise"], e["reason"]) for e in report["exercises"]])
+
+
+def test_the_honest_student_keeps_full_marks_with_attackers_in_the_class(graded_class):
+    honest = graded_class["reports"]["honest"]
+    assert (honest["passed"], honest["total"], honest["score"]) == (3, 3, 1.0)
+    assert all(e["decided_by"] == "hidden tests" and e["feedback"]["verdict"] == "pass" for e in honest["exercises"])
+
+
+def test_faked_outputs_pass_as_feedback_only(graded_class):
+    for name in ("hardcoded", "fake_print"):
+        total = next(e for e in graded_class["reports"][name]["exercises"] if e["exercise"] == "total_cost")
+        assert total["verdict"] == "fail" and "hidden test 1" in total["reason"]
+    hard = next(e for e in graded_class["reports"]["hardcoded"]["exercises"] if e["exercise"] == "total_cost")
+    assert hard["feedback"]["verdict"] == "pass"  # the visible test's printed number is right, the function is not
+    fake = nbformat.reads(graded_class["reports"]["fake_print"]["executed"], as_version=4)
+    assert next(c for c in fake.cells if c.get("id") == "total_cost-test").source == TESTS["total_cost"]
+
+
+def test_one_mistake_costs_one_exercise(graded_class):
+    # wrong gram_matrix: the layer cost is tested with the reference's gram_matrix results, so it passes
+    assert _verdicts(graded_class["reports"]["wrong_gram"])["compute_layer_style_cost"] == "pass"
+
+
+def test_nothing_outside_the_sandbox_is_read_or_changed(graded_class):
+    borrower = _printed(graded_class["reports"]["borrower"])
+    assert "found []" in borrower and borrower.count("blocked read") == 5 and borrower.count("blocked import") == 4
+    writer = _printed(graded_class["reports"]["writer"])
+    assert "WROTE" not in writer and writer.count("blocked write") == 6
+    assert graded_class["after"] == graded_class["before"]
+    rows = list(csv.DictReader(open(graded_class["root"] / "results" / "scores.csv")))
+    assert {r["submission"] for r in rows} == {f"{n}.ipynb" for n in graded_class["expected"]}
+    assert "owned" not in (graded_class["root"] / "results" / "scores.csv").read_text()
+
+
+def test_no_process_outlives_its_sandbox(graded_class):
+    assert "detached" in _printed(graded_class["reports"]["detached"])
+    left = [p for p in psutil.process_iter(["cmdline", "uids"]) if
+            "grading-test-detached" in " ".join(p.info["cmdline"] or [])
+            or (p.info["uids"] and sandbox.FIRST_UID <= p.info["uids"].real < sandbox.FIRST_UID + 100)]
+    assert left == []
+
+
+def test_limits_hold_and_the_class_goes_on(graded_class):
+    reports = graded_class["reports"]
+    fork = reports["forkbomb"]
+    assert fork["status"] == "graded" or "runner" in (fork["error"] or "")
+    if fork["status"] == "graded":
+        printed = _printed(fork)
+        assert "fork stopped after" in printed and int(printed.split("fork stopped after")[1].split()[0]) < 600
+    assert "blocked allocation" in _printed(reports["memory"])
+    flood = nbformat.reads(reports["flood"]["executed"], as_version=4)
+    assert len(reports["flood"]["executed"]) < 20 * 2**20 and flood.metadata["grading"].get("truncated") is not None
+    killer = reports["killer"]
+    assert killer["status"] == "error" and "runner ended early" in killer["error"]
+
+
+def test_bad_input_gets_one_verdict_each(graded_class):
+    reports = graded_class["reports"]
+    assert reports["not_json"]["status"] == "error" and "not valid JSON" in reports["not_json"]["error"]
+    never = reports["never_ends"]
+    assert "longer than" in json.dumps(never["exercises"])
+
+
+def test_an_interrupted_class_resumes_without_regrading(graded_class, tmp_path):
+    root = graded_class["root"]
+    results = root / "results"
+    honest = json.loads((results / "reports" / "honest.json").read_text())
+    (results / "reports" / "killer.json").unlink()  # as if the grader had been stopped before it
+    options = Options(cell_timeout=10, notebook_timeout=40, memory_mb=2048)
+    reports = grade_class(root / "class", root / "reference.ipynb", options, workers=2, out=results, progress=False)
+    by_name = {Path(r["submission"]).stem: r for r in reports}
+    assert by_name["honest"]["seconds"] == honest["seconds"]  # kept, not regraded
+    assert json.loads((results / "run.json").read_text())["seed"] == 1234
+    assert by_name["killer"]["status"] == "error" and (results / "reports" / "killer.json").is_file()
+
+
+def test_no_sandbox_is_explicit_and_marked(graded_class, tmp_path, capsys):
+    root = graded_class["root"]
+    code = main(["grade", str(root / "class" / "honest.ipynb"), "--reference", str(root / "reference.ipynb"),
+                 "--no-sandbox", "--json", str(tmp_path / "r.json"), "--timeout", "10"])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and report["sandbox"] is False and "WITHOUT the sandbox" in report["warning"]
+    assert "WARNING: graded WITHOUT the sandbox" in capsys.readouterr().out
+
+
+def test_a_machine_without_the_sandbox_gets_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "bwrap", lambda: "/nonexistent/bwrap")
+    sandbox._checked.clear()
+    with pytest.raises(sandbox.SandboxError, match="cannot start on this machine.*--no-sandbox"):
+        sandbox.check()
+    sandbox._checked.clear()
+
+
+def test_values_are_compared_structurally():
+    assert hidden.compare_values((np.float32(0.5), True), (0.5000001, True), 1e-4, 1e-6) is None
+    assert "expected True, got False" in hidden.compare_values((0.5, True), (0.5, False), 1e-4, 1e-6)
+    assert "expected shape" in hidden.compare_values(np.ones((2, 2)), np.ones((2, 3)), 1e-4, 1e-6)
+    assert "expected 'younes'" in hidden.compare_values("younes", "kian", 1e-4, 1e-6)
+    assert hidden.compare_values(1.0, hidden.Unsupported("function"), 1e-4, 1e-6).endswith("not a value")
+
+
+def test_a_huge_notebook_is_refused_unread(tmp_path):
+    from happyhouse.grading.grader import MAX_NOTEBOOK_BYTES, grade_source
+
+    spec = {"reference": "ref.ipynb", "exercises": {"total_cost": {}}, "points": {}}
+    report = grade_source("huge.ipynb", b"{" + b" " * MAX_NOTEBOOK_BYTES + b"}", spec, Options())
+    assert report["status"] == "error" and "more than the 64 MB a submission may be" in report["error"]
+
+
+def test_the_cli_says_why_the_sandbox_cannot_start(graded_class, monkeypatch, capsys):
+    root = graded_class["root"]
+    monkeypatch.setattr(sandbox, "bwrap", lambda: "/nonexistent/bwrap")
+    sandbox._checked.clear()
+    try:
+        code = main(["grade", str(root / "class" / "honest.ipynb"), "--reference", str(root / "reference.ipynb")])
+    finally:
+        sandbox._checked.clear()
+    assert code == 2 and "the sandbox (bubblewrap) cannot start on this machine" in capsys.readouterr().err
+
+
+def test_release_writes_a_workspace_without_the_grader_or_the_hidden_tests(graded_class, tmp_path):
+    root = graded_class["root"]
+    assert main(["release", str(PROJECT_ROOT / "notebooks" / "Face_Recognition.ipynb"), "-o", str(tmp_path)]) == 0
+    files = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {"Face_Recognition.ipynb", "fr_utils.py", "inception_blocks_v2.py", "nst_utils.py",
+            "happyhouse/__init__.py", "happyhouse/data.py", "images/README.md"} <= files
+    assert not [f for f in files if f.startswith("happyhouse/grading") or "hidden_tests" in f or f.endswith(".pyc")]
