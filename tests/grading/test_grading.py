@@ -229,22 +229,27 @@ def test_the_kernel_imports_the_project_from_another_folder(serial, work):
 
 
 def test_an_exercise_calling_project_code_with_an_executed_reference(tmp_path):
-    """The reference calls fr_utils.triplet_loss (TensorFlow) and has no outputs: --execute-reference."""
+    """The reference imports the course's module (TensorFlow) and has no outputs: --execute-reference."""
     pytest.importorskip("tensorflow")
-    cells = [new_code_cell("import numpy as np\nfrom fr_utils import triplet_loss"),
+    solution = ("def triplet_loss(y_true, y_pred, alpha=0.2):\n"
+                "    a, p, n = (tf.constant(y, tf.float32) for y in y_pred)\n"
+                "    gap = tf.reduce_sum(tf.square(a - p), -1) - tf.reduce_sum(tf.square(a - n), -1)\n"
+                "    return tf.reduce_sum(tf.maximum(gap + alpha, 0.0))")
+    cells = [new_code_cell("import numpy as np\nimport fr_utils\nimport tensorflow as tf"),
+             new_code_cell(solution),
              new_code_cell("rng = np.random.default_rng(1)\n"
                            "y_pred = [rng.normal(m, s, (3, 128)) for m, s in ((6, 0.1), (1, 1), (3, 4))]\n"
                            'print("loss =", float(triplet_loss(None, y_pred)))',
                            metadata={"tags": ["exercise:triplet_loss"]})]
     nbformat.write(new_notebook(cells=cells), tmp_path / "reference.ipynb")
     wrong = new_notebook(cells=[cells[0], new_code_cell(
-        "def triplet_loss(y_true, y_pred, alpha=0.2):\n    return 0.0"), cells[1]])
+        "def triplet_loss(y_true, y_pred, alpha=0.2):\n    return 0.0"), cells[2]])
     nbformat.write(wrong, tmp_path / "wrong.ipynb")
     report = grading.grade(tmp_path / "wrong.ipynb", tmp_path / "reference.ipynb", options(cell_timeout=120),
                            execute_reference=True)
     (triplet,) = report["exercises"]
     assert triplet["verdict"] == "fail" and triplet["got"] == "loss = 0.0\n"
-    assert float(triplet["expected"].split()[-1]) > 100  # the reference ran fr_utils' loss
+    assert float(triplet["expected"].split()[-1]) > 100  # the executed reference computed the loss
 
 
 def test_a_fresh_copy_of_the_face_recognition_notebook_passes_every_exercise(course_images, tmp_path):
