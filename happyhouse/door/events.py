@@ -80,9 +80,11 @@ class EventLog:
 
     def __init__(self, path: Path, snapshots: Path | None = None, timeout: float = face_db.DEFAULT_TIMEOUT,
                  create: bool = True):
+        """Open the log of an existing face database (FaceDBError if there is none); ``create``: add the
+        events table if missing (False for readers: an old file stays as it is)."""
         self.path, self.timeout = Path(path), timeout
         self.snapshots = Path(snapshots) if snapshots else default_snapshots(self.path)
-        with face_db.FaceDB(self.path, create=create, timeout=timeout) as db:   # checks the file, 0600
+        with face_db.FaceDB(self.path, create=False, timeout=timeout) as db:   # checks the file, 0600
             db.make_private()
             self.notices = list(db.notices)
         try:

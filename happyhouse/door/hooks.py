@@ -70,8 +70,6 @@ class Hooks:
         self.failures = 0
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="door-hooks", daemon=True)
-        if self.argv or settings.webhook:
-            self._thread.start()
 
     def submit(self, event: dict) -> None:
         """Queue the hooks for ``event``: the command for a match, the webhook for any event."""
@@ -79,6 +77,8 @@ class Hooks:
             self._queue.put(("command", event))
         if self.settings.webhook:
             self._queue.put(("webhook", event))
+        if not self._queue.empty() and not self._thread.is_alive():
+            self._thread.start()              # the worker starts with the first hook to run
 
     def close(self, wait: float = 10.0) -> None:
         """Stop after the queued hooks, waiting at most ``wait`` seconds."""

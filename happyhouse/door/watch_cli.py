@@ -67,8 +67,9 @@ def make_hooks(args) -> Hooks:
         raise recognition.UsageError(str(err)) from None
 
 
-def stop_on_signals(stop: threading.Event, source) -> None:
-    """SIGINT/SIGTERM: finish the frame in hand, then stop (a second signal stops at once)."""
+def stop_on_signals(stop: threading.Event, source) -> dict:
+    """SIGINT/SIGTERM: finish the frame in hand, then stop (a second signal stops at once).
+    Returns the handlers replaced (for :func:`restore_signals`)."""
     def handler(signum, _frame):
         if stop.is_set():
             raise KeyboardInterrupt
@@ -76,7 +77,11 @@ def stop_on_signals(stop: threading.Event, source) -> None:
         stop.set()
         source.stop()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore_signals(previous: dict) -> None:
+    for sig, handler in previous.items():
         signal.signal(sig, handler)
 
 
@@ -90,14 +95,19 @@ def cmd_watch(args) -> int:
             if settings.keep_days:
                 event_log.prune(settings.keep_days)
             source = open_source(args.source, settings.fps, give_up_after=settings.give_up_after)
-            embedder = recognition.load_embedder(args.model)
+            try:
+                embedder = recognition.load_embedder(args.model)
+            except BaseException:
+                source.close()
+                raise
             stop = threading.Event()
-            stop_on_signals(stop, source)
+            previous = stop_on_signals(stop, source)
             watcher = Watcher(db, embedder, event_log, settings, hooks)
             try:
                 summary = watcher.run(source, stop)
             finally:
                 hooks.close()
+                restore_signals(previous)
     print(summary.line(), file=sys.stderr)
     return 0
 
