@@ -59,7 +59,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     people = data.find_folder("faces") / "people"
     embedder = recognition.load_embedder("inception-resnet-v1")
-    dots, events = [], []
+    dots, events, decisions = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         db_path, video = Path(tmp) / "faces.db", Path(tmp) / "door.avi"
         with face_db.FaceDB(db_path) as db:
@@ -77,16 +77,18 @@ def main(argv=None) -> None:
             update = watcher.tracker.update
 
             def traced(sightings, t):
-                decisions = update(sightings, t)
+                decided = update(sightings, t)
                 dots.extend((t, tr.id, tr.history[-1].name) for tr in watcher.tracker.tracks if tr.last_t == t)
-                return decisions
+                decisions.extend(decided)
+                return decided
             watcher.tracker.update = traced
             watcher.run(open_source(str(video)))
-    plot(dots, events, watcher.summary.held_back, args.out)
+    held = [d for d in decisions if d.track not in {e["track"] for e in events}]
+    plot(dots, events, held, args.out)
     print(f"wrote {args.out}")
 
 
-def plot(dots, events, held_back: int, out: Path) -> None:
+def plot(dots, events, held: list, out: Path) -> None:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(9, 3.2), dpi=110)
     for t, track, name in dots:
@@ -95,12 +97,18 @@ def plot(dots, events, held_back: int, out: Path) -> None:
         ax.plot(e["decided_at"], e["track"], "D", ms=11, mfc="none", mec="black", mew=1.6)
         ax.annotate(f"{e['name']} ({e['frames']} frames, d={e['distance']:.2f})", (e["decided_at"], e["track"]),
                     xytext=(8, 6), textcoords="offset points", fontsize=8)
-    last = max(dots)[1] if dots else 0
+    for d in held:
+        ax.plot(d.t, d.track, "X", ms=11, color="tab:red")
+        ax.annotate(f"{d.name} again: held back by the cooldown", (d.t, d.track), xytext=(-10, 12), ha="right",
+                    textcoords="offset points", fontsize=8)
+    last = max(t for _, t, _ in dots) if dots else 0
     ax.set(xlabel="video time (s)", ylabel="track", yticks=range(1, last + 2),
-           title=f"door watch: {len(events)} events, {held_back} repeat admission held back by the cooldown")
+           title=f"door watch: {len(events)} events, {len(held)} repeat admission held back by the cooldown")
     ax.plot([], [], "o", color="tab:green", label="frame names someone known")
     ax.plot([], [], "o", color="0.6", label="frame says unknown")
     ax.plot([], [], "D", mfc="none", mec="black", label="decision (3 of 5)")
+    ax.plot([], [], "X", color="tab:red", label="decided, not admitted again")
+    ax.set_ylim(0.5, last + 0.9)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
