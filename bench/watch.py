@@ -6,8 +6,8 @@ one face (the course's camera_0.jpg, younes, scaled to 192 px and drifting 2 px 
 same stream, one after the other:
 
 * the watcher (happyhouse.door.watch: newest frame only, K=3 of N=5, cooldown 0 so every visit
-  is decided): frames processed per second (all, and while a face is in view), latency from the frame where the face first
-  appeared (the camera's clock) to the decision, resident memory (RSS) per processed frame;
+  is decided): frames processed per second (all, and while a face is in view), latency from the
+  frame where the face first appeared (the camera's clock) to the decision, resident memory (RSS) per processed frame;
 * the naive way in the same process: every frame read in order and identified
   (recognition.embed_all_faces + identify_result, what POSTing each frame to /identify does,
   minus HTTP), the door opening on the first frame that names someone.
@@ -219,7 +219,8 @@ def report(results: dict, roof: dict, loads: dict, seconds: float, naive_seconds
                     None if watch["latency_max_ms"] is None else round(watch["latency_max_ms"]),
                     watch["latency_max_ms"] is not None and watch["latency_max_ms"] <= 1000
                     and watch["visits_decided"] == watch["visits"],
-                    f"p50 {common.fmt(watch['latency_p50_ms'])} ms; {watch['visits_decided']} of {watch['visits']} visits decided"),
+                    f"p50 {common.fmt(watch['latency_p50_ms'])} ms; "
+                    f"{watch['visits_decided']} of {watch['visits']} visits decided"),
         common.goal(f"memory flat over the run ({seconds:.0f} s, {len(rss)} frames)", "no growth per frame",
                     f"{per_kframe:+.2f} MiB / 1000 frames (second half)", abs(per_kframe) < 1.0,
                     f"RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB; second half minus first half {growth:+.1f} MiB"

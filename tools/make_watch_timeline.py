@@ -52,7 +52,6 @@ def main(argv=None) -> None:
     import cv2
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("docs/watch_timeline.png"))

@@ -42,7 +42,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     add_log_options(p)
     p = sub.add_parser("log", parents=[common], help="the events the watcher stored")
     p.add_argument("--name", default=None, help="only this person's events (or unknown)")
-    p.add_argument("--since", default=None, metavar="T", help="from a date/time (2026-12-04T10:00, UTC) or an age (2h, 7d)")
+    p.add_argument("--since", default=None, metavar="T",
+                   help="from a date/time (2026-12-04T10:00, UTC) or an age (2h, 7d)")
     add_log_options(p)
 
 
@@ -89,7 +90,7 @@ def cmd_watch(args) -> int:
     settings = watch_settings(args)
     hooks = make_hooks(args)
     path = args.db or face_db.default_path()
-    with face_db.FaceDB(path, create=False, timeout=args.timeout) as db:
+    with face_db.FaceDB(path, create=False, timeout=args.timeout, search=args.search) as db:
         recognition.require_someone(db)
         with EventLog(path, args.snapshots, args.timeout) as event_log:
             if settings.keep_days:
