@@ -8,6 +8,8 @@
     calibrate FOLDER         <person>/<photo> folder -> ROC plot, EER, threshold at a chosen FAR
     fetch                    download the course data (``door fetch --help``)
     serve                    the same over HTTP with one warm model (happyhouse/door/service.py)
+    watch SOURCE             watch a camera/stream/video; one event per person (happyhouse/door/watch_cli.py)
+    log                      the watcher's stored events (--name, --since, --keep-days)
 
 Options (before or after the command): --db FILE, --model NAME, --threshold T, --json,
 --crop auto|align|whole, --search auto|exact|ivf|hnsw, --timeout SECONDS. Exit codes: 0 match / done, 1 no match, 2 error
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from happyhouse.door import face_db
+from happyhouse.door import face_db, watch_cli
 from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, one_face
 from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_single_faces, enroll_result, face_threshold,
                                          progress_bar,
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", type=Path, default=None,
                    help="file holding the bearer token that /people needs (default: none, loopback only)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MiB (default 20)")
+    watch_cli.add_parsers(sub, common)
     return parser
 
 
@@ -280,7 +283,7 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "enroll": cmd_enroll, "verify": cmd_verify, "identify": cmd_identify, "list": cmd_list,
-            "remove": cmd_remove, "calibrate": cmd_calibrate}
+            "remove": cmd_remove, "calibrate": cmd_calibrate, **watch_cli.COMMANDS}
 
 if __name__ == "__main__":
     sys.exit(main())

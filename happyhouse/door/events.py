@@ -1,0 +1,195 @@
+"""The door's access log: one row per decision in an ``events`` table of the face database file.
+
+The table lives in the same SQLite file as the faces (WAL, synchronous FULL, 0600), opened on its
+own connection with the same rules; each event is one transaction, so a process killed at any
+moment leaves every event it reported stored and the file intact. Unknown visitors' face
+snapshots are JPEG files (0600) in a private folder (0700), deleted with their events.
+
+    log = EventLog(db_path, snapshots=Path("faces.db.snapshots"))
+    row = log.record(event, snapshot=crop)        # event: dict, crop: (h, w, 3) RGB or None
+    log.query(name="kian", since=time.time() - 3600)
+    log.prune(keep_days=30)
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import stat
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from happyhouse.door import face_db
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id        INTEGER PRIMARY KEY,
+    time      REAL NOT NULL,
+    source    TEXT NOT NULL,
+    track     INTEGER NOT NULL,
+    name      TEXT NOT NULL,
+    distance  REAL,
+    threshold REAL,
+    frames    INTEGER NOT NULL,
+    box       TEXT NOT NULL,
+    snapshot  TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (time);
+CREATE INDEX IF NOT EXISTS events_by_name ON events (name, time);
+"""
+COLUMNS = ("id", "time", "source", "track", "name", "distance", "threshold", "frames", "box", "snapshot")
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class EventLogError(face_db.FaceDBError):
+    """The event log cannot be read or written; the message says why."""
+
+
+def default_snapshots(db_path: Path) -> Path:
+    """Where snapshots go unless told: ``<db>.snapshots`` beside the database."""
+    return Path(f"{db_path}.snapshots")
+
+
+def iso(t: float) -> str:
+    """Unix time -> ISO 8601 in UTC with milliseconds."""
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``--since``: an ISO date/time ("2026-12-04", "2026-12-04T10:00", UTC unless it says) or an
+    age ("90s", "15m", "2h", "7d") -> Unix time. ValueError with the accepted forms otherwise."""
+    match = _AGO.match(text.strip())
+    if match:
+        return (time.time() if now is None else now) - float(match[1]) * _UNITS[match[2]]
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"--since {text!r}: give a date/time like 2026-12-04T10:00 or an age like 90s, "
+                         "15m, 2h or 7d.") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+class EventLog:
+    """The ``events`` table of the database at ``path`` and the snapshot folder ``snapshots``."""
+
+    def __init__(self, path: Path, snapshots: Path | None = None, timeout: float = face_db.DEFAULT_TIMEOUT,
+                 create: bool = True):
+        """Open the log of an existing face database (FaceDBError if there is none); ``create``: add the
+        events table if missing (False for readers: an old file stays as it is)."""
+        self.path, self.timeout = Path(path), timeout
+        self.snapshots = Path(snapshots) if snapshots else default_snapshots(self.path)
+        with face_db.FaceDB(self.path, create=False, timeout=timeout) as db:   # checks the file, 0600
+            db.make_private()
+            self.notices = list(db.notices)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            if create:
+                self._conn.executescript(SCHEMA)
+        except sqlite3.Error as err:
+            raise EventLogError(f"{self.path}: cannot open the event log ({err}).") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def has_table(self) -> bool:
+        return bool(self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone())
+
+    # -- writing -------------------------------------------------------------------------
+    def record(self, event: dict, snapshot: np.ndarray | None = None) -> dict:
+        """Store one event (keys as :data:`COLUMNS`, ``box`` a list) in one transaction; a snapshot
+        (h, w, 3) RGB is written (0600, fsynced) first and its path stored. Returns the event with
+        ``id`` and ``snapshot`` filled in."""
+        event = dict(event)
+        event["snapshot"] = str(self.save_snapshot(snapshot, event["time"])) if snapshot is not None else None
+        try:
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                cur = self._conn.execute(
+                    "INSERT INTO events (time, source, track, name, distance, threshold, frames, box, snapshot) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (event["time"], event["source"], event["track"], event["name"], event["distance"],
+                     event["threshold"], event["frames"], json.dumps(event["box"]), event["snapshot"]))
+        except sqlite3.Error as err:
+            raise EventLogError(f"{self.path}: cannot store the event ({err}).") from None
+        event["id"] = cur.lastrowid
+        return event
+
+    def save_snapshot(self, image: np.ndarray, t: float) -> Path:
+        """Write (h, w, 3) RGB ``image`` as a JPEG readable by the owner only; returns its path."""
+        import cv2
+        self.private_folder()
+        ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]))
+        if not ok:
+            raise EventLogError("cannot encode a snapshot as JPEG.")
+        stamp = datetime.fromtimestamp(t, timezone.utc).strftime("%Y%m%dT%H%M%S")
+        path = self.snapshots / f"{stamp}-{uuid.uuid4().hex[:8]}.jpg"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, jpeg.tobytes())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return path
+
+    def private_folder(self) -> None:
+        """Create the snapshot folder 0700, or set an existing one back to 0700."""
+        try:
+            self.snapshots.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if stat.S_IMODE(self.snapshots.stat().st_mode) != 0o700:
+                os.chmod(self.snapshots, 0o700)
+        except OSError as err:
+            raise EventLogError(f"{self.snapshots}: cannot make the snapshot folder private ({err.strerror}). "
+                                "Pass --snapshots with a folder you own.") from None
+
+    def prune(self, keep_days: float, now: float | None = None) -> int:
+        """Delete events older than ``keep_days`` and their snapshots (and snapshot files of that age
+        no event names, left by a process killed between the file and its row). Returns rows deleted."""
+        cutoff = (time.time() if now is None else now) - keep_days * 86400
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            old = self._conn.execute("SELECT snapshot FROM events WHERE time < ?", (cutoff,)).fetchall()
+            self._conn.execute("DELETE FROM events WHERE time < ?", (cutoff,))
+        kept = {r[0] for r in self._conn.execute("SELECT snapshot FROM events WHERE snapshot IS NOT NULL")}
+        doomed = {Path(r[0]) for r in old if r[0]}
+        if self.snapshots.is_dir():
+            doomed |= {p for p in self.snapshots.glob("*.jpg") if str(p) not in kept and p.stat().st_mtime < cutoff}
+        for path in doomed:
+            path.unlink(missing_ok=True)
+        return len(old)
+
+    # -- reading -------------------------------------------------------------------------
+    def query(self, name: str | None = None, since: float | None = None, limit: int | None = None) -> list[dict]:
+        """Events, oldest first, optionally of one ``name`` and from ``since`` (Unix time)."""
+        if not self.has_table():
+            return []
+        sql, params = f"SELECT {', '.join(COLUMNS)} FROM events WHERE 1", []
+        if name is not None:
+            sql, params = sql + " AND name = ?", params + [name]
+        if since is not None:
+            sql, params = sql + " AND time >= ?", params + [since]
+        sql += " ORDER BY time, id" + (f" LIMIT {int(limit)}" if limit else "")
+        rows = [dict(zip(COLUMNS, r)) for r in self._conn.execute(sql, params)]
+        for row in rows:
+            row["box"] = json.loads(row["box"])
+        return rows
+
+
+def format_event(row: dict) -> str:
+    """One event as a text line: time, name, distance, track, source, snapshot."""
+    dist = "" if row["distance"] is None else f"{row['distance']:.3f}"
+    return "\t".join([iso(row["time"]), row["name"], dist, f"track {row['track']}", row["source"],
+                      row["snapshot"] or ""]).rstrip()

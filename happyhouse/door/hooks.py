@@ -1,0 +1,125 @@
+"""Acting on a decision: a command run on each match (a relay, a lock) and a webhook for every event.
+
+Hooks run on one background thread, in order, so a slow or failing hook never stalls the
+watcher: each attempt that fails is logged on stderr and retried (``retries`` times, with
+doubling back-off), then dropped with a last message. The command is split once (shlex) and
+run without a shell; the decision reaches it only through environment variables
+(``DOOR_NAME``, ``DOOR_DISTANCE``, ``DOOR_THRESHOLD``, ``DOOR_TRACK``, ``DOOR_SOURCE``,
+``DOOR_TIME``, ``DOOR_SNAPSHOT``, ``DOOR_EVENT`` the whole JSON), never through its command line.
+
+    hooks = Hooks(on_match="relay-pulse --pin 17", webhook="https://ha.local/api/webhook/door")
+    hooks.submit(event)      # returns at once
+    hooks.close(wait=10)     # at shutdown: lets queued hooks finish, within ``wait`` seconds
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shlex
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+WEBHOOK_SCHEMES = ("http", "https")
+
+
+@dataclass(frozen=True)
+class HookSettings:
+    """``on_match``: command line (trusted, from the operator); ``webhook``: http(s) URL;
+    ``retries`` after the first failure; ``backoff``: seconds before the first retry (then doubled);
+    ``timeout``: seconds an attempt may take."""
+    on_match: str | None = None
+    webhook: str | None = None
+    retries: int = 3
+    backoff: float = 1.0
+    timeout: float = 10.0
+
+
+def check_webhook(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host; ValueError saying what is accepted otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in WEBHOOK_SCHEMES or not parts.hostname:
+        raise ValueError(f"--webhook {url!r}: give an http:// or https:// URL with a host.")
+    return url
+
+
+def event_environment(event: dict) -> dict[str, str]:
+    """The DOOR_* variables for one event (all strings)."""
+    text = {k: "" if v is None else str(v) for k, v in event.items()}
+    return {"DOOR_NAME": text.get("name", ""), "DOOR_DISTANCE": text.get("distance", ""),
+            "DOOR_THRESHOLD": text.get("threshold", ""), "DOOR_TRACK": text.get("track", ""),
+            "DOOR_SOURCE": text.get("source", ""), "DOOR_TIME": text.get("time", ""),
+            "DOOR_SNAPSHOT": text.get("snapshot", ""), "DOOR_EVENT": json.dumps(event)}
+
+
+class Hooks:
+    """The on-match command and the webhook, run on a worker thread (see the module docstring)."""
+
+    def __init__(self, settings: HookSettings, log=None):
+        self.settings = settings
+        self.argv = shlex.split(settings.on_match) if settings.on_match else None
+        if settings.webhook:
+            check_webhook(settings.webhook)
+        self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+        self.failures = 0
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="door-hooks", daemon=True)
+
+    def submit(self, event: dict) -> None:
+        """Queue the hooks for ``event``: the command for a match, the webhook for any event."""
+        if self.argv and event.get("name") not in (None, "unknown"):
+            self._queue.put(("command", event))
+        if self.settings.webhook:
+            self._queue.put(("webhook", event))
+        if not self._queue.empty() and not self._thread.is_alive():
+            self._thread.start()              # the worker starts with the first hook to run
+
+    def close(self, wait: float = 10.0) -> None:
+        """Stop after the queued hooks, waiting at most ``wait`` seconds."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(wait)
+            if self._thread.is_alive():
+                self.log(f"hooks: {self._queue.qsize()} hook(s) still queued at exit were dropped.")
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            kind, event = job
+            self._attempt(kind, event, self._run_command if kind == "command" else self._post)
+
+    def _attempt(self, kind: str, event: dict, action) -> bool:
+        delay = self.settings.backoff
+        for attempt in range(1, self.settings.retries + 2):
+            try:
+                action(event)
+                return True
+            except Exception as err:   # any failure of a hook is logged, never raised
+                self.failures += 1
+                last = attempt > self.settings.retries
+                self.log(f"hooks: {kind} for event {event.get('id', '?')} failed (attempt {attempt}): {err}"
+                         + ("; giving up." if last else f"; retrying in {delay:g} s."))
+                if last:
+                    return False
+                time.sleep(delay)
+                delay *= 2
+        return False
+
+    def _run_command(self, event: dict) -> None:
+        env = {**os.environ, **event_environment(event)}
+        done = subprocess.run(self.argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=self.settings.timeout)
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace").strip()[-200:]
+            raise RuntimeError(f"{self.argv[0]} exited {done.returncode}" + (f": {tail}" if tail else ""))
+
+    def _post(self, event: dict) -> None:
+        request = urllib.request.Request(self.settings.webhook, data=json.dumps(event).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:
+            response.read(1 << 16)
