@@ -29,7 +29,8 @@ import numpy as np
 from fr_utils import EMBEDDER_NAMES, check_threshold
 from happyhouse.door import face_db
 from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, one_face
-from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_single_faces, enroll_result, face_threshold,
+from happyhouse.door import recognition
+from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_single_faces, face_threshold,
                                          progress_bar,
                                          identify_result, load_embedder, refuse_duplicate, require_someone,
                                          verify_result)
@@ -46,7 +47,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean a user's mistake or missing data: one message, exit 2."""
     from happyhouse.door.calibration import CalibrationError
     return (UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
-            DataNotFoundError, WeightsError)
+            DataNotFoundError, WeightsError, recognition.EnrolmentRefused)
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -79,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
     p.add_argument("--add", action="store_true", help="add photos to someone already enrolled")
+    p.add_argument("--force", action="store_true",
+                   help="store photos that fail the enrolment checks (with a warning; they then open the door "
+                        "only when a second photo agrees)")
+    p.add_argument("--check", action="store_true", help="report on the photos without storing anything "
+                                                        "(exit 0 all pass, 1 some fail)")
+    p.add_argument("--cohort", type=Path, default=None,
+                   help="a folder of photos of strangers to check against, besides the public cohort")
+    p = sub.add_parser("audit", parents=[common],
+                       help="re-check every stored photo: hubs, people too close (exit 0 clean, 1 found some)")
+    p.add_argument("--cohort", type=Path, default=None, help="a folder of photos of strangers, as for enroll")
     p = sub.add_parser("verify", parents=[common], help="is the face in PHOTO this person? (exit 0 yes, 1 no)")
     p.add_argument("name", metavar="NAME")
     p.add_argument("photo", type=Path)
@@ -115,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                        ("search", "auto")):
         if not hasattr(args, key):
             setattr(args, key, value)
+    for key in ("check", "force", "cohort"):
+        setattr(args, key, getattr(args, key, None if key == "cohort" else False))
     try:
         if args.threshold is not None:
             if not args.threshold > 0:
@@ -125,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"--threshold {args.threshold:g} refused: {err}") from None
         return COMMANDS[args.command](args)
     except _user_errors() as err:
+        if isinstance(err, recognition.EnrolmentRefused) and args.json:
+            print(json.dumps({"refused": True, "detail": str(err), "checks": err.checks}, indent=2))
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -150,6 +165,13 @@ def _report_notices(db: face_db.FaceDB) -> None:
         print(f"note: {notice}", file=sys.stderr)
 
 
+def _audit_on_open(db: face_db.FaceDB, embedder, cohort=None) -> None:
+    """Audit photos stored before the enrolment checks existed (once per database), with a note."""
+    note = recognition.audit_on_open(db, embedder, cohort)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+
+
 
 def _read_photos(paths: list[Path], desc: str) -> list[np.ndarray]:
     """Read every photo first, so a bad one stops the command before anything is computed."""
@@ -162,18 +184,46 @@ def cmd_enroll(args) -> int:
     path = args.db or face_db.default_path()
     if path.is_dir() or not path.absolute().parent.is_dir():
         raise face_db.FaceDBError(f"{path}: --db must name a file in an existing folder.")
-    if path.is_file():  # fail fast, before loading any model
+    if path.is_file() and not args.check:  # fail fast, before loading any model
         with _open_db(args) as db:
             refuse_duplicate(db, name, args.add)
     images = _read_photos(args.photos, "reading")
     hashes = [face_db.sha256_of(p) for p in args.photos]
     embedder = load_embedder(args.model)
-    _, vectors = embed_single_faces(embedder, images, [str(p) for p in args.photos], args.crop, progress=True)
+    whats = [str(p) for p in args.photos]
+    faces, vectors = embed_single_faces(embedder, images, whats, args.crop, progress=True)
+    if args.check:
+        return _report_checks(args, path, embedder, name, images, faces, vectors, whats)
     with _open_db(args, create=True) as db:                       # all computed before the write
-        payload, text = enroll_result(db, name, vectors, embedder.name, hashes, add=args.add)
+        _audit_on_open(db, embedder, args.cohort)
+        checks = recognition.check_photos(db, embedder, name, images, faces, vectors, whats, args.threshold,
+                                          args.cohort)
+        payload, text = recognition.enroll_checked(db, name, vectors, embedder.name, hashes, checks,
+                                                   [f.crop for f in faces], add=args.add, force=args.force)
         _report_notices(db)
     _emit(args, payload, text)
     return EXIT_MATCH
+
+
+def _report_checks(args, path: Path, embedder, name, images, faces, vectors, whats) -> int:
+    """``enroll --check``: each photo's checks against the database (if any) and the cohort; stores nothing."""
+    from contextlib import nullcontext
+    with (_open_db(args) if path.is_file() else nullcontext(None)) as db:
+        checks = recognition.check_photos(db or _EmptyDB(), embedder, name, images, faces, vectors, whats,
+                                          args.threshold, args.cohort)
+    payload = {"checked": name, "stored": False, "photos": [c.to_dict() for c in checks]}
+    lines = [f"{c.what}\t" + ("ok" if c.ok else "REFUSED: " + "; ".join(m for _, m in c.problems))
+             + (f"\t(nearest other: {c.nearest[0]} {c.nearest[1]:.3f})" if c.nearest else "") for c in checks]
+    _emit(args, payload, "\n".join(lines) + "\nnothing was stored (--check)")
+    return EXIT_MATCH if all(c.ok for c in checks) else EXIT_NO_MATCH
+
+
+class _EmptyDB:
+    """No database yet: nobody to compare with but the cohort."""
+
+    @staticmethod
+    def rows(model):
+        return [], np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
 
 
 def cmd_verify(args) -> int:
@@ -181,6 +231,7 @@ def cmd_verify(args) -> int:
         db.require(args.name)  # an unknown name fails before any model loads
         image = read_rgb(args.photo)
         embedder = load_embedder(args.model)
+        _audit_on_open(db, embedder)
         faces, vectors = embed_single_faces(embedder, [image], [str(args.photo)], args.crop)
         payload, text, match = verify_result(db, args.name, faces[0], vectors[0], embedder,
                                              args.threshold)
@@ -195,6 +246,7 @@ def cmd_identify(args) -> int:
         require_someone(db)
         image = read_rgb(args.photo)
         embedder = load_embedder(args.model)
+        _audit_on_open(db, embedder)
         faces, vectors = embed_all_faces(embedder, image, str(args.photo), args.crop)
         payload, text, known = identify_result(db, str(args.photo), faces, vectors, embedder,
                                                args.threshold, args.top_k)
@@ -273,13 +325,32 @@ def cmd_calibrate(args) -> int:
     return EXIT_MATCH
 
 
+def cmd_audit(args) -> int:
+    with _open_db(args) as db:
+        require_someone(db)
+        embedder = load_embedder(args.model)
+        result = recognition.audit(db, embedder, args.cohort)
+        _report_notices(db)
+    lines = [f"{result['photos']} photos of {args.model} in {result['db']}"]
+    lines += [f"hub: a photo of {h['name']} (row {h['id']}) lies {h['distance']:.3f} from {h['nearest']}"
+              for h in result["hubs"]]
+    lines += [f"too close: {p['a']} and {p['b']} ({p['distance']:.3f})" for p in result["close_people"]]
+    lines += [f"stored under --force: a photo of {f['name']} (row {f['id']})" for f in result["forced"]]
+    clean = not (result["hubs"] or result["close_people"] or result["forced"])
+    lines.append("every photo passes" if clean else
+                 "a hub opens the door only when a second photo of the same person agrees; replace it with a "
+                 "clearer, frontal, colour photo (`remove` and enrol again)")
+    _emit(args, result, "\n".join(lines))
+    return EXIT_MATCH if clean else EXIT_NO_MATCH
+
+
 def cmd_serve(args) -> int:
     from happyhouse.door import service
     return service.serve(args)
 
 
 COMMANDS = {"serve": cmd_serve, "enroll": cmd_enroll, "verify": cmd_verify, "identify": cmd_identify, "list": cmd_list,
-            "remove": cmd_remove, "calibrate": cmd_calibrate}
+            "remove": cmd_remove, "calibrate": cmd_calibrate, "audit": cmd_audit}
 
 if __name__ == "__main__":
     sys.exit(main())
