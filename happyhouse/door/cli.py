@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fr_utils import EMBEDDER_NAMES, check_threshold
-from happyhouse.door import face_db
+from happyhouse.door import decision, face_db
 from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, one_face
 from happyhouse.door import recognition
 from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_single_faces, face_threshold,
@@ -278,7 +278,7 @@ def cmd_calibrate(args) -> int:
         raise UsageError(f"--far must be between 0 and 1 (e.g. 0.01), not {args.far}.")
     photos = calibration.photos_by_person(args.folder, PHOTO_SUFFIXES)
     embedder = load_embedder(args.model)
-    crops, labels, kinds, skipped = [], [], [], []
+    crops, labels, kinds, sizes, skipped = [], [], [], [], []
     for person, path in progress_bar(photos, "detecting"):
         try:
             face, crop = one_face(read_rgb(path), embedder.input_size, args.crop, what=str(path))
@@ -288,6 +288,7 @@ def cmd_calibrate(args) -> int:
         crops.append(crop)
         labels.append(person)
         kinds.append(face.crop)
+        sizes.append(min(face.box[2:]))
     for message in skipped:
         print(f"skipped: {message}", file=sys.stderr)
     counts = {kind: kinds.count(kind) for kind in sorted(set(kinds))}
@@ -301,6 +302,8 @@ def cmd_calibrate(args) -> int:
     result["crops"] = counts
     result["default"].update(crop=path_taken, threshold_from=face_threshold(embedder, path_taken, args.threshold)[1])
     result["skipped"] = len(skipped)
+    result["by_face_size"] = calibration.by_face_size(vectors, labels, sizes, args.far, decision.SMALL_FACE_PX,
+                                                      threshold) if len(set(labels)) > 1 else None
     args.out.mkdir(parents=True, exist_ok=True)
     rec, held = result["recommended"], result["held_out"]
     plot = calibration.plot_roc(result, args.out / "roc.png")
@@ -321,6 +324,7 @@ def cmd_calibrate(args) -> int:
              "  (too few people with several photos to check it leaving one person out)\n")
           + f"at threshold {result['default']['threshold']:g} ({result['default']['threshold_from']}): "
           f"false-accept rate {result['default']['far']:.3f}, true-accept rate {result['default']['tar']:.3f}\n"
+          + _size_lines(result["by_face_size"]) +
           f"wrote {plot} and {args.out / 'calibration.json'}")
     return EXIT_MATCH
 
@@ -342,6 +346,21 @@ def cmd_audit(args) -> int:
                  "clearer, frontal, colour photo (`remove` and enrol again)")
     _emit(args, result, "\n".join(lines))
     return EXIT_MATCH if clean else EXIT_NO_MATCH
+
+
+def _size_lines(by_size: dict | None) -> str:
+    """``calibrate``'s lines per face size (pairs with a face under SMALL_FACE_PX, and the others)."""
+    if not by_size:
+        return ""
+    lines = []
+    for band, label in (("small", f"pairs with a face under {by_size['small_px']} px"),
+                        ("large", f"faces of {by_size['small_px']} px or more")):
+        row = by_size.get(band)
+        lines.append(f"{label}: " + ("no genuine or no impostor pairs" if row is None else
+                     f"{row['genuine_pairs']} genuine / {row['impostor_pairs']} impostor pairs, recommended threshold "
+                     f"{row['recommended']:.3f}" + (f" (at the default: TAR {row['tar']:.3f}, FAR {row['far']:.3f})"
+                                                    if "tar" in row else "")))
+    return "\n".join(lines) + "\n"
 
 
 def cmd_serve(args) -> int:
