@@ -46,7 +46,8 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean a user's mistake or missing data: one message, exit 2."""
     from happyhouse.door.calibration import CalibrationError
-    return (UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
+    from happyhouse.door.cohort import CohortError
+    return (CohortError, UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
             DataNotFoundError, WeightsError, recognition.EnrolmentRefused)
 
 

@@ -21,6 +21,10 @@ LFW_FACES = 100
 _CACHE: dict = {}
 
 
+class CohortError(ValueError):
+    """The cohort folder given cannot be used; the message says why."""
+
+
 def public_faces(input_size: int) -> list[tuple[str, np.ndarray]]:
     """(name, face crop (input_size, input_size, 3)) of scikit-image's sample faces; [] without it."""
     import cv2
@@ -50,8 +54,7 @@ def folder_faces(folder: Path, input_size: int) -> list[tuple[str, np.ndarray]]:
     from happyhouse.image_io import ImageReadError, read_rgb
     folder = Path(folder)
     if not folder.is_dir():
-        from happyhouse.door.recognition import UsageError
-        raise UsageError(f"--cohort {folder}: not a folder. Give a folder of photos of strangers (one face each).")
+        raise CohortError(f"--cohort {folder}: not a folder. Give a folder of photos of strangers (one face each).")
     out = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         try:
