@@ -233,11 +233,15 @@ def plot(rows: list[dict], path: Path) -> None:
     x = np.arange(len(labels))
     for ax, key, title in ((axes[0], "tar", "residents named (TAR)"), (axes[1], "far", "strangers admitted (FAR)")):
         for k, method in enumerate(("before", "after")):
-            vals = [next(r[key] for r in rows if (r["dataset"], r["photos"]) == lab and r["method"] == method)
-                    for lab in labels]
-            ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=method)
+            picked = [next(r for r in rows if (r["dataset"], r["photos"]) == lab and r["method"] == method)
+                      for lab in labels]
+            bars = ax.bar(x + (k - 0.5) * 0.38, [r[key] for r in picked], 0.38, label=method)
+            counts = [f"{r['named']}/{r['residents']}" if key == "tar" else f"{r['admitted']}/{r['strangers']}"
+                      for r in picked]
+            ax.bar_label(bars, counts, fontsize=6, rotation=90, padding=2)
         ax.set_xticks(x, [f"{d}\n{p or 'all'} photos" for d, p in labels], fontsize=8)
         ax.set_title(title)
+        ax.set_ylim(0, 1.15)
         ax.legend()
     axes[0].axhline(0.96, color="grey", lw=0.8, ls="--")
     axes[0].axhline(0.92, color="grey", lw=0.8, ls=":")
