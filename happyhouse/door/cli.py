@@ -1,6 +1,8 @@
 """The door's command line: ``door COMMAND ...`` (or ``python -m fr_utils``, ``python -m happyhouse.door``).
 
-    enroll NAME PHOTO...     store a person's faces (one face per photo; --add for more photos)
+    enroll NAME PHOTO...     store a person's faces (one face per photo; --add for more photos);
+                             each photo is checked first (--check: report only; --force: store anyway)
+    audit                    re-check every stored photo: hubs, people too close to each other
     verify NAME PHOTO        is the one face in PHOTO this person?      exit 0 yes, 1 no
     identify PHOTO           name every face in PHOTO, or "unknown"      exit 0 someone known, 1 nobody
     list                     the enrolled people

@@ -29,9 +29,11 @@ class CheckSettings:
     """Limits of the enrolment checks (measured in bench/door_accuracy.py).
 
     ``min_face_px``: the face box's shorter side in the photo; ``min_sharpness``: variance of the
-    Laplacian of the face resized to ``sharpness_side`` px (original photos: 486-1,758; blurred
+    Laplacian of the face resized to ``sharpness_side`` px (original photos: 523-1,788; blurred
     copies 79-256); ``min_confidence``: MTCNN's (originals >= 0.947); ``hub_margin``: a photo is a
     hub when another person's face lies closer than the accept threshold plus this margin;
+    ``cohort_margin``: a cohort face must lie this much closer (its faces are small grey crops, nearer
+    to everything: the nearest to an original photo is 0.964, joe_biden/1.jpg; grey copies 0.60-);
     ``hub_paths``: crop paths the hub check refuses (the course's whole 96x96 crops lie 0.48-0.52
     from each other and no threshold separates them: reported, not refused)."""
     min_face_px: int = 60
@@ -39,6 +41,7 @@ class CheckSettings:
     sharpness_side: int = 64
     min_confidence: float = 0.93
     hub_margin: float = 0.0
+    cohort_margin: float = 0.07
     hub_paths: tuple = ("aligned",)
 
 
@@ -132,14 +135,24 @@ def check_photo(what: str, quality: Quality | None, vector: np.ndarray, name: st
                 settings: CheckSettings = CheckSettings()) -> PhotoCheck:
     """Every check on one photo of ``name`` (embedding (dim,)). ``others``: (names, owner (n,), E (n, dim)),
     every enrolled row plus the cohort (named ``cohort:...``); ``limit``: the accept threshold of the
-    face's crop path. A hub is a photo within ``limit + hub_margin`` of a face that is not ``name``."""
+    face's crop path. A hub lies within ``limit + hub_margin`` of another person's face, or within
+    ``limit + hub_margin - cohort_margin`` of a cohort face."""
     check = PhotoCheck(what, quality, quality_problems(quality, settings) if quality else [])
-    check.nearest = nearest_other(np.asarray(vector, np.float32), *others, exclude=name)
-    if check.nearest is not None and check.nearest[1] < limit + settings.hub_margin:
-        who, d = check.nearest
-        who = "a stranger of the public cohort" if who.startswith("cohort:") else who
-        check.problems.append(("hub", f"it lies {d:.3f} from {who}, under the accept threshold {limit:g}: "
-                                      f"it would open the door for them"))
+    names, owner, E = others
+    if len(E) == 0:
+        return check
+    d = np.linalg.norm(np.asarray(E, np.float32) - np.asarray(vector, np.float32), axis=1)
+    d = np.where(np.asarray(owner) == (names.index(name) if name in names else -1), np.inf, d)
+    cohort = np.array([names[o].startswith("cohort:") for o in owner], bool)
+    k = int(np.argmin(d))
+    check.nearest = (names[owner[k]], float(d[k])) if np.isfinite(d[k]) else None
+    over = d - (limit + settings.hub_margin - np.where(cohort, settings.cohort_margin, 0.0))
+    h = int(np.argmin(over))
+    if over[h] < 0:
+        who = "a stranger of the public cohort" if cohort[h] else names[owner[h]]
+        check.problems.append(("hub", f"it lies {d[h]:.3f} from {who}, under the accept threshold "
+                                      f"{limit - (settings.cohort_margin if cohort[h] else 0):g}: "
+                                      "it would open the door for them"))
     return check
 
 
@@ -150,7 +163,7 @@ def refusal_message(checks: list[PhotoCheck], settings: CheckSettings = CheckSet
 
 
 def audit_gallery(names: list[str], owner: np.ndarray, E: np.ndarray, limit, row_ids=None, cohort=None,
-                  chunk: int = 2048) -> dict:
+                  chunk: int = 2048, cohort_margin: float = CheckSettings.cohort_margin) -> dict:
     """Hubs among stored rows E (n, dim) and pairs of people closer than ``limit`` (a float, or (n,) one
     per row; a row with limit 0 is never a hub). ``cohort``: (names, owner, E) of public faces, or None.
     Returns {"hubs": [{id, name, nearest, distance}], "close_people": [{a, b, distance}]} (JSON-ready)."""
@@ -165,10 +178,11 @@ def audit_gallery(names: list[str], owner: np.ndarray, E: np.ndarray, limit, row
         for r, i in enumerate(range(at, min(at + chunk, len(E)))):
             j = int(np.argmin(d[r]))
             near = (names[owner[j]], float(d[r, j])) if np.isfinite(d[r, j]) else None
-            if cohort is not None and len(cohort[2]):
-                c = nearest_other(E[i], *cohort, exclude=None)
-                near = c if near is None or (c and c[1] < near[1]) else near
-            if near is not None and near[1] < limits[i]:
+            if near is not None and near[1] >= limits[i] and cohort is not None and len(cohort[2]):
+                c = nearest_other(E[i], *cohort, exclude=None)          # cohort faces: closer than limit - margin
+                near = c if c and c[1] < limits[i] - cohort_margin else near
+            if near is not None and near[1] < (limits[i] if not near[0].startswith("cohort:")
+                                               else limits[i] - cohort_margin):
                 hubs.append({"id": int(row_ids[i]), "name": names[owner[i]], "nearest": near[0],
                              "distance": round(near[1], 4)})
             if np.isfinite(d[r, j]) and d[r, j] < limits[i]:
