@@ -21,7 +21,6 @@ get the data (``python -m fr_utils fetch``).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from happyhouse.errors import DataNotFoundError  # noqa: F401  (raised here; callers catch it as data.DataNotFoundError)

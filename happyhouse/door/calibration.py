@@ -183,6 +183,30 @@ def calibrate(vectors: np.ndarray, labels, far: float = 0.01, model: str | None 
     }
 
 
+def by_face_size(vectors: np.ndarray, labels, sizes, far: float = 0.01, small_px: int = 60,
+                 default_threshold: float | None = None) -> dict:
+    """Calibration of pairs where one face is small (``sizes`` (n,) px < ``small_px``) against pairs of
+    large faces: {"small": {...}, "large": {...}}, each with pair counts, the recommended threshold
+    and, with ``default_threshold``, the rates there. A band without both kinds of pair is None."""
+    d, genuine = pair_distances(vectors, labels)
+    i, j = np.triu_indices(len(vectors), k=1)
+    small = np.asarray(sizes)[i] < small_px
+    small |= np.asarray(sizes)[j] < small_px
+    out = {}
+    for band, mask in (("small", small), ("large", ~small)):
+        g, dd = genuine[mask], d[mask]
+        if not g.any() or g.all():
+            out[band] = None
+            continue
+        row = {"genuine_pairs": int(g.sum()), "impostor_pairs": int((~g).sum()),
+               "recommended": choose_threshold(dd, g, far), "genuine_max": float(dd[g].max()),
+               "impostor_min": float(dd[~g].min())}
+        if default_threshold is not None:
+            row.update(tar=float(np.mean(dd[g] < default_threshold)), far=float(np.mean(dd[~g] < default_threshold)))
+        out[band] = row
+    return {"small_px": small_px, **out}
+
+
 def _summary(x: np.ndarray) -> dict:
     return {"min": float(x.min()), "median": float(np.median(x)), "max": float(x.max())}
 

@@ -1,6 +1,8 @@
 """The door's command line: ``door COMMAND ...`` (or ``python -m fr_utils``, ``python -m happyhouse.door``).
 
-    enroll NAME PHOTO...     store a person's faces (one face per photo; --add for more photos)
+    enroll NAME PHOTO...     store a person's faces (one face per photo; --add for more photos);
+                             each photo is checked first (--check: report only; --force: store anyway)
+    audit                    re-check every stored photo: hubs, people too close to each other
     verify NAME PHOTO        is the one face in PHOTO this person?      exit 0 yes, 1 no
     identify PHOTO           name every face in PHOTO, or "unknown"      exit 0 someone known, 1 nobody
     list                     the enrolled people
@@ -28,14 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from happyhouse.door import face_db, watch_cli
+from happyhouse.door import face_db, recognition, watch_cli
 from happyhouse.door.detect import CROP_MODES, FaceNotFoundError, one_face
-from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_single_faces, enroll_result, face_threshold,
+from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_single_faces, face_threshold,
                                          progress_bar,
                                          identify_result, load_embedder, refuse_duplicate, require_someone,
                                          verify_result)
 from happyhouse.errors import DataNotFoundError, WeightsError
 from happyhouse.face.embedders import EMBEDDER_NAMES
+from happyhouse.face import thresholds
 from happyhouse.face.thresholds import check_threshold
 from happyhouse.image_io import ImageReadError, read_rgb
 
@@ -48,8 +51,9 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean a user's mistake or missing data: one message, exit 2."""
     from happyhouse.door.calibration import CalibrationError
-    return (UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
-            DataNotFoundError, WeightsError)
+    from happyhouse.door.cohort import CohortError
+    return (CohortError, UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
+            DataNotFoundError, WeightsError, recognition.EnrolmentRefused)
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -82,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
     p.add_argument("--add", action="store_true", help="add photos to someone already enrolled")
+    p.add_argument("--force", action="store_true",
+                   help="store photos that fail the enrolment checks (with a warning; they then open the door "
+                        "only when a second photo agrees)")
+    p.add_argument("--check", action="store_true", help="report on the photos without storing anything "
+                                                        "(exit 0 all pass, 1 some fail)")
+    p.add_argument("--cohort", type=Path, default=None,
+                   help="a folder of photos of strangers to check against, besides the public cohort")
+    p = sub.add_parser("audit", parents=[common],
+                       help="re-check every stored photo: hubs, people too close (exit 0 clean, 1 found some)")
+    p.add_argument("--cohort", type=Path, default=None, help="a folder of photos of strangers, as for enroll")
     p = sub.add_parser("verify", parents=[common], help="is the face in PHOTO this person? (exit 0 yes, 1 no)")
     p.add_argument("name", metavar="NAME")
     p.add_argument("photo", type=Path)
@@ -119,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                        ("search", "auto")):
         if not hasattr(args, key):
             setattr(args, key, value)
+    for key in ("check", "force", "cohort"):
+        setattr(args, key, getattr(args, key, None if key == "cohort" else False))
     try:
         if args.threshold is not None:
             if not args.threshold > 0:
@@ -129,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"--threshold {args.threshold:g} refused: {err}") from None
         return COMMANDS[args.command](args)
     except _user_errors() as err:
+        if isinstance(err, recognition.EnrolmentRefused) and args.json:
+            print(json.dumps({"refused": True, "detail": str(err), "checks": err.checks}, indent=2))
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -154,6 +172,13 @@ def _report_notices(db: face_db.FaceDB) -> None:
         print(f"note: {notice}", file=sys.stderr)
 
 
+def _audit_on_open(db: face_db.FaceDB, embedder, cohort=None) -> None:
+    """Audit photos stored before the enrolment checks existed (once per database), with a note."""
+    note = recognition.audit_on_open(db, embedder, cohort)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+
+
 
 def _read_photos(paths: list[Path], desc: str) -> list[np.ndarray]:
     """Read every photo first, so a bad one stops the command before anything is computed."""
@@ -166,18 +191,46 @@ def cmd_enroll(args) -> int:
     path = args.db or face_db.default_path()
     if path.is_dir() or not path.absolute().parent.is_dir():
         raise face_db.FaceDBError(f"{path}: --db must name a file in an existing folder.")
-    if path.is_file():  # fail fast, before loading any model
+    if path.is_file() and not args.check:  # fail fast, before loading any model
         with _open_db(args) as db:
             refuse_duplicate(db, name, args.add)
     images = _read_photos(args.photos, "reading")
     hashes = [face_db.sha256_of(p) for p in args.photos]
     embedder = load_embedder(args.model)
-    _, vectors = embed_single_faces(embedder, images, [str(p) for p in args.photos], args.crop, progress=True)
+    whats = [str(p) for p in args.photos]
+    faces, vectors = embed_single_faces(embedder, images, whats, args.crop, progress=True)
+    if args.check:
+        return _report_checks(args, path, embedder, name, images, faces, vectors, whats)
     with _open_db(args, create=True) as db:                       # all computed before the write
-        payload, text = enroll_result(db, name, vectors, embedder.name, hashes, add=args.add)
+        _audit_on_open(db, embedder, args.cohort)
+        checks = recognition.check_photos(db, embedder, name, images, faces, vectors, whats, args.threshold,
+                                          args.cohort)
+        payload, text = recognition.enroll_checked(db, name, vectors, embedder.name, hashes, checks,
+                                                   [f.crop for f in faces], add=args.add, force=args.force)
         _report_notices(db)
     _emit(args, payload, text)
     return EXIT_MATCH
+
+
+def _report_checks(args, path: Path, embedder, name, images, faces, vectors, whats) -> int:
+    """``enroll --check``: each photo's checks against the database (if any) and the cohort; stores nothing."""
+    from contextlib import nullcontext
+    with (_open_db(args) if path.is_file() else nullcontext(None)) as db:
+        checks = recognition.check_photos(db or _EmptyDB(), embedder, name, images, faces, vectors, whats,
+                                          args.threshold, args.cohort)
+    payload = {"checked": name, "stored": False, "photos": [c.to_dict() for c in checks]}
+    lines = [f"{c.what}\t" + ("ok" if c.ok else "REFUSED: " + "; ".join(m for _, m in c.problems))
+             + (f"\t(nearest other: {c.nearest[0]} {c.nearest[1]:.3f})" if c.nearest else "") for c in checks]
+    _emit(args, payload, "\n".join(lines) + "\nnothing was stored (--check)")
+    return EXIT_MATCH if all(c.ok for c in checks) else EXIT_NO_MATCH
+
+
+class _EmptyDB:
+    """No database yet: nobody to compare with but the cohort."""
+
+    @staticmethod
+    def rows(model):
+        return [], np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
 
 
 def cmd_verify(args) -> int:
@@ -185,6 +238,7 @@ def cmd_verify(args) -> int:
         db.require(args.name)  # an unknown name fails before any model loads
         image = read_rgb(args.photo)
         embedder = load_embedder(args.model)
+        _audit_on_open(db, embedder)
         faces, vectors = embed_single_faces(embedder, [image], [str(args.photo)], args.crop)
         payload, text, match = verify_result(db, args.name, faces[0], vectors[0], embedder,
                                              args.threshold)
@@ -199,6 +253,7 @@ def cmd_identify(args) -> int:
         require_someone(db)
         image = read_rgb(args.photo)
         embedder = load_embedder(args.model)
+        _audit_on_open(db, embedder)
         faces, vectors = embed_all_faces(embedder, image, str(args.photo), args.crop)
         payload, text, known = identify_result(db, str(args.photo), faces, vectors, embedder,
                                                args.threshold, args.top_k)
@@ -230,7 +285,7 @@ def cmd_calibrate(args) -> int:
         raise UsageError(f"--far must be between 0 and 1 (e.g. 0.01), not {args.far}.")
     photos = calibration.photos_by_person(args.folder, PHOTO_SUFFIXES)
     embedder = load_embedder(args.model)
-    crops, labels, kinds, skipped = [], [], [], []
+    crops, labels, kinds, sizes, skipped = [], [], [], [], []
     for person, path in progress_bar(photos, "detecting"):
         try:
             face, crop = one_face(read_rgb(path), embedder.input_size, args.crop, what=str(path))
@@ -240,6 +295,7 @@ def cmd_calibrate(args) -> int:
         crops.append(crop)
         labels.append(person)
         kinds.append(face.crop)
+        sizes.append(min(face.box[2:]))
     for message in skipped:
         print(f"skipped: {message}", file=sys.stderr)
     counts = {kind: kinds.count(kind) for kind in sorted(set(kinds))}
@@ -253,6 +309,8 @@ def cmd_calibrate(args) -> int:
     result["crops"] = counts
     result["default"].update(crop=path_taken, threshold_from=face_threshold(embedder, path_taken, args.threshold)[1])
     result["skipped"] = len(skipped)
+    result["by_face_size"] = calibration.by_face_size(vectors, labels, sizes, args.far, thresholds.SMALL_FACE_PX,
+                                                      threshold) if len(set(labels)) > 1 else None
     args.out.mkdir(parents=True, exist_ok=True)
     rec, held = result["recommended"], result["held_out"]
     plot = calibration.plot_roc(result, args.out / "roc.png")
@@ -273,8 +331,43 @@ def cmd_calibrate(args) -> int:
              "  (too few people with several photos to check it leaving one person out)\n")
           + f"at threshold {result['default']['threshold']:g} ({result['default']['threshold_from']}): "
           f"false-accept rate {result['default']['far']:.3f}, true-accept rate {result['default']['tar']:.3f}\n"
+          + _size_lines(result["by_face_size"]) +
           f"wrote {plot} and {args.out / 'calibration.json'}")
     return EXIT_MATCH
+
+
+def cmd_audit(args) -> int:
+    with _open_db(args) as db:
+        require_someone(db)
+        embedder = load_embedder(args.model)
+        result = recognition.audit(db, embedder, args.cohort)
+        _report_notices(db)
+    lines = [f"{result['photos']} photos of {args.model} in {result['db']}"]
+    lines += [f"hub: a photo of {h['name']} (row {h['id']}) lies {h['distance']:.3f} from {h['nearest']}"
+              for h in result["hubs"]]
+    lines += [f"too close: {p['a']} and {p['b']} ({p['distance']:.3f})" for p in result["close_people"]]
+    lines += [f"stored under --force: a photo of {f['name']} (row {f['id']})" for f in result["forced"]]
+    clean = not (result["hubs"] or result["close_people"] or result["forced"])
+    lines.append("every photo passes" if clean else
+                 "a hub opens the door only when a second photo of the same person agrees; replace it with a "
+                 "clearer, frontal, colour photo (`remove` and enrol again)")
+    _emit(args, result, "\n".join(lines))
+    return EXIT_MATCH if clean else EXIT_NO_MATCH
+
+
+def _size_lines(by_size: dict | None) -> str:
+    """``calibrate``'s lines per face size (pairs with a face under SMALL_FACE_PX, and the others)."""
+    if not by_size:
+        return ""
+    lines = []
+    for band, label in (("small", f"pairs with a face under {by_size['small_px']} px"),
+                        ("large", f"faces of {by_size['small_px']} px or more")):
+        row = by_size.get(band)
+        lines.append(f"{label}: " + ("no genuine or no impostor pairs" if row is None else
+                     f"{row['genuine_pairs']} genuine / {row['impostor_pairs']} impostor pairs, recommended threshold "
+                     f"{row['recommended']:.3f}" + (f" (at the default: TAR {row['tar']:.3f}, FAR {row['far']:.3f})"
+                                                    if "tar" in row else "")))
+    return "\n".join(lines) + "\n"
 
 
 def cmd_serve(args) -> int:
@@ -283,7 +376,7 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "enroll": cmd_enroll, "verify": cmd_verify, "identify": cmd_identify, "list": cmd_list,
-            "remove": cmd_remove, "calibrate": cmd_calibrate, **watch_cli.COMMANDS}
+            "remove": cmd_remove, "calibrate": cmd_calibrate, "audit": cmd_audit, **watch_cli.COMMANDS}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,6 +14,7 @@ the next write, and ``FaceDB.notices`` says so.
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -70,6 +71,18 @@ CREATE INDEX IF NOT EXISTS embeddings_by_time ON embeddings (model, created);
 #: Added after version 1 without changing it (older code ignores it): lets a large gallery's
 #: index find the rows added and deleted since it was loaded without reading every vector.
 ROWS_INDEX = "CREATE INDEX IF NOT EXISTS embeddings_by_time ON embeddings (model, created)"
+#: Added after version 1 the same way (issue 22): the enrolment checks' verdict on each stored photo.
+#: ``status``: "ok" (passed), "forced" (failed, stored with --force), "flagged" (found failing by an
+#: audit, e.g. a photo stored before the checks existed); ``report``: the checks as JSON. A row
+#: without a verdict was stored before the checks existed and is audited on the next open.
+CHECKS_TABLE = """CREATE TABLE IF NOT EXISTS photo_checks (
+    embedding_id INTEGER PRIMARY KEY REFERENCES embeddings(id) ON DELETE CASCADE,
+    status       TEXT NOT NULL CHECK (status IN ('ok', 'forced', 'flagged')),
+    report       TEXT NOT NULL,
+    checked      REAL NOT NULL
+)"""
+#: Statuses of a photo that failed a check: it opens the door only with another photo agreeing.
+DOUBTFUL = ("forced", "flagged")
 
 # Called inside the enrolment transaction after the rows are written and before COMMIT.
 # Only tests set it (to kill a process at exactly that point); production leaves it None.
@@ -204,6 +217,7 @@ class FaceDB:
                     for statement in SCHEMA.split(";"):
                         if statement.strip():
                             conn.execute(statement)
+                    conn.execute(CHECKS_TABLE)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -213,11 +227,13 @@ class FaceDB:
             raise CorruptDatabaseError(
                 f"{self.path}: is an SQLite file but not a face database of this version "
                 f"(tables {sorted(tables)}, version {version}). Pass --db with another file name.")
-        elif not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'embeddings_by_time'").fetchone():
-            try:
-                conn.execute(ROWS_INDEX)          # a file from before the index: add it once
-            except sqlite3.OperationalError:
-                pass                              # read-only or busy: updates read the table instead
+        else:
+            for name, statement in (("embeddings_by_time", ROWS_INDEX), ("photo_checks", CHECKS_TABLE)):
+                if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone():
+                    try:
+                        conn.execute(statement)   # a file from before it: add it once
+                    except sqlite3.OperationalError:
+                        pass                      # read-only or busy: without it, as before
 
     def _corrupt_message(self, detail: str) -> str:
         return (f"{self.path}: the face database is corrupt or not a database ({detail}). "
@@ -382,6 +398,57 @@ class FaceDB:
                               f"{', '.join(models) or 'none'}); use --model {models[0] if models else model} "
                               f"or enrol them again with --model {model}.")
 
+    def person_rows(self, name: str, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """``name``'s embeddings of ``model``: (row ids (n,), E (n, dim))."""
+        self.require(name, model)
+        _, E, ids, _ = self._rows(model, name=name)
+        return ids, E
+
+    def rows(self, model: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every embedding of ``model``: (person name of each row (n,), E (n, dim), row ids (n,))."""
+        names, E, ids, _ = self._rows(model)
+        return names, E, ids
+
+    def statuses(self, model: str) -> dict[int, str]:
+        """Row id -> the enrolment checks' status ("ok", "forced", "flagged") for rows of ``model`` that
+        have one (rows stored before the checks existed have none until audited)."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE name = 'photo_checks'"):
+            return {}
+        return dict(self._query("SELECT c.embedding_id, c.status FROM photo_checks c JOIN embeddings e "
+                                "ON e.id = c.embedding_id WHERE e.model = ?", (model,)))
+
+    def reports(self, model: str) -> dict[int, dict]:
+        """Row id -> the stored checks' report (JSON dict) for rows of ``model`` that have one."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE name = 'photo_checks'"):
+            return {}
+        return {i: json.loads(r) for i, r in self._query(
+            "SELECT c.embedding_id, c.report FROM photo_checks c JOIN embeddings e ON e.id = c.embedding_id "
+            "WHERE e.model = ?", (model,))}
+
+    def unchecked(self, model: str) -> list[int]:
+        """Row ids of ``model`` with no verdict yet (stored before the enrolment checks existed)."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE name = 'photo_checks'"):
+            return [r[0] for r in self._query("SELECT id FROM embeddings WHERE model = ?", (model,))]
+        return [r[0] for r in self._query("SELECT e.id FROM embeddings e LEFT JOIN photo_checks c "
+                                          "ON c.embedding_id = e.id WHERE e.model = ? AND c.embedding_id IS NULL",
+                                          (model,))]
+
+    def set_statuses(self, verdicts: list[tuple[int, str, str]]) -> None:
+        """Store (row id, status, JSON report) verdicts in one transaction (an audit's); rows are never removed."""
+        self.make_private()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT OR REPLACE INTO photo_checks VALUES (?, ?, ?, ?)",
+                                       [(int(i), st, rep, time.time()) for i, st, rep in verdicts])
+                self._conn.execute("COMMIT")
+                self._writes += 1
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as err:
+            raise self._translate(err) from None
+
     def distance(self, name: str, query: np.ndarray, model: str) -> float:
         """Smallest L2 distance from ``query`` (dim,) to ``name``'s embeddings of ``model``."""
         query = np.atleast_2d(np.asarray(query, dtype=np.float32))
@@ -404,10 +471,11 @@ class FaceDB:
 
     # -- writing -------------------------------------------------------------------------
     def enroll(self, name: str, vectors: np.ndarray, model: str, sources: list[str],
-               add: bool = False) -> int:
+               add: bool = False, checks: list[tuple[str, str]] | None = None) -> int:
         """Store ``vectors`` (n, dim) of ``model`` for ``name``, all in one transaction.
 
-        ``sources`` are the photos' sha256. A new name is created; an existing one needs
+        ``sources`` are the photos' sha256; ``checks`` (status, JSON report) per photo, the
+        enrolment checks' verdicts, stored in the same transaction. A new name is created; an existing one needs
         ``add=True``. A photo already enrolled (for anyone, same model) is refused.
         Returns the number of embeddings stored.
         """
@@ -439,11 +507,13 @@ class FaceDB:
                                       f"these have {vectors.shape[1]}; nothing stored.")
                 person_id = row[0] if row else conn.execute(
                     "INSERT INTO people (name, created) VALUES (?, ?)", (name, now)).lastrowid
-                conn.executemany(
-                    "INSERT INTO embeddings (person_id, model, dim, vector, source_sha256, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(person_id, model, vectors.shape[1], v.astype("<f4").tobytes(), s, now)
-                     for v, s in zip(vectors, sources)])
+                for k, (v, s) in enumerate(zip(vectors, sources)):
+                    row = conn.execute(
+                        "INSERT INTO embeddings (person_id, model, dim, vector, source_sha256, created) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (person_id, model, vectors.shape[1], v.astype("<f4").tobytes(),
+                                                      s, now)).lastrowid
+                    if checks is not None:
+                        conn.execute("INSERT INTO photo_checks VALUES (?, ?, ?, ?)", (row, *checks[k], now))
                 if _enroll_hook is not None:
                     _enroll_hook(self, name)
                 conn.execute("COMMIT")

@@ -4,12 +4,13 @@ text line the CLI prints. Errors are the CLI's exceptions and messages.
 """
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
 
 from happyhouse import runtime
-from happyhouse.door import face_db
+from happyhouse.door import decision, enrolment, face_db
 from happyhouse.door.detect import FaceNotFoundError, face_crops, one_face
 from happyhouse.face import embedders
 from happyhouse.face.thresholds import threshold_for
@@ -17,6 +18,14 @@ from happyhouse.face.thresholds import threshold_for
 
 class UsageError(ValueError):
     """A mistake in what the user asked for (reported in one line, exit 2)."""
+
+
+class EnrolmentRefused(ValueError):
+    """Photos failed the enrolment checks; ``checks`` holds every photo's report (nothing stored)."""
+
+    def __init__(self, message: str, checks: list):
+        super().__init__(message)
+        self.checks = checks
 
 
 def load_embedder(name: str):
@@ -83,14 +92,29 @@ def enroll_result(db: face_db.FaceDB, name: str, vectors: np.ndarray, model: str
 def verify_result(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embedder,
                   threshold: float | None = None) -> tuple[dict, str, bool]:
     """Is ``vector`` (dim,) ``name``? -> (JSON payload, text line, match)."""
-    distance = db.distance(name, vector, embedder.name)
-    limit, source = face_threshold(embedder, face.crop, threshold)
-    match = distance < limit
+    db.require(name, embedder.name)
+    limit, source, found = judge(db, name, face, vector, embedder, threshold)
+    match = found.accepted
     verdict = f"it's {name}, welcome in!" if match else f"it's not {name}, please go away"
-    return ({"name": name, "distance": round(distance, 4), "threshold": limit, "threshold_from": source,
-             "crop": face.crop, "match": match, "model": embedder.name, "face": face.to_dict()},
-            f"{verdict} (distance {distance:.3f} {'<' if match else '>='} threshold {limit:g}, {face.crop} crop)",
-            match)
+    return ({"name": name, "distance": round(found.distance, 4), "threshold": limit, "threshold_from": source,
+             "crop": face.crop, "match": match, "model": embedder.name, "face": face.to_dict(),
+             "decision": found.to_dict()},
+            f"{verdict} (distance {found.distance:.3f} {'<' if match else '>='} threshold {limit:g}, "
+            f"{face.crop} crop; {found.reason})", match)
+
+
+def judge(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embedder, threshold: float | None = None):
+    """(threshold, its source, decision.Decision) for ``face`` (embedding (dim,)) against ``name``'s photos.
+    A face too small to decide gets threshold 0 and a refusal saying so."""
+    ids, E = db.person_rows(name, embedder.name)
+    distances = np.linalg.norm(E - np.asarray(vector, np.float32)[None, :], axis=1)
+    try:
+        limit, source = decision.query_threshold(embedder, face, face_threshold(embedder, face.crop), threshold)
+    except decision.TooSmallToDecide as err:
+        return 0.0, "too small to decide", decision.Decision(False, float(distances.min()), str(err), [])
+    statuses = db.statuses(embedder.name)
+    doubtful = np.array([statuses.get(int(i)) in face_db.DOUBTFUL for i in ids], bool)
+    return limit, source, decision.decide(distances, doubtful, limit)
 
 
 def identify_result(db: face_db.FaceDB, photo: str, faces: list, vectors: np.ndarray, embedder,
@@ -99,14 +123,107 @@ def identify_result(db: face_db.FaceDB, photo: str, faces: list, vectors: np.nda
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, not {top_k}.")
     rows, lines = [], []
-    for face, matches in zip(faces, db.identify(vectors, embedder.name, k=top_k)):
+    for face, vector, matches in zip(faces, vectors, db.identify(vectors, embedder.name, k=top_k)):
         best = matches[0]
-        limit, source = face_threshold(embedder, face.crop, threshold)
-        name = best.name if best.distance < limit else "unknown"
+        limit, source, found = judge(db, best.name, face, vector, embedder, threshold)
+        name = best.name if found.accepted else "unknown"
         rows.append({"name": name, "distance": round(best.distance, 4), "threshold": limit,
                      "threshold_from": source, "crop": face.crop, "face": face.to_dict(),
+                     "decision": {**found.to_dict(), "person": best.name},
                      "candidates": [{"name": m.name, "distance": round(m.distance, 4)} for m in matches]})
         lines.append(f"{name}\t{best.distance:.3f}\tbox {list(face.box)}\t{face.crop} crop, threshold {limit:g}"
-                     + ("" if name != "unknown" else f"\t(nearest: {best.name})"))
+                     + ("" if name != "unknown" else f"\t(nearest: {best.name}; {found.reason})"))
     known = any(r["name"] != "unknown" for r in rows)
     return {"photo": photo, "model": embedder.name, "faces": rows}, "\n".join(lines), known
+
+
+# -- enrolment checks and audits (happyhouse/door/enrolment.py) ---------------------------
+#: A first-open audit of more rows than this is left to `door audit` (it compares every pair).
+AUDIT_ON_OPEN_MAX_ROWS = 20_000
+
+
+def others_gallery(db: face_db.FaceDB, embedder, cohort_folder=None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Everyone enrolled with ``embedder`` plus the public cohort: (names, owner (n,), E (n, dim))."""
+    from happyhouse.door.cohort import cohort_gallery
+    row_names, E, _ = db.rows(embedder.name)
+    c_names, c_owner, c_E = cohort_gallery(embedder, cohort_folder)
+    names = sorted(set(row_names)) + list(c_names)
+    index = {n: i for i, n in enumerate(names)}
+    owner = np.array([index[n] for n in row_names] + [index[n] for n in c_names], np.int64)
+    return names, owner, np.concatenate([E.reshape(-1, embedder.dim), c_E]).astype(np.float32)
+
+
+def check_photos(db: face_db.FaceDB, embedder, name: str, images, faces, vectors, whats, threshold=None,
+                 cohort_folder=None, settings=enrolment.CheckSettings()) -> list:
+    """enrolment.PhotoCheck for each photo of ``name`` (images (H, W, 3), faces, embeddings (n, dim))."""
+    others = others_gallery(db, embedder, cohort_folder)
+    checks = []
+    for image, face, vector, what in zip(images, faces, vectors, whats):
+        limit = face_threshold(embedder, face.crop, threshold)[0]
+        check = enrolment.check_photo(what, enrolment.face_quality(image, face, settings), vector, name,
+                                      others, limit, settings)
+        if face.crop not in settings.hub_paths:
+            check.problems = [p for p in check.problems if p[0] != "hub"]
+        checks.append(check)
+    return checks
+
+
+def enroll_checked(db: face_db.FaceDB, name: str, vectors: np.ndarray, model: str, hashes: list[str], checks,
+                   crops: list[str], add: bool = False, force: bool = False) -> tuple[dict, str]:
+    """``enroll_result`` after the checks: EnrolmentRefused when a photo failed (unless ``force``: stored
+    as "forced", with a warning line)."""
+    failed = [c for c in checks if not c.ok]
+    if failed and not force:
+        raise EnrolmentRefused(enrolment.refusal_message(failed), [c.to_dict() for c in checks])
+    verdicts = [("ok" if c.ok else "forced", json.dumps({**c.to_dict(), "crop": crop}))
+                for c, crop in zip(checks, crops)]
+    count = db.enroll(name, vectors, model, hashes, add=add, checks=verdicts)
+    payload = {"enrolled": name, "embeddings": count, "model": model, "db": str(db.path)}
+    text = f"enrolled {name}: {count} photo{'s' * (count != 1)} ({model}) in {db.path}"
+    if failed:
+        payload["warnings"] = [c.to_dict() for c in failed]
+        text += "".join(f"\nwarning: stored under --force although {c.what}: "
+                        + "; ".join(m for _, m in c.problems) for c in failed)
+    return payload, text
+
+
+def audit(db: face_db.FaceDB, embedder, cohort_folder=None, store: bool = True) -> dict:
+    """Re-check every stored photo of ``embedder``: hubs (each stored as "flagged"; "forced" rows keep
+    their status) and people closer than the threshold. Rows are never removed. JSON-ready dict."""
+    row_names, E, ids = db.rows(embedder.name)
+    names = sorted(set(row_names))
+    owner = np.array([names.index(n) for n in row_names], np.int64)
+    reports, statuses = db.reports(embedder.name), db.statuses(embedder.name)
+    crops = [reports.get(int(i), {}).get("crop", "aligned") for i in ids]
+    settings = enrolment.CheckSettings()
+    limits = [face_threshold(embedder, c)[0] if c in settings.hub_paths else 0.0 for c in crops]
+    from happyhouse.door.cohort import cohort_gallery
+    result = enrolment.audit_gallery(names, owner, E, limits, ids, cohort_gallery(embedder, cohort_folder))
+    hubs = {h["id"]: h for h in result["hubs"]}
+    verdicts = [(int(i), statuses.get(int(i)) if statuses.get(int(i)) == "forced" else
+                 ("flagged" if int(i) in hubs else "ok"),
+                 json.dumps({**reports.get(int(i), {}), "crop": crop, "audit": hubs.get(int(i))}))
+                for i, crop in zip(ids, crops)]
+    if store and verdicts:
+        db.set_statuses(verdicts)
+    result.update(model=embedder.name, photos=len(ids), db=str(db.path),
+                  forced=[{"id": i, "name": n} for i, n in zip(ids.tolist(), row_names) if statuses.get(i) == "forced"])
+    return result
+
+
+def audit_on_open(db: face_db.FaceDB, embedder, cohort_folder=None) -> str | None:
+    """Audit a database's photos stored before the enrolment checks existed (first open); the note to
+    print, or None when every photo already has a verdict. Nothing is removed."""
+    unchecked = db.unchecked(embedder.name)
+    if not unchecked:
+        return None
+    if len(unchecked) > AUDIT_ON_OPEN_MAX_ROWS:
+        return (f"{db.path}: {len(unchecked):,} photos were stored before the enrolment checks; too many to audit "
+                "on open: run `door audit`.")
+    result = audit(db, embedder, cohort_folder)
+    hubs = [h for h in result["hubs"] if h["id"] in set(unchecked)]
+    who = ", ".join(f"a photo of {h['name']} ({h['distance']:.2f} from {h['nearest']})" for h in hubs[:5])
+    return (f"{db.path}: {len(unchecked)} photo{'s' * (len(unchecked) != 1)} stored before the enrolment checks "
+            f"existed were audited now: {len(hubs)} {'is a hub' if len(hubs) == 1 else 'are hubs'}"
+            + (f" ({who}); each opens the door only when a second photo of the same person agrees. "
+               if hubs else ". ") + "Nothing was removed; `door audit` shows the details.")

@@ -5,10 +5,13 @@
     POST   /verify          multipart ``name``, ``photo`` -> the JSON of ``verify --json``
     GET    /people          the JSON of ``list --json``                      (bearer token)
     POST   /people/{name}   one or more ``photo`` fields -> 201, enrols   (bearer token)
+                            ?force=true stores photos failing the checks, ?check=true stores nothing
+    GET    /audit           the JSON of ``audit --json``                     (bearer token)
     DELETE /people/{name}   forgets a person                               (bearer token)
 
 Answers are computed by the same functions as the command line (door.recognition), so JSON and
 error messages match. Errors are ``{"detail": message}``: 400 unreadable image or no face,
+422 photos refused by the enrolment checks (``{"detail", "checks"}``, every photo's report),
 401 missing or wrong token, 404 unknown name, 409 already enrolled, 413 request body over
 --max-upload-mb (counted while it streams in), 422 missing field, 503 database locked.
 Concurrency: detection and embedding share one model under a lock; reads (identify,
@@ -36,6 +39,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from happyhouse.door import face_db
 from happyhouse.door import recognition
+from happyhouse.door.cohort import cohort_gallery
 from happyhouse.door.detect import FaceNotFoundError, face_crops
 from happyhouse.face.thresholds import check_threshold
 from happyhouse.image_io import ImageReadError, read_rgb
@@ -125,8 +129,13 @@ class Door:
         with self.model_lock:
             face_crops(blank, self.embedder.input_size, self.crop)
             self.embedder.embed([np.zeros((self.embedder.input_size,) * 2 + (3,), np.uint8)])
+            cohort_gallery(self.embedder)                      # the enrolment checks' public faces
         with contextlib.suppress(face_db.FaceDBError):          # nobody enrolled yet
             self.read(lambda db: db.gallery(self.embedder.name).build_index())
+        with self.writer() as db:                               # photos stored before the checks existed
+            note = recognition.audit_on_open(db, self.embedder)
+        if note:
+            print(f"note: {note}", file=sys.stderr, flush=True)
 
 
 def read_upload(upload: UploadFile) -> tuple[np.ndarray, str, str]:
@@ -193,6 +202,16 @@ def create_app(door: Door, max_upload_bytes: int) -> FastAPI:
                                   door.threshold)
         return payload
 
+    @app.exception_handler(recognition.EnrolmentRefused)
+    async def refused(request: Request, exc: recognition.EnrolmentRefused):
+        return JSONResponse({"detail": str(exc), "checks": exc.checks}, status_code=422)
+
+    @app.get("/audit", dependencies=admin)
+    def audit() -> dict:
+        """Re-check every stored photo: hubs and people too close (the JSON of `audit --json`)."""
+        with door.writer() as db:
+            return recognition.audit(db, door.embedder)
+
     @app.get("/people", dependencies=admin)
     def people() -> dict:
         """Everyone enrolled, with embedding counts per model (the JSON of `list --json`)."""
@@ -200,15 +219,23 @@ def create_app(door: Door, max_upload_bytes: int) -> FastAPI:
 
     @app.post("/people/{name}", status_code=201, dependencies=admin)
     def enroll(name: str, photo: Annotated[list[UploadFile], File(description="photos, one face each")],
-               add: bool = False) -> dict:
-        """Enrol a person from one or more `photo` fields, one face each; `?add=true` adds photos."""
+               add: bool = False, force: bool = False, check: bool = False) -> dict:
+        """Enrol a person from one or more `photo` fields, one face each; `?add=true` adds photos.
+        Photos failing the enrolment checks are refused (422) unless `?force=true`; `?check=true`
+        reports on them and stores nothing."""
         name = face_db.validate_name(name)
-        door.read(recognition.refuse_duplicate, name, add)       # 409 before any model work
+        if not check:
+            door.read(recognition.refuse_duplicate, name, add)   # 409 before any model work
         images, hashes, whats = zip(*(read_upload(p) for p in photo))
         with door.model_lock:
-            _, vectors = recognition.embed_single_faces(door.embedder, list(images), list(whats), door.crop)
+            faces, vectors = recognition.embed_single_faces(door.embedder, list(images), list(whats), door.crop)
+            checks = door.read(recognition.check_photos, door.embedder, name, images, faces, vectors, whats,
+                               door.threshold)
+        if check:
+            return {"checked": name, "stored": False, "photos": [c.to_dict() for c in checks]}
         with door.writer() as db:
-            payload, _ = recognition.enroll_result(db, name, vectors, door.embedder.name, list(hashes), add=add)
+            payload, _ = recognition.enroll_checked(db, name, vectors, door.embedder.name, list(hashes), checks,
+                                                    [f.crop for f in faces], add=add, force=force)
         return payload
 
     @app.delete("/people/{name}", dependencies=admin)

@@ -43,6 +43,20 @@ THRESHOLDS = {
 }
 
 
+#: Aligned faces whose box's shorter side is under this many pixels use SMALL_FACE_THRESHOLDS.
+SMALL_FACE_PX = 60
+#: Faces under this are refused as too small to decide (MTCNN finds faces down to about 20 px).
+MIN_DECIDE_PX = 40
+#: model -> threshold for aligned faces of MIN_DECIDE_PX..SMALL_FACE_PX px (the door's decision rule).
+SMALL_FACE_THRESHOLDS = {
+    "inception-resnet-v1": Threshold(
+        1.0, "`door calibrate` by face size on $FACES_DATA/people and degraded copies (bench/door_accuracy.py; "
+             "pairs with a face under 60 px): the recommended threshold is 1.078 at pair FAR <= 0.01 (large "
+             "faces: 1.039) and 0.950 at 0.001 (0.945); 1.0 named 0.804 of residents with one photo each "
+             "against 0.794 at 0.97, no stranger admitted either way"),
+}
+
+
 def check_crop(crop: str) -> str:
     """``crop`` if it is one of :data:`CROPS`, else ValueError."""
     if crop not in CROPS:

@@ -110,20 +110,23 @@ def test_explicit_threshold_overrides_the_path_default(everyone_db, faces_data, 
 
 
 def test_verify_enrolled_from_one_photo_uses_the_aligned_threshold(people, faces_data, tmp_path, capsys):
-    """joe_biden enrolled through the CLI from 1.jpg; 2.jpg lies 0.81 away: in at 0.97, out at the course's 0.7."""
+    """joe_biden enrolled through the CLI from 2.jpg; 1.jpg lies 0.81 away: in at 0.97, out at the course's 0.7.
+    (1.jpg itself is refused as an enrolment photo: it lies 0.964 from a face of the public cohort.)"""
     db = tmp_path / "biden.db"
     biden = faces_data / "people" / "joe_biden"
-    assert door_cli.main(["--db", str(db), "enroll", "joe_biden", str(biden / "1.jpg")]) == 0
+    assert door_cli.main(["--db", str(db), "enroll", "joe_biden", str(biden / "2.jpg")]) == 0
     capsys.readouterr()
     labels, paths, _, vectors = people
     stored = face_db.FaceDB(db).embeddings(MODEL)[2]
-    np.testing.assert_allclose(stored[0], vectors[paths.index(biden / "1.jpg")], atol=1e-4)  # same as the fixture's
-    code = door_cli.main(["--db", str(db), "--json", "verify", "joe_biden", str(biden / "2.jpg")])
+    np.testing.assert_allclose(stored[0], vectors[paths.index(biden / "2.jpg")], atol=1e-4)  # same as the fixture's
+    code = door_cli.main(["--db", str(db), "--json", "verify", "joe_biden", str(biden / "1.jpg")])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["match"] and result["crop"] == "aligned"
     assert result["threshold"] == ALIGNED and 0.7 < result["distance"] < 0.97
-    code = door_cli.main(["--db", str(db), "--threshold", "0.7", "verify", "joe_biden", str(biden / "2.jpg")])
+    code = door_cli.main(["--db", str(db), "--threshold", "0.7", "verify", "joe_biden", str(biden / "1.jpg")])
     assert code == 1 and "please go away" in capsys.readouterr().out
+    code = door_cli.main(["--db", str(tmp_path / "one.db"), "enroll", "joe_biden", str(biden / "1.jpg")])
+    assert code == 2 and "a stranger of the public cohort" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------- finding the photos (no data needed)

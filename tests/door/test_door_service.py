@@ -191,6 +191,36 @@ def test_enrol_list_remove(server, course_images):
     assert "bertrand" not in server.people()
 
 
+def blurred_photo(images: Path, name: str) -> tuple[str, bytes]:
+    """A course photo blurred (in memory, never saved) until the sharpness check refuses it."""
+    import cv2
+    import numpy as np
+    img = cv2.imdecode(np.frombuffer((images / name).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    return f"blurred_{name}", cv2.imencode(".png", cv2.GaussianBlur(img, (0, 0), 2))[1].tobytes()
+
+
+def test_enrolment_checks_answer_with_their_reasons(server, course_images):
+    """Issue 22 over HTTP: ?check=true stores nothing, a failing photo gets 422 with every photo's checks,
+    ?force=true stores it with warnings, /audit reports, and /identify says how it decided."""
+    soft = blurred_photo(course_images, "kian.jpg")
+    status, body, _ = server.call("POST", "/people/kian?check=true", [("photo", soft)], TOKEN)
+    assert status == 201, body
+    assert body["stored"] is False and body["photos"][0]["problems"][0]["check"] == "sharpness"
+    status, body, _ = server.call("POST", "/people/kian", [("photo", soft)], TOKEN)
+    assert status == 422 and "clearer, frontal, colour photo" in body["detail"]
+    assert body["checks"][0]["photo"] == "upload 'blurred_kian.jpg'" and not body["checks"][0]["ok"]
+    assert "kian" not in server.people()
+    status, body, _ = server.call("POST", "/people/kian?force=true", [("photo", soft)], TOKEN)
+    assert status == 201 and body["warnings"][0]["problems"][0]["check"] == "sharpness"
+    status, body, _ = server.call("GET", "/audit", token=TOKEN)
+    assert status == 200 and {"name": "kian"} == {k: v for k, v in body["forced"][0].items() if k == "name"}
+    status, body, _ = server.call("POST", "/identify", [("photo", soft)])
+    face = body["faces"][0]
+    assert face["name"] == "unknown" and face["decision"]["person"] == "kian"
+    assert "failed the enrolment checks" in face["decision"]["reason"]
+    assert server.call("DELETE", "/people/kian", token=TOKEN)[0] == 200
+
+
 def test_a_server_with_an_index_follows_enrolments_and_removals(course_images, tmp_path):
     """--search ivf: the index is built at start, rebuilt after a large change and updated in place
     after small ones (enrolments through the server, a removal by another process)."""

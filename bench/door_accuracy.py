@@ -1,0 +1,289 @@
+"""How often the door names residents and admits strangers, with 1, 3 and all photos per person,
+before (every photo stored, the nearest photo decides at the crop path's threshold) and after
+(issue 22: the enrolment checks refuse bad photos, a household replaces them with its next photo;
+the decision rule of happyhouse/door/decision.py, small faces included).
+
+    python -m bench.door_accuracy            # table; bench/results/door_accuracy.json and .png
+
+Photos: $FACES_DATA/people (residents: people with 2+ photos; strangers: the others, the six faces
+of groups/multiface.jpg, and each resident in turn, left out of the database) and the course's
+images (the 12 residents enrolled, the six camera shots as probes, each resident left out in turn).
+Every photo is also degraded the way real ones are, at run time and never saved: black and white,
+blurred, shrunk to 45 and 55 px faces, retouched contrast, a black-and-white retouched portrait.
+A resident's probe is compared with a gallery without any copy of the same photo.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from happyhouse import data
+from happyhouse.door import calibration, decision, enrolment
+from happyhouse.door.cohort import cohort_gallery
+from happyhouse.door.detect import face_crops
+from happyhouse.door.recognition import face_threshold, load_embedder
+from happyhouse.face import thresholds
+from happyhouse.image_io import read_rgb
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = ("orig", "grey", "blur", "small45", "small55", "contrast", "portrait")
+COURSE_VARIANTS = ("orig", "grey", "blur", "contrast", "portrait")   # 96 px crops: nothing to shrink
+PHOTOS = (1, 3, None)                                                # None: every photo
+#: Draws of which photos are enrolled, for 1 and 3 photos per person (results summed).
+SEEDS = 5
+
+
+@dataclass
+class Item:
+    """One face: who, which photo it came from, how it was degraded, its crop path, quality, embedding."""
+    person: str
+    source: str
+    variant: str
+    face: object
+    quality: enrolment.Quality
+    vector: np.ndarray = None
+
+
+def degrade(image: np.ndarray, kind: str, face_px: int) -> np.ndarray:
+    """``image`` (H, W, 3) made harder: grey, blur, small<px>, contrast or portrait (grey, smoothed, contrast)."""
+    import cv2
+    if kind == "orig":
+        return image
+    if kind in ("grey", "portrait"):
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if kind == "portrait":
+            grey = cv2.bilateralFilter(grey, 9, 60, 9)
+            grey = (np.clip((grey / 255.0 - 0.5) * 2.0 + 0.5, 0, 1) * 255).astype(np.uint8)
+        return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+    if kind == "blur":
+        return cv2.GaussianBlur(image, (0, 0), max(1.5, face_px / 60))
+    if kind.startswith("small"):
+        scale = int(kind[5:]) / face_px
+        return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    x = np.clip((image / 255.0 - 0.5) * 1.8 + 0.5, 0, 1) ** 0.8                  # contrast
+    return (x * 255).astype(np.uint8)
+
+
+def faces_of(path: Path, person: str, variants, embedder, group: bool = False) -> list[Item]:
+    """Items (crop in ``vector`` until embedded) for every variant of one photo: its first face, or
+    every face of a group photo."""
+    image, items, face_px = read_rgb(path), [], None
+    for kind in variants:
+        degraded = degrade(image, kind, face_px or 100)
+        faces, crops = face_crops(degraded, embedder.input_size)
+        if kind == "orig" and faces:
+            face_px = min(faces[0].box[2:])
+        for face, crop in list(zip(faces, crops))[:None if group else 1]:
+            items.append(Item(person, str(path), kind, face, enrolment.face_quality(degraded, face), crop))
+    return items
+
+
+def load_items(embedder) -> dict[str, list[Item]]:
+    """{"faces": items, "course": items} with their embeddings."""
+    faces, course = data.find_folder("faces"), data.find_folder("images")
+    sets = {"faces": [], "course": []}
+    for folder in sorted((faces / "people").iterdir()):
+        for photo in sorted(folder.iterdir()):
+            sets["faces"] += faces_of(photo, folder.name, VARIANTS, embedder)
+    group = faces_of(faces / "groups" / "multiface.jpg", "stranger", ("orig",), embedder, group=True)
+    for k, item in enumerate(group):                  # six people nobody enrolled
+        item.person, item.source = f"stranger:multiface{k}", f"{item.source}#{k}"
+    sets["faces"] += group
+    shots = {"camera_0": "younes", "camera_1": "bertrand", "camera_2": "benoit", "camera_3": "bertrand",
+             "camera_4": "dan", "camera_5": "arnaud"}
+    residents = ["andrew", "arnaud", "benoit", "bertrand", "dan", "danielle", "felix", "kevin", "kian",
+                 "sebastiano", "tian", "younes"]
+    for name in residents:
+        sets["course"] += faces_of(course / f"{name}.jpg" if (course / f"{name}.jpg").exists()
+                                   else course / f"{name}.png", name, COURSE_VARIANTS, embedder)
+    for shot, name in shots.items():
+        sets["course"] += [Item(name, f"probe:{shot}", i.variant, i.face, i.quality, i.vector)
+                           for i in faces_of(course / f"{shot}.jpg", name, ("orig",), embedder)]
+    for items in sets.values():
+        vectors = embedder.embed([i.vector for i in items])
+        for item, v in zip(items, vectors):
+            item.vector = v
+    return sets
+
+
+def enrol(people: dict[str, list[Item]], n: int | None, checked: bool, embedder, cohort, seed: int) -> list[Item]:
+    """The gallery: for each person (sorted), candidates in a seeded random order; ``checked``: a photo
+    failing the enrolment checks is refused and the next one taken, until ``n`` are stored."""
+    stored: list[Item] = []
+    for person in sorted(people):
+        order = np.random.default_rng([seed, len(person), sum(map(ord, person))]).permutation(len(people[person]))
+        mine = []
+        for item in (people[person][k] for k in order):
+            if n is not None and len(mine) >= n:
+                break
+            if checked and not passes(item, stored, embedder, cohort):
+                continue
+            mine.append(item)
+        stored += mine
+    return stored
+
+
+def passes(item: Item, stored: list[Item], embedder, cohort) -> bool:
+    """The enrolment checks of happyhouse/door/enrolment.py against everyone stored and the cohort."""
+    others = [s for s in stored if s.person != item.person]
+    names = [s.person for s in others] + list(cohort[0])
+    E = np.concatenate([np.array([s.vector for s in others]).reshape(-1, embedder.dim), cohort[2]])
+    check = enrolment.check_photo(item.source, item.quality, item.vector, item.person,
+                                  (names, np.arange(len(names)), E), face_threshold(embedder, item.face.crop)[0])
+    if item.face.crop not in enrolment.CheckSettings().hub_paths:
+        check.problems = [p for p in check.problems if p[0] != "hub"]
+    return check.ok
+
+
+def name_of(probe: Item, gallery: list[Item], embedder, after: bool) -> str | None:
+    """Who the door says ``probe`` is (None: unknown), before or after issue 22."""
+    E = np.array([g.vector for g in gallery])
+    d = np.linalg.norm(E - probe.vector, axis=1)
+    best = gallery[int(np.argmin(d))].person
+    default = face_threshold(embedder, probe.face.crop)
+    if not after:
+        return best if d.min() < default[0] else None
+    try:
+        limit, _ = decision.query_threshold(embedder, probe.face, default)
+    except decision.TooSmallToDecide:
+        return None
+    mine = np.array([g.person == best for g in gallery])
+    return best if decision.decide(d[mine], np.zeros(mine.sum(), bool), limit).accepted else None
+
+
+def evaluate(items: list[Item], n, after: bool, embedder, cohort, seed: int = 0) -> dict:
+    """TAR (residents' probes named right) and FAR (strangers admitted), each resident left out in turn.
+
+    Residents: people with a probe ("probe:" sources, the course's camera shots) or, without probes,
+    with photos of 2+ sources (each source a probe against the others). Strangers: people with one
+    photo, "stranger:" faces, and the resident left out."""
+    probes = {i.source for i in items if i.source.startswith("probe:")}
+    by_person: dict[str, set] = {}
+    for i in items:
+        by_person.setdefault(i.person, set()).add(i.source)
+    residents = sorted({i.person for i in items if i.source in probes} if probes else
+                       {p for p, s in by_person.items() if len(s) >= 2 and not p.startswith("stranger")})
+    stored = [p for p in by_person if not p.startswith("stranger") and (probes or p in residents)]
+    named = tried = admitted = strangers = 0
+    counts = []
+    for left in residents:
+        enrolled = [p for p in stored if p != left]
+        for person in (p for p in residents if p != left):
+            for source in sorted(s for s in by_person[person] if (s in probes) == bool(probes)):
+                pool = {p: [i for i in items if i.person == p and i.source != source and i.source not in probes]
+                        for p in enrolled}
+                gallery = enrol(pool, n, after, embedder, cohort, seed=seed * 1000 + len(source))
+                counts.append(sum(g.person == person for g in gallery))
+                for probe in (i for i in items if i.source == source and i.person == person):
+                    tried += 1
+                    named += name_of(probe, gallery, embedder, after) == person
+        pool = {p: [i for i in items if i.person == p and i.source not in probes] for p in enrolled}
+        gallery = enrol(pool, n, after, embedder, cohort, seed=seed)
+        unknown = [i for i in items if i.person not in stored or i.person == left]
+        unknown = [i for i in unknown if i.source in probes] if probes else unknown
+        for probe in unknown:
+            strangers += 1
+            admitted += name_of(probe, gallery, embedder, after) is not None
+    return {"named": named, "residents": tried, "admitted": admitted, "strangers": strangers,
+            "photos_per_person": float(np.mean(counts))}
+
+
+def evaluate_seeds(items: list[Item], n, after: bool, embedder, cohort) -> dict:
+    """``evaluate`` summed over SEEDS draws of which photos are enrolled (one draw for every photo)."""
+    runs = [evaluate(items, n, after, embedder, cohort, seed) for seed in (range(SEEDS) if n else [0])]
+    total = {k: sum(r[k] for r in runs) for k in ("named", "residents", "admitted", "strangers")}
+    return {"tar": total["named"] / total["residents"], "far": total["admitted"] / total["strangers"], **total,
+            "photos_per_person": float(np.mean([r["photos_per_person"] for r in runs])), "draws": len(runs)}
+
+
+def size_calibration(items: list[Item], default: float, far: float = 0.01) -> dict:
+    """`calibrate` by face size on the faces photos and their copies, leaving out pairs of two copies of
+    the same photo: the recommended threshold for pairs with a face under SMALL_FACE_PX, and for the rest."""
+    keep = [i for i in items if not i.person.startswith("stranger")]
+    E = np.array([i.vector for i in keep])
+    i, j = np.triu_indices(len(keep), k=1)
+    other = np.array([keep[a].source != keep[b].source for a, b in zip(i, j)])
+    d = np.linalg.norm(E[i] - E[j], axis=1)[other]
+    genuine = np.array([keep[a].person == keep[b].person for a, b in zip(i, j)])[other]
+    size = np.array([min(keep[a].face.box[2:]) for a in range(len(keep))])
+    small = (np.minimum(size[i], size[j]) < thresholds.SMALL_FACE_PX)[other]
+    out = {}
+    for band, mask in (("small", small), ("large", ~small)):
+        g, dd = genuine[mask], d[mask]
+        out[band] = {"genuine_pairs": int(g.sum()), "impostor_pairs": int((~g).sum()),
+                     "recommended": calibration.choose_threshold(dd, g, far),
+                     "tar_at_default": float(np.mean(dd[g] < default)), "far_at_default": float(np.mean(dd[~g] < default)),
+                     "recommended_far_0.001": calibration.choose_threshold(dd, g, 0.001)}
+        entry = thresholds.SMALL_FACE_THRESHOLDS.get("inception-resnet-v1")
+        small_t = entry.value if entry is not None else default
+        out[band].update(tar_at_small=float(np.mean(dd[g] < small_t)), far_at_small=float(np.mean(dd[~g] < small_t)))
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Bars: TAR and FAR per dataset and photos per person, before and after."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    labels = sorted({(r["dataset"], r["photos"]) for r in rows}, key=lambda k: (k[0], str(k[1])))
+    x = np.arange(len(labels))
+    for ax, key, title in ((axes[0], "tar", "residents named (TAR)"), (axes[1], "far", "strangers admitted (FAR)")):
+        for k, method in enumerate(("before", "after")):
+            picked = [next(r for r in rows if (r["dataset"], r["photos"]) == lab and r["method"] == method)
+                      for lab in labels]
+            bars = ax.bar(x + (k - 0.5) * 0.38, [r[key] for r in picked], 0.38, label=method)
+            counts = [f"{r['named']}/{r['residents']}" if key == "tar" else f"{r['admitted']}/{r['strangers']}"
+                      for r in picked]
+            ax.bar_label(bars, counts, fontsize=6, rotation=90, padding=2)
+        ax.set_xticks(x, [f"{d}\n{p or 'all'} photos" for d, p in labels], fontsize=8)
+        ax.set_title(title)
+        ax.set_ylim(0, 1.15)
+        ax.legend()
+    axes[0].axhline(0.96, color="grey", lw=0.8, ls="--")
+    axes[0].axhline(0.92, color="grey", lw=0.8, ls=":")
+    fig.suptitle("door accuracy, inception-resnet-v1 (probes include degraded copies)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    load = os.getloadavg()
+    embedder = load_embedder("inception-resnet-v1")
+    cohort = cohort_gallery(embedder)
+    start = time.time()
+    sets = load_items(embedder)
+    embed_s = time.time() - start
+    sizes = size_calibration(sets["faces"], face_threshold(embedder, "aligned")[0])
+    for band, r in sizes.items():
+        print(f"faces {band} (< {thresholds.SMALL_FACE_PX} px: {band == 'small'}): {r['genuine_pairs']} genuine / "
+              f"{r['impostor_pairs']} impostor pairs, recommended threshold {r['recommended']:.3f} (pair FAR 0.01), "
+              f"{r['recommended_far_0.001']:.3f} (0.001); at {face_threshold(embedder, 'aligned')[0]:g} TAR "
+              f"{r['tar_at_default']:.3f} FAR {r['far_at_default']:.4f}; at the small-face threshold TAR "
+              f"{r['tar_at_small']:.3f} FAR {r['far_at_small']:.4f}")
+    rows = []
+    print(f"{'photos':<14}{'per person':>11}{'method':>8}{'TAR':>18}{'FAR':>16}")
+    for dataset, items in sets.items():
+        for n in PHOTOS:
+            for method in ("before", "after"):
+                r = evaluate_seeds(items, n, method == "after", embedder, cohort)
+                rows.append({"dataset": dataset, "photos": n, "method": method, **r})
+                print(f"{dataset + ' ' + str(n or 'all'):<14}{r['photos_per_person']:>11.1f}{method:>8}"
+                      f"{r['tar']:>8.3f} ({r['named']}/{r['residents']}){r['far']:>7.3f} ({r['admitted']}/{r['strangers']})")
+    RESULTS.mkdir(exist_ok=True)
+    plot(rows, RESULTS / "door_accuracy.png")
+    out = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": load,
+           "load_after": os.getloadavg(), "cpus": os.cpu_count(), "embed_seconds": round(embed_s, 1),
+           "model": embedder.name, "variants": VARIANTS, "cohort_faces": len(cohort[0]), "by_face_size": sizes,
+           "dlib": "not compared: no dlib wheel on PyPI for this Python (it compiles from source)", "rows": rows}
+    (RESULTS / "door_accuracy.json").write_text(json.dumps(out, indent=2))
+    print(f"load average {load[0]:.2f} -> {os.getloadavg()[0]:.2f}; wrote {RESULTS / 'door_accuracy.json'}")
+
+
+if __name__ == "__main__":
+    main()

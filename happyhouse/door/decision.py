@@ -1,0 +1,84 @@
+"""The door's decision for one face against one person's stored photos, shared by verify, identify
+(CLI, service) and anything else that opens the door.
+
+    limit, source = query_threshold(embedder, face)          # or TooSmallToDecide
+    decision = decide(distances, doubtful, limit)            # (n,) distances to the person's photos
+
+The rule (measured in bench/door_accuracy.py, docs/door.md): the nearest photo that passed the
+enrolment checks decides, as before; a photo that failed them (stored with --force, or flagged by
+an audit: a "hub") counts only when a second photo of the same person is under the threshold too.
+Faces under SMALL_FACE_PX get the threshold calibrated for small faces; under MIN_DECIDE_PX the
+door does not decide.
+
+Every threshold comes from the one table, :mod:`happyhouse.face.thresholds` (per model and crop
+path, and for small faces).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from happyhouse.face.thresholds import MIN_DECIDE_PX, SMALL_FACE_PX, SMALL_FACE_THRESHOLDS
+
+#: Photos under the threshold needed to decide when the nearest is doubtful (failed a check).
+AGREEING = 2
+
+
+class TooSmallToDecide(ValueError):
+    """The face is too small for the door to decide who it is."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``accepted``; ``distance``: the nearest photo's; ``reason``: why, in words; ``compared``:
+    the nearest photos (distance, status) the decision looked at."""
+    accepted: bool
+    distance: float
+    reason: str
+    compared: list
+
+    def to_dict(self) -> dict:
+        return {"accepted": self.accepted, "reason": self.reason, "compared": self.compared}
+
+
+def face_size(face) -> int:
+    """The shorter side of a face's box in pixels."""
+    return int(min(face.box[2], face.box[3]))
+
+
+def query_threshold(embedder, face, default: tuple[float, str], override: float | None = None
+                    ) -> tuple[float, str]:
+    """(threshold, where it came from) for ``face``: ``override`` (--threshold), the small-face
+    threshold for aligned faces under SMALL_FACE_PX, else ``default`` (the crop path's).
+    Raises TooSmallToDecide for aligned faces under MIN_DECIDE_PX."""
+    size = face_size(face)
+    if face.crop == "aligned" and size < MIN_DECIDE_PX:
+        raise TooSmallToDecide(f"the face is {size} px, too small to decide (at least {MIN_DECIDE_PX} px): "
+                               "come closer to the camera")
+    if override is not None:
+        return float(override), "--threshold"
+    if face.crop == "aligned" and size < SMALL_FACE_PX and embedder.name in SMALL_FACE_THRESHOLDS:
+        return SMALL_FACE_THRESHOLDS[embedder.name].value, f"calibrated for faces under {SMALL_FACE_PX} px"
+    return default
+
+
+def decide(distances: np.ndarray, doubtful: np.ndarray, limit: float, shown: int = 3) -> Decision:
+    """Accept or refuse one person from ``distances`` (n,) to their photos; ``doubtful`` (n,) bool marks
+    photos that failed the enrolment checks."""
+    d = np.asarray(distances, np.float64)
+    doubtful = np.asarray(doubtful, bool)
+    order = np.argsort(d, kind="stable")
+    compared = [{"distance": round(float(d[i]), 4), "checked": not bool(doubtful[i])} for i in order[:shown]]
+    nearest = float(d[order[0]])
+    under = d < limit
+    if (under & ~doubtful).any():
+        good = float(d[under & ~doubtful].min())
+        return Decision(True, nearest, f"a checked photo lies {good:.3f} < {limit:g}", compared)
+    if under.sum() >= AGREEING:
+        return Decision(True, nearest, f"{int(under.sum())} photos agree under {limit:g} "
+                                       "(the nearest failed an enrolment check)", compared)
+    if under.any():
+        return Decision(False, nearest, f"only a photo that failed the enrolment checks lies under {limit:g} "
+                                        f"({nearest:.3f}); a second photo of the same person must agree", compared)
+    return Decision(False, nearest, f"the nearest photo lies {nearest:.3f} >= {limit:g}", compared)
