@@ -4,7 +4,7 @@ Self-contained (standard library, nbformat, nbclient, jupyter_client only): the 
 file into each sandbox and runs it there as a script, where the project's package is not importable::
 
     python runner.py SOURCE.ipynb TARGET.ipynb --timeout S --workdir DIR
-        [--harness IN_DIR --out OUT_DIR --exercises a,b]  [--max-output BYTES] [--uid UID]
+        [--harness IN_DIR --out OUT_DIR --exercises a,b]  [--max-output BYTES] [--uid UID] [--nproc N]
 
 TARGET's metadata ``grading`` records ``cells`` (index -> status ok/error/timeout and seconds;
 ``skipped`` for cells tagged :data:`RUNNER_SKIP_TAG`), ``died`` (the cell the kernel died in),
@@ -178,9 +178,14 @@ def main(argv=None) -> int:
     p.add_argument("--exercises", default="", help="comma-separated exercises to test")
     p.add_argument("--max-output", type=int, default=MAX_OUTPUT)
     p.add_argument("--uid", type=int, default=None, help="run as this user (the runner starts as root)")
+    p.add_argument("--nproc", type=int, default=None,
+                   help="at most N processes and threads (RLIMIT_NPROC; in its own user namespace: this sandbox's)")
     args = p.parse_args(argv)
     if args.uid is not None:
         drop_privileges(args.uid)
+    if args.nproc is not None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_NPROC, (args.nproc, args.nproc))
     source = Path(args.source)
     harness = None
     if args.harness and args.exercises:

@@ -12,7 +12,14 @@ namespace) ends and the kernel takes every process of the namespace with it, det
 As root, bwrap sets up the namespaces and the runner then becomes a user of its own (a uid per
 concurrent sandbox, :func:`uid_slot`), so file rights, the process limit and signals never mix
 with the grader's. Without root, bwrap makes a user namespace (unprivileged user namespaces must be
-allowed) and the sandbox's processes count against the grader's own user for RLIMIT_NPROC.
+allowed) whose only user (uid 1000 inside) is the grader's own uid outside: what keeps it from the
+grader's files is the mount namespace (it sees only the binds above, read-only but /grading/out and
+/tmp), and from the grader's processes the pid namespace. RLIMIT_NPROC then counts per user
+namespace (Linux >= 5.14 charges a task to its namespace's user and to every parent's): the runner
+lowers it to ``Limits.processes`` inside (``--nproc``), which bounds this sandbox alone, while bwrap
+starts with the grader's own limit, so the grader's other processes and sandboxes do not eat into it.
+A Python environment on ``PYTHONPATH`` (e.g. the system's python3.11 with a venv's site-packages,
+for a user who cannot run the venv's interpreter) is shown read-only at the same path.
 """
 from __future__ import annotations
 
@@ -86,6 +93,23 @@ def _python_roots() -> list[str]:
     return sorted(roots)
 
 
+def _packages() -> list[str]:
+    """``site-packages`` / ``dist-packages`` folders on ``sys.path`` outside the Python roots and the
+    system folders (a venv's, through ``PYTHONPATH``); never one holding the project's source."""
+    from .notebook import PROJECT_ROOT
+
+    bound = [Path(r) for r in (*SYSTEM, *_python_roots())]
+    out = []
+    for entry in sys.path:
+        path = Path(os.path.realpath(entry)) if entry else None
+        if (path is None or path.name not in ("site-packages", "dist-packages") or not path.is_dir()
+                or any(path == b or b in path.parents for b in bound) or str(path) in out
+                or path == PROJECT_ROOT or path in PROJECT_ROOT.parents or PROJECT_ROOT in path.parents):
+            continue
+        out.append(str(path))
+    return out
+
+
 def command(argv: list[str], workspace: Path, in_dir: Path, out_dir: Path, env: dict, limits: Limits,
             uid: int | None) -> list[str]:
     """The bwrap command line that runs ``argv`` in the sandbox (``uid``: become it, as root)."""
@@ -101,7 +125,7 @@ def command(argv: list[str], workspace: Path, in_dir: Path, out_dir: Path, env: 
     for name in ETC:
         cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     made: set[str] = set()
-    for root in _python_roots():
+    for root in _python_roots() + _packages():
         cmd += _parents(root, made) + ["--ro-bind", root, root]
     for var in DATA_VARIABLES:
         if env.get(var):
@@ -113,7 +137,9 @@ def command(argv: list[str], workspace: Path, in_dir: Path, out_dir: Path, env: 
             "--remount-ro", "/", "--chdir", WORKSPACE, "--clearenv"]
     for key, value in env.items():
         cmd += ["--setenv", key, value]
-    return cmd + ["--", *argv] + ([] if uid is None else ["--uid", str(uid)])
+    if uid is not None:  # as root: the runner becomes uid, whose processes only this sandbox runs
+        return cmd + ["--", *argv, "--uid", str(uid)]
+    return cmd + ["--", *argv] + ([] if os.geteuid() == 0 else ["--nproc", str(limits.processes)])
 
 
 def _parents(path: str, made: set[str]) -> list[str]:
@@ -131,7 +157,7 @@ def environment(threads: int | None = None) -> dict:
     """The sandbox's whole environment: no grader variables, only what a notebook needs."""
     python_bin = os.path.dirname(sys.executable)
     env = {"PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home", "TMPDIR": "/tmp",
-           "PYTHONPATH": WORKSPACE, "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": os.pathsep.join([WORKSPACE, *_packages()]), "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
            "LANG": "C.UTF-8", "MPLCONFIGDIR": "/tmp/home/.matplotlib", "XDG_CACHE_HOME": "/tmp/home/.cache",
            "JUPYTER_RUNTIME_DIR": "/tmp/home/runtime", "IPYTHONDIR": "/tmp/home/.ipython",
            "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
@@ -147,10 +173,14 @@ def environment(threads: int | None = None) -> dict:
 
 
 def apply_limits(limits: Limits) -> None:
-    """Set in the child before bwrap starts (inherited by every process of the sandbox)."""
-    for what, value in ((resource.RLIMIT_AS, limits.memory), (resource.RLIMIT_NPROC, limits.processes),
-                        (resource.RLIMIT_FSIZE, limits.file_size), (resource.RLIMIT_CORE, 0),
-                        (resource.RLIMIT_NOFILE, limits.open_files)):
+    """Set in the child before bwrap starts (inherited by every process of the sandbox). Without root
+    RLIMIT_NPROC stays the grader's here (it would count every process of the grader's user) and the
+    runner lowers it inside the sandbox's user namespace (see the module's docstring)."""
+    pairs = [(resource.RLIMIT_AS, limits.memory), (resource.RLIMIT_FSIZE, limits.file_size),
+             (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, limits.open_files)]
+    if os.geteuid() == 0:
+        pairs.append((resource.RLIMIT_NPROC, limits.processes))
+    for what, value in pairs:
         resource.setrlimit(what, (value, value))
 
 
