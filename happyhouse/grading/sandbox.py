@@ -95,7 +95,8 @@ def _python_roots() -> list[str]:
 
 def _packages() -> list[str]:
     """``site-packages`` / ``dist-packages`` folders on ``sys.path`` outside the Python roots and the
-    system folders (a venv's, through ``PYTHONPATH``); never one holding the project's source."""
+    system folders (a venv's, through ``PYTHONPATH``); never a folder above the project's source
+    (a venv inside the checkout is fine: only its site-packages is shown)."""
     from .notebook import PROJECT_ROOT
 
     bound = [Path(r) for r in (*SYSTEM, *_python_roots())]
@@ -104,7 +105,7 @@ def _packages() -> list[str]:
         path = Path(os.path.realpath(entry)) if entry else None
         if (path is None or path.name not in ("site-packages", "dist-packages") or not path.is_dir()
                 or any(path == b or b in path.parents for b in bound) or str(path) in out
-                or path == PROJECT_ROOT or path in PROJECT_ROOT.parents or PROJECT_ROOT in path.parents):
+                or path in PROJECT_ROOT.parents):
             continue
         out.append(str(path))
     return out
@@ -124,14 +125,15 @@ def command(argv: list[str], workspace: Path, in_dir: Path, out_dir: Path, env: 
             cmd += ["--ro-bind", path, path]
     for name in ETC:
         cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    made: set[str] = set()
+    # /tmp first: the binds below may lie under it (a venv or data in /tmp) and must not be hidden by it
+    cmd += ["--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp"]
+    made: set[str] = {"/tmp"}
     for root in _python_roots() + _packages():
         cmd += _parents(root, made) + ["--ro-bind", root, root]
     for var in DATA_VARIABLES:
         if env.get(var):
             cmd += _parents(env[var], made) + ["--ro-bind-try", env[var], env[var]]
     cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp",
             "--ro-bind", str(workspace), WORKSPACE, "--perms", "0755", "--dir", "/grading",
             "--ro-bind", str(in_dir), IN, "--bind", str(out_dir), OUT,
             "--remount-ro", "/", "--chdir", WORKSPACE, "--clearenv"]

