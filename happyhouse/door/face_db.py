@@ -14,6 +14,7 @@ the next write, and ``FaceDB.notices`` says so.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -433,21 +434,28 @@ class FaceDB:
                                           "ON c.embedding_id = e.id WHERE e.model = ? AND c.embedding_id IS NULL",
                                           (model,))]
 
-    def set_statuses(self, verdicts: list[tuple[int, str, str]]) -> None:
-        """Store (row id, status, JSON report) verdicts in one transaction (an audit's); rows are never removed."""
+    @contextlib.contextmanager
+    def _write_transaction(self):
+        """One write: the file made private, BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error (nothing
+        half-stored); SQLite's errors become FaceDBError. Yields the connection."""
         self.make_private()
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany("INSERT OR REPLACE INTO photo_checks VALUES (?, ?, ?, ?)",
-                                       [(int(i), st, rep, time.time()) for i, st, rep in verdicts])
+                yield self._conn
                 self._conn.execute("COMMIT")
-                self._writes += 1
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+            self._writes += 1
         except sqlite3.Error as err:
             raise self._translate(err) from None
+
+    def set_statuses(self, verdicts: list[tuple[int, str, str]]) -> None:
+        """Store (row id, status, JSON report) verdicts in one transaction (an audit's); rows are never removed."""
+        with self._write_transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO photo_checks VALUES (?, ?, ?, ?)",
+                             [(int(i), st, rep, time.time()) for i, st, rep in verdicts])
 
     def distance(self, name: str, query: np.ndarray, model: str) -> float:
         """Smallest L2 distance from ``query`` (dim,) to ``name``'s embeddings of ``model``."""
@@ -489,40 +497,29 @@ class FaceDB:
             raise FaceDBError(f"enrolment of {name!r}: an embedding holds NaN or infinity; nothing stored.")
         if len(set(sources)) != len(sources):
             raise DuplicateEnrollmentError(f"enrolment of {name!r}: the same photo is given twice; nothing stored.")
-        self.make_private()
         now = time.time()
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-                if row and not add:
-                    raise DuplicateEnrollmentError(
-                        f"{name!r} is already enrolled in {self.path}. Nothing was stored. "
-                        f"To add photos use `enroll --add {name} PHOTO...`; to start over, `remove {name}` first.")
-                self._refuse_known_photos(conn, name, model, sources)
-                dims = conn.execute("SELECT DISTINCT dim FROM embeddings WHERE model = ?", (model,)).fetchall()
-                if dims and dims[0][0] != vectors.shape[1]:
-                    raise FaceDBError(f"model {model} is stored with {dims[0][0]} values per embedding, "
-                                      f"these have {vectors.shape[1]}; nothing stored.")
-                person_id = row[0] if row else conn.execute(
-                    "INSERT INTO people (name, created) VALUES (?, ?)", (name, now)).lastrowid
-                for k, (v, s) in enumerate(zip(vectors, sources)):
-                    row = conn.execute(
-                        "INSERT INTO embeddings (person_id, model, dim, vector, source_sha256, created) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", (person_id, model, vectors.shape[1], v.astype("<f4").tobytes(),
-                                                      s, now)).lastrowid
-                    if checks is not None:
-                        conn.execute("INSERT INTO photo_checks VALUES (?, ?, ?, ?)", (row, *checks[k], now))
-                if _enroll_hook is not None:
-                    _enroll_hook(self, name)
-                conn.execute("COMMIT")
-                self._writes += 1
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as err:
-            raise self._translate(err) from None
+        with self._write_transaction() as conn:
+            row = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if row and not add:
+                raise DuplicateEnrollmentError(
+                    f"{name!r} is already enrolled in {self.path}. Nothing was stored. "
+                    f"To add photos use `enroll --add {name} PHOTO...`; to start over, `remove {name}` first.")
+            self._refuse_known_photos(conn, name, model, sources)
+            dims = conn.execute("SELECT DISTINCT dim FROM embeddings WHERE model = ?", (model,)).fetchall()
+            if dims and dims[0][0] != vectors.shape[1]:
+                raise FaceDBError(f"model {model} is stored with {dims[0][0]} values per embedding, "
+                                  f"these have {vectors.shape[1]}; nothing stored.")
+            person_id = row[0] if row else conn.execute(
+                "INSERT INTO people (name, created) VALUES (?, ?)", (name, now)).lastrowid
+            for k, (v, s) in enumerate(zip(vectors, sources)):
+                row = conn.execute(
+                    "INSERT INTO embeddings (person_id, model, dim, vector, source_sha256, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (person_id, model, vectors.shape[1], v.astype("<f4").tobytes(),
+                                                  s, now)).lastrowid
+                if checks is not None:
+                    conn.execute("INSERT INTO photo_checks VALUES (?, ?, ?, ?)", (row, *checks[k], now))
+            if _enroll_hook is not None:
+                _enroll_hook(self, name)
         return len(vectors)
 
     def _refuse_known_photos(self, conn, name, model, sources) -> None:
@@ -538,22 +535,11 @@ class FaceDB:
 
     def remove(self, name: str) -> int:
         """Delete ``name`` and all their embeddings; returns how many embeddings went."""
-        self.make_private()
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                person_id = self._require(name)
-                count = self._conn.execute("SELECT count(*) FROM embeddings WHERE person_id = ?",
-                                           (person_id,)).fetchone()[0]
-                self._conn.execute("DELETE FROM embeddings WHERE person_id = ?", (person_id,))
-                self._conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
-                self._conn.execute("COMMIT")
-                self._writes += 1
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as err:
-            raise self._translate(err) from None
+        with self._write_transaction() as conn:
+            person_id = self._require(name)
+            count = conn.execute("SELECT count(*) FROM embeddings WHERE person_id = ?", (person_id,)).fetchone()[0]
+            conn.execute("DELETE FROM embeddings WHERE person_id = ?", (person_id,))
+            conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
         return count
 
 
