@@ -25,7 +25,8 @@ from happyhouse.face.embedders import EMBEDDER_NAMES, Embedder, course_embedder,
 from happyhouse.face.weights import WEIGHTS, conv_shape, load_weights, set_weights, weight_files  # noqa: F401
 from happyhouse.image_io import read_rgb
 
-runtime.import_tensorflow()  # before the notebook's `import tensorflow`: its start-up log lines stay hidden
+if __name__ != "__main__":  # imported (the notebook): before its `import tensorflow`, so no log lines show;
+    runtime.import_tensorflow()  # run as the door's command line, TensorFlow loads only when a command needs it
 
 
 def load_weights_from_FaceNet(model, weights_dir=None, cache_dir=None):
