@@ -5,7 +5,7 @@
 
 Request (an .npz on stdin): ``image_<k>`` (H, W, 3) uint8 RGB photos and ``box_<k>`` (4,) the face
 the project's detector found in it (x, y, w, h). Answer (an .npz on stdout): ``vectors`` (n, 128)
-float64 and ``found`` (n,) bool: whether dlib's own HOG detector (upsampled once, then twice) found
+float64 and ``found`` (n,) bool: whether dlib's own HOG detector (LARGE_FACE_PX: at which scales) found
 that face (it overlaps the box by IoU >= 0.3); when it did not, the face is encoded in the box made
 square as dlib's detector boxes are, so both sides judge the same faces.
 """
@@ -18,6 +18,9 @@ import numpy as np
 
 #: Overlap (intersection over union) for dlib's detection to count as the project's face.
 MIN_IOU = 0.3
+#: Faces at least this large are searched at dlib's own scale first (its HOG finds faces from about
+#: 80 px), smaller ones upsampled once, then twice (as face_recognition's number_of_times_to_upsample).
+LARGE_FACE_PX = 80
 
 
 def iou(a: tuple, b: tuple) -> float:
@@ -41,7 +44,7 @@ def locate(image: np.ndarray, box: np.ndarray) -> tuple[tuple, bool]:
     """(dlib's (top, right, bottom, left) box for the project's face, whether dlib's detector found it)."""
     import face_recognition
     want = square(box, image.shape)
-    for upsample in (1, 2):
+    for upsample in ((0, 1) if min(box[2:]) >= LARGE_FACE_PX else (1, 2)):
         found = face_recognition.face_locations(image, number_of_times_to_upsample=upsample)
         best = max(found, key=lambda loc: iou(loc, want), default=None)
         if best is not None and iou(best, want) >= MIN_IOU:
