@@ -146,7 +146,7 @@ def load_items(embedder, dlib_python: str | None = None) -> dict[str, list[Item]
         sets["course"] += faces_of(course / f"{name}.jpg" if (course / f"{name}.jpg").exists()
                                    else course / f"{name}.png", name, COURSE_VARIANTS, embedder)
     for shot, name in shots.items():
-        sets["course"] += [Item(name, f"probe:{shot}", i.variant, i.face, i.quality, i.vector)
+        sets["course"] += [Item(name, f"probe:{shot}", i.variant, i.face, i.quality, i.vector, i.region)
                            for i in faces_of(course / f"{shot}.jpg", name, ("orig",), embedder)]
     for items in sets.values():
         vectors = embedder.embed([i.vector for i in items])
