@@ -6,7 +6,7 @@
 Request (an .npz on stdin): ``image_<k>`` (H, W, 3) uint8 RGB photos and ``box_<k>`` (4,) the face
 the project's detector found in it (x, y, w, h). Answer (an .npz on stdout): ``vectors`` (n, 128)
 float64 and ``found`` (n,) bool: whether dlib's own HOG detector (LARGE_FACE_PX: at which scales) found
-that face (it overlaps the box by IoU >= 0.3); when it did not, the face is encoded in the box made
+that face (it overlaps the box by IoU >= 0.3; in a photo used whole, its largest face); when it did not, the face is encoded in the box made
 square as dlib's detector boxes are, so both sides judge the same faces.
 """
 from __future__ import annotations
@@ -44,10 +44,12 @@ def locate(image: np.ndarray, box: np.ndarray) -> tuple[tuple, bool]:
     """(dlib's (top, right, bottom, left) box for the project's face, whether dlib's detector found it)."""
     import face_recognition
     want = square(box, image.shape)
-    for upsample in ((0, 1) if min(box[2:]) >= LARGE_FACE_PX else (1, 2)):
+    whole = want == (0, image.shape[1], image.shape[0], 0)    # a photo used whole: its face is smaller
+    for upsample in ((0, 1) if min(box[2:]) >= LARGE_FACE_PX and not whole else (1, 2)):
         found = face_recognition.face_locations(image, number_of_times_to_upsample=upsample)
-        best = max(found, key=lambda loc: iou(loc, want), default=None)
-        if best is not None and iou(best, want) >= MIN_IOU:
+        score = (lambda loc: (loc[2] - loc[0]) * (loc[1] - loc[3])) if whole else (lambda loc: iou(loc, want))
+        best = max(found, key=score, default=None)
+        if best is not None and (whole or iou(best, want) >= MIN_IOU):
             return best, True
     return want, False
 
