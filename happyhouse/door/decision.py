@@ -3,11 +3,13 @@
 
     limit, source = query_threshold(embedder, face)          # or TooSmallToDecide
     decision = decide(distances, doubtful, limit)            # (n,) distances to the person's photos
+    decision = over_next(decision, rival, query_margin(embedder, face))   # rival: the next person's
 
 The rule (measured in bench/door_accuracy.py, docs/door.md): the nearest photo that passed the
 enrolment checks decides, as before; a photo that failed them (stored with --force, or flagged by
 an audit: a "hub") counts only when a second photo of the same person is under the threshold too.
-Faces under SMALL_FACE_PX get the threshold calibrated for small faces; under MIN_DECIDE_PX the
+Where the table gives a margin (the course's 96x96 crops used whole), the person is named only when
+the nearest photo of anyone else lies at least that much farther. Faces under SMALL_FACE_PX get the threshold calibrated for small faces; under MIN_DECIDE_PX the
 door does not decide.
 
 Every threshold comes from the one table, :mod:`happyhouse.face.thresholds` (per model and crop
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from happyhouse.face.thresholds import MIN_DECIDE_PX, SMALL_FACE_PX, SMALL_FACE_THRESHOLDS
+from happyhouse.face.thresholds import MIN_DECIDE_PX, SMALL_FACE_PX, SMALL_FACE_THRESHOLDS, margin_for
 
 #: Photos under the threshold needed to decide when the nearest is doubtful (failed a check).
 AGREEING = 2
@@ -61,6 +63,21 @@ def query_threshold(embedder, face, default: tuple[float, str], override: float 
     if face.crop == "aligned" and size < SMALL_FACE_PX and embedder.name in SMALL_FACE_THRESHOLDS:
         return SMALL_FACE_THRESHOLDS[embedder.name].value, f"calibrated for faces under {SMALL_FACE_PX} px"
     return default
+
+
+def query_margin(embedder, face) -> float:
+    """The margin over the next person ``face``'s crop path needs with ``embedder`` (0: none)."""
+    return margin_for(embedder.name, face.crop)
+
+
+def over_next(decision: Decision, rival: float | None, margin: float) -> Decision:
+    """``decision``, refused when it accepted but ``rival`` (the nearest photo of anyone else; None:
+    nobody else) lies less than ``margin`` farther than the person's nearest photo."""
+    if not decision.accepted or rival is None or margin <= 0 or rival - decision.distance >= margin:
+        return decision
+    return Decision(False, decision.distance, f"another person lies only {rival - decision.distance:.3f} farther "
+                                              f"({rival:.3f} against {decision.distance:.3f}; at least {margin:g} "
+                                              "needed): too close to tell apart", decision.compared)
 
 
 def decide(distances: np.ndarray, doubtful: np.ndarray, limit: float, shown: int = 3) -> Decision:

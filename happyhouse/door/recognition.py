@@ -105,7 +105,8 @@ def verify_result(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embed
 
 def judge(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embedder, threshold: float | None = None):
     """(threshold, its source, decision.Decision) for ``face`` (embedding (dim,)) against ``name``'s photos.
-    A face too small to decide gets threshold 0 and a refusal saying so."""
+    A face too small to decide gets threshold 0 and a refusal saying so; where the crop path has a
+    margin (decision.query_margin), the next person must lie that much farther."""
     ids, E = db.person_rows(name, embedder.name)
     distances = np.linalg.norm(E - np.asarray(vector, np.float32)[None, :], axis=1)
     try:
@@ -114,7 +115,15 @@ def judge(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embedder, thr
         return 0.0, "too small to decide", decision.Decision(False, float(distances.min()), str(err), [])
     statuses = db.statuses(embedder.name)
     doubtful = np.array([statuses.get(int(i)) in face_db.DOUBTFUL for i in ids], bool)
-    return limit, source, decision.decide(distances, doubtful, limit)
+    found, margin = decision.decide(distances, doubtful, limit), decision.query_margin(embedder, face)
+    return limit, source, decision.over_next(found, rival_distance(db, name, vector, embedder) if margin else None,
+                                             margin)
+
+
+def rival_distance(db: face_db.FaceDB, name: str, vector: np.ndarray, embedder) -> float | None:
+    """The distance from ``vector`` (dim,) to the nearest photo of anyone but ``name`` (None: nobody else)."""
+    matches = db.identify(np.asarray(vector, np.float32)[None, :], embedder.name, k=2)[0]
+    return next((m.distance for m in matches if m.name != name), None)
 
 
 def identify_result(db: face_db.FaceDB, photo: str, faces: list, vectors: np.ndarray, embedder,

@@ -84,6 +84,53 @@ def test_small_faces_get_their_threshold_and_tiny_ones_are_refused():
     assert decision.query_threshold(Irv1(), face(50), default, 0.8) == (0.8, "--threshold")
 
 
+
+def test_on_whole_crops_the_next_person_must_lie_a_margin_farther():
+    """The course's 96x96 crops (issue 22): bertrand's left-out camera shot lies 0.523 from benoit, under
+    0.7, and 0.537 from dan; the margin refuses it. A resident's own shot (0.39, next 0.534) passes."""
+    margin = decision.query_margin(Irv1(), face(96, "whole"))
+    assert margin == thresholds.MARGINS["inception-resnet-v1", "whole"].value > 0.014
+    assert decision.query_margin(Irv1(), face(200)) == 0                  # ordinary photos: no margin
+    near = decision.decide(np.array([0.523]), np.array([False]), 0.7)
+    refused = decision.over_next(near, 0.537, margin)
+    assert near.accepted and not refused.accepted and refused.distance == near.distance
+    assert "another person lies only 0.014 farther (0.537 against 0.523" in refused.reason
+    own = decision.decide(np.array([0.39]), np.array([False]), 0.7)
+    assert decision.over_next(own, 0.534, margin) is own and decision.over_next(near, None, margin) is near
+    far = decision.decide(np.array([0.8]), np.array([False]), 0.7)
+    assert decision.over_next(far, 0.81, margin) is far                   # a refusal stays as it was
+
+
+class Irv1Vectors:
+    """inception-resnet-v1's name and the table's thresholds, on constructed 16-d embeddings."""
+    name, dim = "inception-resnet-v1", 16
+
+
+def at(distance, axis):
+    """A unit vector ``distance`` from e0, turned towards e<axis> (16-d)."""
+    angle = 2 * np.arcsin(distance / 2)
+    v = np.zeros(16, np.float32)
+    v[0], v[axis] = np.cos(angle), np.sin(angle)
+    return v
+
+
+def test_judge_refuses_a_whole_crop_as_close_to_another_resident(tmp_path):
+    """Through recognition.judge (verify, identify, the service, the watcher): the probe e0 lies 0.50
+    from ann and 0.52 from bob: unknown on the whole path, ann on the aligned path (no margin)."""
+    db = face_db.FaceDB(tmp_path / "faces.db")
+    for k, (name, distance) in enumerate((("ann", 0.50), ("bob", 0.52), ("cy", 1.2))):
+        db.enroll(name, at(distance, k + 1)[None], "inception-resnet-v1", [str(k) * 64], checks=[("ok", "{}")])
+    probe = at(0.0, 1)
+    limit, _, whole = recognition.judge(db, "ann", face(96, "whole"), probe, Irv1Vectors())
+    assert limit == 0.7 and not whole.accepted and "another person lies only 0.020 farther" in whole.reason
+    limit, _, aligned = recognition.judge(db, "ann", face(200), probe, Irv1Vectors())
+    assert limit == 0.97 and aligned.accepted
+    payload, _, known = recognition.identify_result(db, "p.png", [face(96, "whole")], probe[None], Irv1Vectors())
+    assert not known and payload["faces"][0]["decision"]["person"] == "ann"
+    db.remove("bob")
+    assert recognition.judge(db, "ann", face(96, "whole"), probe, Irv1Vectors())[2].accepted
+    db.close()
+
 # -- checks on one photo --------------------------------------------------------------------
 def test_quality_problems_name_each_failing_check():
     rng = np.random.default_rng(0)

@@ -3,7 +3,7 @@
 The 12 residents are enrolled with ``enroll`` (in this process, through ``door_cli.main``,
 since each new process pays TensorFlow's start-up; the impostor check runs as
 ``python -m fr_utils`` to prove the real entry point), then every
-camera shot is identified, the impostor claiming to be kian is turned away, and the
+camera shot is identified (but camera_1: too close to two residents to tell apart), the impostor claiming to be kian is turned away, and the
 residents plus the camera shots (grouped by who they show) are calibrated.
 """
 import json
@@ -23,6 +23,9 @@ RESIDENTS = ["andrew", "arnaud", "benoit", "bertrand", "dan", "danielle", "felix
              "sebastiano", "tian", "younes"]
 #: Who each door camera shot shows (all six are residents).
 CAMERA = {0: "younes", 1: "bertrand", 2: "benoit", 3: "bertrand", 4: "dan", 5: "arnaud"}
+#: Shots the door no longer names with one photo per resident (issue 22's margin over the next person on
+#: whole crops): camera_1 lies 0.512 from bertrand and 0.523 from benoit, too close to tell apart.
+TOO_CLOSE = {1}
 MODEL = "inception-resnet-v1"
 
 
@@ -58,10 +61,14 @@ def test_identify_names_each_camera_shot(door_db, course_images, capsys, shot):
     code, out, err = cli(["--db", door_db, "--json", "identify", course_images / f"camera_{shot}.jpg"], capsys)
     result = json.loads(out)
     (face,) = result["faces"]
-    assert code == 0, err
-    assert face["name"] == CAMERA[shot], face
+    assert code == (1 if shot in TOO_CLOSE else 0), err           # 1: nobody known
     assert (face["crop"], face["threshold"]) == ("whole", 0.7)   # the course-crop path keeps 0.7
     assert face["distance"] < face["threshold"]
+    if shot in TOO_CLOSE:
+        assert face["name"] == "unknown" and face["decision"]["person"] == CAMERA[shot], face
+        assert "another person lies only" in face["decision"]["reason"]
+    else:
+        assert face["name"] == CAMERA[shot], face
 
 
 def test_group_photo_every_face_named(course_images, tmp_path, capsys):
