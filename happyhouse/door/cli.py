@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", type=Path, default=None,
                    help="file holding the bearer token that /people needs (default: none, loopback only)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MiB (default 20)")
+    p.add_argument("--watch", dest="source", default=None, metavar="SOURCE",
+                   help="also watch SOURCE (as `watch SOURCE`) on a thread beside the API: /events, /events/stream")
+    watch_cli.add_watch_options(p)
     watch_cli.add_parsers(sub, common)
     return parser
 
