@@ -67,7 +67,7 @@ class EventStream:
         event_id, data, deadline = None, None, time.monotonic() + wait
         while True:
             assert time.monotonic() < deadline, f"no event within {wait} s (comments: {self.comments[-3:]})"
-            line = self.resp.fp.readline()
+            line = self.resp.readline()
             if not line:
                 return None                      # the server ended the stream
             line = line.decode().rstrip("\n")
