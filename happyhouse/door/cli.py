@@ -10,6 +10,7 @@
     calibrate FOLDER         <person>/<photo> folder -> ROC plot, EER, threshold at a chosen FAR
     fetch                    download the course data (``door fetch --help``)
     serve                    the same over HTTP with one warm model (happyhouse/door/service.py)
+                             (--watch SOURCE: also watch a camera; /events, /events/stream)
     watch SOURCE             watch a camera/stream/video; one event per person (happyhouse/door/watch_cli.py)
     log                      the watcher's stored events (--name, --since, --keep-days)
 
