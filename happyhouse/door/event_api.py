@@ -14,7 +14,9 @@ event, and polling every second besides (events stored by another process appear
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -83,22 +85,20 @@ async def messages(door, after: int, name: str | None, wakeup: Wakeup):
     wakeup.waiters.add(waiter)
     try:
         yield ": the door's events\nretry: 3000\n\n"
-        quiet = 0.0
+        sent = time.monotonic()
         while not wakeup.closed:
             waiter.clear()
             rows = await door.read_events_async(EventLog.after, after, name, BATCH)
             for row in rows:
                 yield sse_message(row)
-                after, quiet = row["id"], 0.0
+                after, sent = row["id"], time.monotonic()
             if len(rows) == BATCH:
                 continue
-            try:
-                await asyncio.wait_for(waiter.wait(), POLL)
-            except asyncio.TimeoutError:
-                quiet += POLL
-            if quiet >= KEEPALIVE:
+            if time.monotonic() - sent >= KEEPALIVE:
                 yield ": keep-alive\n\n"
-                quiet = 0.0
+                sent = time.monotonic()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(waiter.wait(), POLL)
     finally:
         wakeup.waiters.discard(waiter)
 

@@ -204,3 +204,15 @@ def test_serve_watch_mistakes_are_one_error_before_the_model(tmp_path, capsys):
         assert message in err and "Traceback" not in err, err
     assert door_cli.main(["--db", db, "serve", "--port", "0", "--watch", str(tmp_path), "--agree", "9"]) == 2
     assert "--agree 9 must be between 1 and --window 5" in capsys.readouterr().err
+
+
+def test_a_quiet_stream_sends_keep_alive_comments(api, monkeypatch):
+    from happyhouse.door import event_api
+    monkeypatch.setattr(event_api, "KEEPALIVE", 0.5)
+    door, port, _ = api
+    conn, resp = open_stream(port)
+    try:
+        lines = [resp.readline() for _ in range(4)]
+        assert lines[:3] == [b": the door's events\n", b"retry: 3000\n", b"\n"] and lines[3] == b": keep-alive\n"
+    finally:
+        conn.close()
