@@ -172,21 +172,43 @@ class EventLog:
         return len(old)
 
     # -- reading -------------------------------------------------------------------------
-    def query(self, name: str | None = None, since: float | None = None, limit: int | None = None) -> list[dict]:
-        """Events, oldest first, optionally of one ``name`` and from ``since`` (Unix time)."""
+    def query(self, name: str | None = None, since: float | None = None, limit: int | None = None,
+              newest: bool = False) -> list[dict]:
+        """Events, oldest first, optionally of one ``name`` and from ``since`` (Unix time); ``limit``:
+        the first so many, or with ``newest`` the last so many."""
+        where, params = ["1"], []
+        if name is not None:
+            where, params = where + ["name = ?"], params + [name]
+        if since is not None:
+            where, params = where + ["time >= ?"], params + [since]
+        rows = self._select(" AND ".join(where), params, "time DESC, id DESC" if newest else "time, id", limit)
+        return rows[::-1] if newest else rows
+
+    def after(self, event_id: int, name: str | None = None, limit: int = 100) -> list[dict]:
+        """Events stored after the one numbered ``event_id``, in the order they were stored (a stream's cursor)."""
+        where, params = ("id > ? AND name = ?", [event_id, name]) if name is not None else ("id > ?", [event_id])
+        return self._select(where, params, "id", limit)
+
+    def get(self, event_id: int) -> dict | None:
+        """The event numbered ``event_id``, or None."""
+        rows = self._select("id = ?", [event_id], "id", 1)
+        return rows[0] if rows else None
+
+    def last_id(self) -> int:
+        """The number of the last event stored (0 when none)."""
+        if not self.has_table():
+            return 0
+        return self._conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    def _select(self, where: str, params: list, order: str, limit: int | None) -> list[dict]:
         if not self.has_table():
             return []
-        sql, params = f"SELECT {', '.join(COLUMNS)} FROM events WHERE 1", []
-        if name is not None:
-            sql, params = sql + " AND name = ?", params + [name]
-        if since is not None:
-            sql, params = sql + " AND time >= ?", params + [since]
-        sql += " ORDER BY time, id" + (f" LIMIT {int(limit)}" if limit else "")
-        rows = [dict(zip(COLUMNS, r)) for r in self._conn.execute(sql, params)]
+        sql = f"SELECT {', '.join(COLUMNS)} FROM events WHERE {where} ORDER BY {order}"
+        rows = [dict(zip(COLUMNS, r)) for r in
+                self._conn.execute(sql + (f" LIMIT {int(limit)}" if limit else ""), params)]
         for row in rows:
             row["box"] = json.loads(row["box"])
         return rows
-
 
 def format_event(row: dict) -> str:
     """One event as a text line: time, name, distance, track, source, snapshot."""

@@ -8,6 +8,13 @@
                             ?force=true stores photos failing the checks, ?check=true stores nothing
     GET    /audit           the JSON of ``audit --json``                     (bearer token)
     DELETE /people/{name}   forgets a person                               (bearer token)
+    GET    /events          the watcher's events, /events/stream (server-sent events),
+                            /events/{id}/snapshot (door.event_api)             (bearer token)
+
+With ``--watch SOURCE`` the watcher runs on a thread beside the API (door.live), on the same
+database and model. Privacy: an answer to a client without the token names nobody it did not
+ask about (/identify lists only the person a face was matched to; a 404 for an unknown name
+lists nobody), and no answer carries a path on the server (the database's is replaced by words).
 
 Answers are computed by the same functions as the command line (door.recognition), so JSON and
 error messages match. Errors are ``{"detail": message}``: 400 unreadable image or no face,
@@ -20,6 +27,7 @@ gallery in memory until another connection commits (SQLite's data_version); each
 its own FaceDB, one transaction, exactly as the CLI does, so the CLI can run beside the server.
 """
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -38,9 +46,13 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from happyhouse.door import face_db
+from happyhouse.door import live
 from happyhouse.door import recognition
 from happyhouse.door.cohort import cohort_gallery
 from happyhouse.door.detect import FaceNotFoundError, face_crops
+from happyhouse.door.event_api import Wakeup, add_event_routes
+from happyhouse.door.events import EventLog, default_snapshots
+from happyhouse.door.sources import describe
 from happyhouse.face.thresholds import check_threshold
 from happyhouse.image_io import ImageReadError, read_rgb
 
@@ -104,13 +116,16 @@ class Door:
     """The warm model and the database, shared by every request (thread-safe)."""
 
     def __init__(self, db_path: Path, embedder, crop: str = "auto", threshold: float | None = None,
-                 token: str | None = None, search: str = "auto"):
+                 token: str | None = None, search: str = "auto", snapshots: Path | None = None):
         self.db_path, self.embedder, self.crop, self.token = Path(db_path), embedder, crop, token
         self.threshold = threshold   # None: the model's default for each face's crop path
+        self.snapshots = Path(snapshots) if snapshots else default_snapshots(self.db_path)
         self.model_lock = threading.Lock()
+        self.wakeup = Wakeup()
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="face-db-reader")
         self._reader = self._reader_thread.submit(face_db.FaceDB, self.db_path, create=True,
                                                   search=search).result()
+        self._events = self._reader_thread.submit(EventLog, self.db_path, self.snapshots).result()
 
     def read(self, fn, *args):
         """Run ``fn(db, *args)`` on the shared read connection (its own thread; SQLite objects stay there)."""
@@ -121,6 +136,32 @@ class Door:
         """A FaceDB of its own for one write, as the CLI opens one."""
         with face_db.FaceDB(self.db_path, create=False) as db:
             yield db
+
+    def read_events(self, fn, *args):
+        """Run ``fn(event_log, *args)`` on the reader thread's EventLog."""
+        return self._reader_thread.submit(fn, self._events, *args).result()
+
+    async def read_events_async(self, fn, *args):
+        """``read_events`` for a coroutine (the event loop is not blocked while it waits)."""
+        return await asyncio.wrap_future(self._reader_thread.submit(fn, self._events, *args))
+
+    def token_ok(self, given: str | None) -> bool:
+        """Is ``given`` the server's token (constant-time)? True for anyone when the server has none."""
+        if self.token is None:
+            return True   # loopback without a token file (serve refuses any other address)
+        return hmac.compare_digest((given or "").encode(), self.token.encode())
+
+    def redact(self, text: str) -> str:
+        """``text`` without the server's paths (the database's and the snapshot folder's, as given and resolved)."""
+        words = {}
+        for path, word in ((self.snapshots, "the snapshot folder"), (self.db_path, "the face database"),
+                           (self.db_path.parent, "the server's folder")):
+            for form in (path, path.absolute(), path.resolve()):
+                words.setdefault(str(form), word)
+        for form in sorted(words, key=len, reverse=True):
+            if form not in (".", "/"):
+                text = text.replace(form, words[form])
+        return text
 
     def warm_up(self) -> None:
         """Run detection and the embedder once, and load the gallery (building its index when it is
@@ -148,32 +189,68 @@ def read_upload(upload: UploadFile) -> tuple[np.ndarray, str, str]:
         raise ImageReadError(str(err).replace("<bytes>", what, 1)) from None
 
 
-def create_app(door: Door, max_upload_bytes: int) -> FastAPI:
-    """The FastAPI application around ``door``; request bodies over ``max_upload_bytes`` get 413."""
-    app = FastAPI(title="Happy House door", version="1",
-                  description="Face recognition for the Happy House door: identify, verify, enrol. "
-                              "Management endpoints (/people) need `Authorization: Bearer <token>`.")
+def create_app(door: Door, max_upload_bytes: int, watching: live.LiveWatch | None = None) -> FastAPI:
+    """The FastAPI application around ``door``; request bodies over ``max_upload_bytes`` get 413;
+    ``watching``: the watcher started with the app and stopped at its shutdown."""
+    app = FastAPI(title="Happy House door", version="1", lifespan=lifespan(door, watching),
+                  description="Face recognition for the Happy House door: identify, verify, enrol, the watcher's "
+                              "events. Management endpoints (/people, /audit, /events) need "
+                              "`Authorization: Bearer <token>`.")
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
     bearer = HTTPBearer(auto_error=False, description="the content of the server's --token-file")
+    add_error_handlers(app, door)
 
+    def has_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> bool:
+        return door.token_ok(credentials.credentials if credentials else None)
+
+    def authorised(trusted: Annotated[bool, Depends(has_token)]) -> None:
+        if not trusted:
+            raise HTTPException(401, "missing or wrong bearer token: send `Authorization: Bearer <token>` "
+                                     "with the content of the server's --token-file.",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    add_photo_routes(app, door, has_token)
+    add_people_routes(app, door, [Depends(authorised)])
+    add_event_routes(app, door, [Depends(authorised)])
+    return app
+
+
+def lifespan(door: Door, watching: live.LiveWatch | None):
+    """Start the watcher (if any) with the app; at shutdown end the event streams and stop it."""
+    @contextlib.asynccontextmanager
+    async def span(app: FastAPI):
+        door.wakeup.bind(asyncio.get_running_loop())
+        if watching is not None:
+            watching.start(door.embedder, door.model_lock, door.wakeup.notify)
+        try:
+            yield
+        finally:
+            door.wakeup.close()
+            if watching is not None:
+                await asyncio.to_thread(watching.stop)
+    return span
+
+
+def add_error_handlers(app: FastAPI, door: Door) -> None:
+    """Errors as ``{"detail": message}`` (with no server path in it)."""
     for error, status in STATUS.items():
-        app.add_exception_handler(error, _error_handler(status))
+        app.add_exception_handler(error, _error_handler(status, door.redact))
 
     @app.exception_handler(RequestValidationError)
     async def missing_field(request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": "; ".join(_field_message(e) for e in exc.errors())}, status_code=422)
 
-    def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        if door.token is None:
-            return  # loopback without a token file (serve refuses any other address)
-        given = credentials.credentials.encode() if credentials else b""
-        if not hmac.compare_digest(given, door.token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token: send `Authorization: Bearer <token>` "
-                                     "with the content of the server's --token-file.",
-                                headers={"WWW-Authenticate": "Bearer"})
+    @app.exception_handler(recognition.EnrolmentRefused)
+    async def refused(request: Request, exc: recognition.EnrolmentRefused):
+        return JSONResponse({"detail": door.redact(str(exc)), "checks": exc.checks}, status_code=422)
 
-    Photo = Annotated[UploadFile, File(description="a photo (JPEG, PNG, ...)")]
-    admin = [Depends(authorised)]
+
+Photo = Annotated[UploadFile, File(description="a photo (JPEG, PNG, ...)")]
+
+
+def add_photo_routes(app: FastAPI, door: Door, has_token) -> None:
+    """/health, /identify and /verify: open to anyone; a client without the token learns no other names."""
+    Trusted = Annotated[bool, Depends(has_token)]
 
     @app.get("/health")
     def health() -> dict:
@@ -181,20 +258,21 @@ def create_app(door: Door, max_upload_bytes: int) -> FastAPI:
         return {"status": "ok", "model": door.embedder.name, "people": len(door.read(face_db.FaceDB.names))}
 
     @app.post("/identify")
-    def identify(photo: Photo, top_k: Annotated[int, Query(ge=1, le=100)] = 3) -> dict:
-        """Name every face in the photo, or "unknown" (the JSON of `identify --json`)."""
+    def identify(photo: Photo, trusted: Trusted, top_k: Annotated[int, Query(ge=1, le=100)] = 3) -> dict:
+        """Name every face in the photo, or "unknown" (the JSON of `identify --json`; without the token,
+        each face names only the person it was matched to)."""
         door.read(recognition.require_someone)
         image, _, what = read_upload(photo)
         with door.model_lock:
             faces, vectors = recognition.embed_all_faces(door.embedder, image, what, door.crop)
         payload, _, _ = door.read(recognition.identify_result, photo.filename or "photo", faces, vectors,
                                   door.embedder, door.threshold, top_k)
-        return payload
+        return payload if trusted else matched_only(payload)
 
     @app.post("/verify")
-    def verify(name: Annotated[str, Form()], photo: Photo) -> dict:
+    def verify(name: Annotated[str, Form()], photo: Photo, trusted: Trusted) -> dict:
         """Is the one face in the photo this person? (the JSON of `verify --json`)"""
-        door.read(face_db.FaceDB.require, name)
+        door.read(require_person, name, trusted)
         image, _, what = read_upload(photo)
         with door.model_lock:
             faces, vectors = recognition.embed_single_faces(door.embedder, [image], [what], door.crop)
@@ -202,15 +280,15 @@ def create_app(door: Door, max_upload_bytes: int) -> FastAPI:
                                   door.threshold)
         return payload
 
-    @app.exception_handler(recognition.EnrolmentRefused)
-    async def refused(request: Request, exc: recognition.EnrolmentRefused):
-        return JSONResponse({"detail": str(exc), "checks": exc.checks}, status_code=422)
+
+def add_people_routes(app: FastAPI, door: Door, admin: list) -> None:
+    """/audit and /people (token): list, enrol, forget. Answers carry no server path."""
 
     @app.get("/audit", dependencies=admin)
     def audit() -> dict:
-        """Re-check every stored photo: hubs and people too close (the JSON of `audit --json`)."""
+        """Re-check every stored photo: hubs and people too close (the JSON of `audit --json`, without `db`)."""
         with door.writer() as db:
-            return recognition.audit(db, door.embedder)
+            return without_path(recognition.audit(db, door.embedder))
 
     @app.get("/people", dependencies=admin)
     def people() -> dict:
@@ -236,7 +314,7 @@ def create_app(door: Door, max_upload_bytes: int) -> FastAPI:
         with door.writer() as db:
             payload, _ = recognition.enroll_checked(db, name, vectors, door.embedder.name, list(hashes), checks,
                                                     [f.crop for f in faces], add=add, force=force)
-        return payload
+        return without_path(payload)
 
     @app.delete("/people/{name}", dependencies=admin)
     def remove(name: str) -> dict:
@@ -245,12 +323,36 @@ def create_app(door: Door, max_upload_bytes: int) -> FastAPI:
             count = db.remove(name)
         return {"removed": name, "embeddings": count}
 
-    return app
+
+def require_person(db: face_db.FaceDB, name: str, trusted: bool) -> None:
+    """UnknownNameError when ``name`` is not enrolled; for a client without the token it names nobody else."""
+    try:
+        db.require(name)
+    except face_db.UnknownNameError:
+        if trusted:
+            raise
+        raise face_db.UnknownNameError(f"{name!r} is not enrolled.") from None
 
 
-def _error_handler(status: int):
+def matched_only(payload: dict) -> dict:
+    """An identify answer for a client without the token: each face keeps only the person it was matched
+    to (no other candidates; an unknown face names nobody)."""
+    faces = []
+    for face in payload["faces"]:
+        known = face["name"] != "unknown"
+        faces.append({**face, "decision": {k: v for k, v in face["decision"].items() if known or k != "person"},
+                      "candidates": [c for c in face["candidates"] if known and c["name"] == face["name"]]})
+    return {**payload, "faces": faces}
+
+
+def without_path(payload: dict) -> dict:
+    """``payload`` without its ``db`` entry (the database's path on the server)."""
+    return {k: v for k, v in payload.items() if k != "db"}
+
+
+def _error_handler(status: int, redact):
     async def handler(request: Request, exc: Exception):
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": redact(str(exc))}, status_code=status)
     return handler
 
 
@@ -298,10 +400,8 @@ def listen(host: str, port: int) -> socket.socket:
                                 "pick another --port or --host.") from None
 
 
-def serve(args) -> int:
-    """``serve``: check the options, load and warm the model, then answer HTTP until Ctrl-C."""
-    import uvicorn
-
+def check_options(args) -> tuple[str | None, Path]:
+    """``serve``'s token and database path, or UsageError/FaceDBError saying what is wrong."""
     token = read_token(args.token_file)
     if token is None and not is_loopback(args.host):
         raise recognition.UsageError(f"refusing to listen on {args.host} without --token-file: anyone on the "
@@ -316,16 +416,44 @@ def serve(args) -> int:
     path = args.db or face_db.default_path()
     if path.is_dir() or not path.absolute().parent.is_dir():
         raise face_db.FaceDBError(f"{path}: --db must name a file in an existing folder.")
+    return token, path
+
+
+def make_server(app: FastAPI, door: Door, watching: live.LiveWatch | None):
+    """The uvicorn server; Ctrl-C/SIGTERM also end the event streams and ask the watcher to stop at once
+    (uvicorn would otherwise wait for the open streams)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            door.wakeup.close()
+            if watching is not None:
+                watching.request_stop()
+            super().handle_exit(sig, frame)
+
+    return Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
+
+
+def serve(args) -> int:
+    """``serve``: check the options, load and warm the model, then answer HTTP until Ctrl-C
+    (with ``--watch SOURCE``, watching it on a thread beside the API)."""
+    token, path = check_options(args)
     sock = listen(args.host, args.port)
-    embedder = recognition.load_embedder(args.model)
-    door = Door(path, embedder, crop=args.crop, threshold=args.threshold, token=token, search=args.search)
-    door.warm_up()
-    app = create_app(door, int(args.max_upload_mb * 2**20))
+    watching = live.prepare(args, path)
+    try:
+        embedder = recognition.load_embedder(args.model)
+        door = Door(path, embedder, crop=args.crop, threshold=args.threshold, token=token, search=args.search,
+                    snapshots=args.snapshots)
+        door.warm_up()
+    except BaseException:
+        if watching is not None:
+            watching.source.close()
+        raise
+    app = create_app(door, int(args.max_upload_mb * 2**20), watching)
     host, port = sock.getsockname()[:2]
     people = len(door.read(face_db.FaceDB.names))
     print(f"the door listens on http://{host}:{port} (model {embedder.name}, {people} people in {path}; "
-          f"docs at /docs{'' if token else '; /people open to this machine: no --token-file'})",
-          file=sys.stderr, flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
-    server.run(sockets=[sock])
+          f"docs at /docs{'' if token else '; /people open to this machine: no --token-file'}"
+          f"{f'; watching {describe(watching.settings.source)}' if watching else ''})", file=sys.stderr, flush=True)
+    make_server(app, door, watching).run(sockets=[sock])
     return 0

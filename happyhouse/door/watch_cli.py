@@ -27,6 +27,16 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                                        "one event per person decided")
     p.add_argument("source", metavar="SOURCE", help="video file, folder of frames, http(s):// (MJPEG) or "
                                                    "rtsp:// URL, or camera index (0)")
+    add_watch_options(p)
+    p = sub.add_parser("log", parents=[common], help="the events the watcher stored")
+    p.add_argument("--name", default=None, help="only this person's events (or unknown)")
+    p.add_argument("--since", default=None, metavar="T",
+                   help="from a date/time (2026-12-04T10:00, UTC) or an age (2h, 7d)")
+    add_log_options(p)
+
+
+def add_watch_options(p: argparse.ArgumentParser) -> None:
+    """The watcher's options (all but SOURCE), shared by ``watch`` and ``serve --watch``."""
     p.add_argument("--fps", type=float, default=None, help="frames processed per second (default: as many as "
                                                            "the machine sustains; files: every frame)")
     p.add_argument("--agree", type=int, default=3, metavar="K", help="sightings that must name the person (default 3)")
@@ -39,11 +49,6 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--on-match", default=None, metavar="CMD",
                    help="command run (no shell) on each match, with DOOR_NAME, DOOR_DISTANCE, ... DOOR_EVENT set")
     p.add_argument("--webhook", default=None, metavar="URL", help="http(s) URL the event JSON is POSTed to")
-    add_log_options(p)
-    p = sub.add_parser("log", parents=[common], help="the events the watcher stored")
-    p.add_argument("--name", default=None, help="only this person's events (or unknown)")
-    p.add_argument("--since", default=None, metavar="T",
-                   help="from a date/time (2026-12-04T10:00, UTC) or an age (2h, 7d)")
     add_log_options(p)
 
 

@@ -189,7 +189,7 @@ def test_people_endpoints_need_the_token(server, course_images, token):
 
 
 def test_identify_and_verify_answer_as_the_cli_does(server, course_images, capsys):
-    status, body, _ = server.call("POST", "/identify", [("photo", photo(course_images, "camera_0.jpg"))])
+    status, body, _ = server.call("POST", "/identify", [("photo", photo(course_images, "camera_0.jpg"))], TOKEN)
     assert status == 200 and body["faces"][0]["name"] == "younes"
     code = door_cli.main(["--db", str(server.db), "--json", "identify", str(course_images / "camera_0.jpg")])
     cli = json.loads(capsys.readouterr().out)
@@ -212,6 +212,60 @@ def test_enrol_list_remove(server, course_images):
     status, body, _ = server.call("DELETE", "/people/bertrand", token=TOKEN)
     assert status == 200 and body == {"removed": "bertrand", "embeddings": 2}
     assert "bertrand" not in server.people()
+
+
+def test_without_the_token_no_other_name_is_told(server, course_images, faces_data):
+    """Issue 23's privacy: a client without the token learns the name it asked about or the one its
+    face matched, never anyone else enrolled."""
+    assert server.call("POST", "/people/tian", [("photo", photo(course_images, "tian.jpg"))], TOKEN)[0] == 201
+    try:
+        status, body, _ = server.call("POST", "/verify", [("name", "nobody"), ("photo", photo(course_images, "camera_0.jpg"))])
+        assert (status, body) == (404, {"detail": "'nobody' is not enrolled."})
+        status, body, _ = server.call("POST", "/verify", [("name", "nobody"), ("photo", photo(course_images, "camera_0.jpg"))],
+                                      "wrong-token-" + "z" * 20)
+        assert (status, body) == (404, {"detail": "'nobody' is not enrolled."})
+        full = server.call("POST", "/identify", [("photo", photo(course_images, "camera_0.jpg"))], TOKEN)[1]
+        assert {c["name"] for c in full["faces"][0]["candidates"]} >= {"younes", "tian"}      # who else is there
+        status, body, _ = server.call("POST", "/identify", [("photo", photo(course_images, "camera_0.jpg"))])
+        face = body["faces"][0]
+        assert status == 200 and face["name"] == "younes" and face["decision"]["person"] == "younes"
+        assert face["candidates"] == [c for c in full["faces"][0]["candidates"] if c["name"] == "younes"]
+        stranger = ("stranger.jpg", (faces_data / "people" / "paul_rudd" / "1.jpg").read_bytes())
+        full = server.call("POST", "/identify", [("photo", stranger)], TOKEN)[1]["faces"][0]
+        assert full["name"] == "unknown" and full["candidates"] and "person" in full["decision"]
+        status, body, _ = server.call("POST", "/identify", [("photo", stranger)])
+        face = body["faces"][0]
+        assert face["name"] == "unknown" and face["candidates"] == [] and "person" not in face["decision"]
+        assert face["distance"] == full["distance"] and face["decision"]["reason"] == full["decision"]["reason"]
+    finally:
+        assert server.call("DELETE", "/people/tian", token=TOKEN)[0] == 200
+
+
+def test_no_answer_carries_the_database_path(server, course_images):
+    """Every route, its success and its errors, with and without the token: no path on the server."""
+    folder = str(server.db.parent)
+    cam, andrew = photo(course_images, "camera_0.jpg"), photo(course_images, "andrew.jpg")
+    calls = [("GET", "/health", ()), ("GET", "/people", ()), ("GET", "/audit", ()), ("GET", "/events", ()),
+             ("POST", "/identify", [("photo", cam)]), ("POST", "/identify", [("photo", photo(course_images, "cat.jpg"))]),
+             ("POST", "/identify", [("photo", ("notes.txt", b"not a picture"))]),
+             ("POST", "/verify", [("name", "younes"), ("photo", cam)]),
+             ("POST", "/verify", [("name", "nobody"), ("photo", cam)]),
+             ("POST", "/people/paths?check=true", [("photo", andrew)]),
+             ("POST", "/people/paths", [("photo", andrew)]),                        # 201
+             ("POST", "/people/paths", [("photo", andrew)]),                        # 409, already enrolled
+             ("POST", "/people/other", [("photo", andrew)]),                        # 409, same photo
+             ("POST", "/people/blurred", [("photo", blurred_photo(course_images, "kian.jpg"))]),   # 422
+             ("DELETE", "/people/paths", ()), ("DELETE", "/people/paths", ()),      # 200, then 404
+             ("GET", "/events/1/snapshot", ())]
+    statuses = set()
+    for method, path, fields in calls:
+        for token in (TOKEN, None):
+            status, body, _ = server.call(method, path, fields, token)
+            statuses.add(status)
+            text = body.decode(errors="replace") if isinstance(body, bytes) else json.dumps(body)
+            assert folder not in text and "faces.db" not in text, (method, path, token, text[:300])
+    assert {200, 201, 400, 401, 404, 409, 422} <= statuses
+    assert not {"paths", "other", "blurred", "nobody"} & set(server.people())
 
 
 def blurred_photo(images: Path, name: str) -> tuple[str, bytes]:
@@ -237,7 +291,7 @@ def test_enrolment_checks_answer_with_their_reasons(server, course_images):
     assert status == 201 and body["warnings"][0]["problems"][0]["check"] == "sharpness"
     status, body, _ = server.call("GET", "/audit", token=TOKEN)
     assert status == 200 and {"name": "kian"} == {k: v for k, v in body["forced"][0].items() if k == "name"}
-    status, body, _ = server.call("POST", "/identify", [("photo", soft)])
+    status, body, _ = server.call("POST", "/identify", [("photo", soft)], TOKEN)
     face = body["faces"][0]
     assert face["name"] == "unknown" and face["decision"]["person"] == "kian"
     assert "failed the enrolment checks" in face["decision"]["reason"]
