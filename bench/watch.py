@@ -13,6 +13,7 @@ same stream, one after the other:
   minus HTTP), the door opening on the first frame that names someone.
 
     python -m bench.watch [--quick] [--seconds 600]
+    nice -n 10 python -m bench.watch --minutes 10     # memory only: RSS every 5 s -> watch_memory.json
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import common
+from bench.watch_memory import RssSampler, rss_slope
 
 RESIDENTS = ["andrew", "arnaud", "benoit", "bertrand", "dan", "danielle", "felix", "kevin", "kian",
              "sebastiano", "tian", "younes"]
@@ -155,31 +157,50 @@ def run_naive(db_path: Path, embedder, url: str, seconds: float) -> dict:
             "face_frames": face_frames}
 
 
-def main(argv=None) -> dict:
-    from happyhouse import data as course_data
+def enrol_residents(db_path: Path, embedder, images: Path) -> None:
+    """The course's 12 residents enrolled in a new database at ``db_path``, one photo each."""
     from happyhouse.door import face_db, recognition
     from happyhouse.image_io import read_rgb
+    with face_db.FaceDB(db_path) as db:
+        for name in RESIDENTS:
+            photo = images / (f"{name}.png" if name == "danielle" else f"{name}.jpg")
+            _, vectors = recognition.embed_single_faces(embedder, [read_rgb(photo)], [name])
+            db.enroll(name, vectors, embedder.name, [name])
+
+
+def start_camera() -> tuple[ThreadingHTTPServer, str]:
+    """The loopback MJPEG camera (serving ``Camera.visit``) and its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/camera.mjpg"
+
+
+def main(argv=None) -> dict:
+    from happyhouse import data as course_data
+    from happyhouse.door import recognition
 
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=600.0, help="length of the watcher's run (default 600)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="memory only: the watcher on the looping camera for M minutes, RSS sampled every "
+                        "--every s (writes watch_memory.json)")
+    p.add_argument("--every", type=float, default=5.0, help="seconds between RSS samples (--minutes; default 5)")
     args = p.parse_args(argv)
     seconds = 20.0 if args.quick else args.seconds
     naive_seconds = min(seconds, 40.0)
-    roof = common.rooflines(args.quick)
+    roof = common.rooflines(args.quick or args.minutes is not None)
     images = course_data.find_folder("images")
     loads = {"start": [round(x, 2) for x in os.getloadavg()]}
     embedder = recognition.load_embedder("inception-resnet-v1")
     Camera.visit, first_face = visit_frames(images)
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
         db_path = Path(tmp) / "faces.db"
-        with face_db.FaceDB(db_path) as db:
-            for name in RESIDENTS:
-                photo = images / (f"{name}.png" if name == "danielle" else f"{name}.jpg")
-                _, vectors = recognition.embed_single_faces(embedder, [read_rgb(photo)], [name])
-                db.enroll(name, vectors, embedder.name, [name])
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_port}/camera.mjpg"
+        enrol_residents(db_path, embedder, images)
+        server, url = start_camera()
+        if args.minutes is not None:
+            result = memory_main(db_path, embedder, url, args, roof, loads)
+            server.shutdown()
+            return result
         results = {}
         for how, fn, length in (("watch", run_watcher, seconds), ("naive", run_naive, naive_seconds)):
             Camera.seconds, Camera.starts, Camera.plays = length, [], 1
@@ -191,6 +212,60 @@ def main(argv=None) -> dict:
             results[how] = out
         server.shutdown()
     return report(results, roof, loads, seconds, naive_seconds, args.out)
+
+
+def run_memory(db_path: Path, embedder, url: str, every: float) -> tuple[list, object]:
+    """The watcher on the camera until it stops, RSS sampled every ``every`` s: (samples, summary)."""
+    from happyhouse.door import face_db
+    from happyhouse.door.events import EventLog
+    from happyhouse.door.sources import open_source
+    from happyhouse.door.watch import Watcher, WatchSettings
+    with face_db.FaceDB(db_path) as db, EventLog(db_path) as log:
+        watcher = Watcher(db, embedder, log, WatchSettings(source=url, cooldown=0.0), emit=lambda e: None)
+        source = open_source(url, give_up_after=0.5)
+        with RssSampler(lambda: watcher.summary.processed, every) as sampler:
+            summary = watcher.run(source)
+    return sampler.samples, summary
+
+
+def memory_main(db_path: Path, embedder, url: str, args, roof: dict, loads: dict) -> dict:
+    """``--minutes M``: the camera loops its visit for M minutes; RSS against frames processed."""
+    seconds = 0.5 * 60 if args.quick else args.minutes * 60
+    Camera.seconds, Camera.starts, Camera.plays = seconds, [], 1
+    samples, summary = run_memory(db_path, embedder, url, args.every)
+    loads["end"] = [round(x, 2) for x in os.getloadavg()]
+    growth = rss_slope(samples, warmup_s=min(60.0, seconds / 5))
+    row = {"how": "door watch on a looping 640x480 MJPEG camera (memory)", "minutes": seconds / 60,
+           "processed": summary.processed, "processed_fps": summary.processed / summary.seconds,
+           "events": summary.events, "rss_start_MiB": growth["start_MiB"],
+           "rss_after_warmup_MiB": growth["after_warmup_MiB"], "rss_end_MiB": growth["end_MiB"],
+           "MiB_per_1000_frames": growth["per_1000_frames"], "MiB_per_minute": growth["per_minute"]}
+    slope = growth["per_1000_frames"]
+    goals = [common.goal(f"memory flat over a {seconds / 60:g}-minute run ({summary.processed} frames)",
+                         "no growth per frame (|slope| < 1 MiB / 1000 frames after warm-up)",
+                         None if slope is None else f"{slope:+.3f} MiB / 1000 frames",
+                         slope is not None and abs(slope) < 1.0 and seconds >= 600,
+                         f"RSS {growth['start_MiB']:.0f} -> {growth['after_warmup_MiB'] or 0:.0f} (after "
+                         f"{growth['warmup_s']:g} s warm-up) -> {growth['end_MiB']:.0f} MiB, max "
+                         f"{growth['max_MiB']:.0f}; load average {loads}"
+                         + ("" if seconds >= 600 else "; shorter than the 10 minutes asked"))]
+    notes = [f"camera: {CAMERA_FPS} fps MJPEG over loopback, visits of {EMPTY_S:g} s empty + {FACE_S:g} s face, "
+             "cooldown 0 (every visit decided and stored)",
+             f"RSS sampled every {args.every:g} s ({'psutil' if psutil_here() else '/proc/self/status'}); "
+             "slope: least squares of RSS against frames processed, samples after the warm-up",
+             f"load average (1, 5, 15 min): {loads}; run under nice -n 10 beside other work (memory needs no "
+             "quiet cores; rooflines are the quick ones and mean little here)"]
+    common.write("watch_memory", [row], goals, roof, args.out, notes,
+                 extra={"rss_MiB": growth, "samples_s_frames_MiB": samples, "load_average": loads})
+    return {"rows": [row], "goals": goals}
+
+
+def psutil_here() -> bool:
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def report(results: dict, roof: dict, loads: dict, seconds: float, naive_seconds: float, out_dir) -> dict:

@@ -15,3 +15,21 @@ def test_latency_is_the_first_decision_within_each_visit():
     appeared = np.array([1.0, 5.0, 9.0])
     # visit 1 decided twice (first counts), visit 2 never, a decision before any face is ignored
     assert watch.latencies(appeared, [0.5, 1.3, 1.9, 9.25]) == pytest.approx([0.3, 0.25])
+
+
+def test_rss_slope_after_the_warm_up():
+    from bench.watch_memory import rss_slope
+    # 40 MiB of warm-up in the first 60 s, then +0.5 MiB per 1000 frames at 10 frames/s
+    samples = [(0.0, 0, 2000.0), (30.0, 300, 2040.0)] + [(t, 10 * t, 2040.0 + 0.5 * 10 * t / 1000)
+                                                           for t in range(60, 601, 5)]
+    got = rss_slope(samples, warmup_s=60.0)
+    assert got["per_1000_frames"] == pytest.approx(0.5) and got["per_minute"] == pytest.approx(0.3)
+    assert (got["start_MiB"], got["end_MiB"], got["frames_after_warmup"]) == (2000.0, 2043.0, 5400)
+    assert rss_slope(samples[:2], warmup_s=60.0)["per_1000_frames"] is None     # nothing after the warm-up
+
+
+def test_rss_from_proc_status(tmp_path):
+    from bench.watch_memory import proc_status_rss
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmPeak:\t 9000 kB\nVmRSS:\t 204800 kB\nThreads:\t4\n")
+    assert proc_status_rss(status) == 200.0

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from happyhouse.door import face_db, recognition, watch_cli
 from happyhouse.door.events import EventLog
-from happyhouse.door.hooks import Hooks
+from happyhouse.door.mqtt import MqttPublisher
 from happyhouse.door.sources import open_source
 from happyhouse.door.watch import Watcher, WatchSettings
 
 #: ``serve`` options that only mean something with ``--watch`` (their default is None).
-WATCH_ONLY = ("fps", "max_frames", "give_up_after", "on_match", "webhook", "keep_days")
+WATCH_ONLY = ("fps", "max_frames", "give_up_after", "on_match", "webhook", "mqtt", "mqtt_camera", "keep_days")
 #: Seconds ``stop`` waits for the frame in hand.
 STOP_WAIT = 30.0
 
@@ -44,7 +44,7 @@ class SharedModelWatcher(Watcher):
 class LiveWatch:
     """One watcher thread over an opened ``source`` (see the module docstring)."""
 
-    def __init__(self, db_path: Path, settings: WatchSettings, hooks: Hooks, source, search: str = "auto"):
+    def __init__(self, db_path: Path, settings: WatchSettings, hooks: list, source, search: str = "auto"):
         self.db_path, self.settings, self.hooks, self.source, self.search = db_path, settings, hooks, source, search
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,13 +61,15 @@ class LiveWatch:
         self.source.stop()
 
     def stop(self) -> None:
-        """Stop and wait for the thread (every decided event is stored before it ends), then the hooks."""
+        """Stop and wait for the thread (every decided event is stored before it ends), then the hooks
+        (``Hooks`` and, with --mqtt, the ``MqttPublisher``)."""
         self.request_stop()
         if self._thread is not None:
             self._thread.join(STOP_WAIT)
             if self._thread.is_alive():
                 print(f"watch: still busy after {STOP_WAIT:g} s; leaving it.", file=sys.stderr, flush=True)
-        self.hooks.close()
+        for hook in self.hooks:
+            hook.close()
 
     def _run(self, embedder, model_lock, notify) -> None:
         def emit(event: dict) -> None:
@@ -100,6 +102,9 @@ def prepare(args, db_path: Path) -> LiveWatch | None:
     settings = watch_cli.watch_settings(args)
     with face_db.FaceDB(db_path, create=False, timeout=args.timeout) as db:
         recognition.require_someone(db)
-    hooks = watch_cli.make_hooks(args)
+    hooks = [watch_cli.make_hooks(args)]
+    to_mqtt = watch_cli.mqtt_settings(args)
     source = open_source(args.source, settings.fps, give_up_after=settings.give_up_after)
+    if to_mqtt:
+        hooks.append(MqttPublisher(to_mqtt))
     return LiveWatch(db_path, settings, hooks, source, args.search)

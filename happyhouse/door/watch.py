@@ -95,12 +95,14 @@ def face_snapshot(image: np.ndarray, box, margin: float = SNAPSHOT_MARGIN) -> np
 
 
 class Watcher:
-    """Turns frames into events (see the module docstring). ``emit`` gets each event dict."""
+    """Turns frames into events (see the module docstring). ``emit`` gets each event dict; ``hooks``
+    (one or a list of objects with ``submit(event)``) get each event after it is stored."""
 
     def __init__(self, db: face_db.FaceDB, embedder, event_log: EventLog, settings: WatchSettings,
-                 hooks: Hooks | None = None, emit=None):
+                 hooks: Hooks | list | None = None, emit=None):
         self.db, self.embedder, self.event_log, self.settings = db, embedder, event_log, settings.check()
-        self.hooks, self.emit = hooks, emit or (lambda event: print(json.dumps(event), flush=True))
+        self.hooks = list(hooks) if isinstance(hooks, (list, tuple)) else [hooks] if hooks else []
+        self.emit = emit or (lambda event: print(json.dumps(event), flush=True))
         self.source_name = describe(settings.source)
         self.tracker = Tracker(settings.agree, settings.window, settings.min_iou)
         self.cooldown = Cooldown(settings.cooldown)
@@ -135,8 +137,8 @@ class Watcher:
                           decided_at=round(decision.t, 3), frame=frame.index)
             self.summary.events += 1
             self.emit(stored)
-            if self.hooks:
-                self.hooks.submit(stored)
+            for hook in self.hooks:        # Hooks, MqttPublisher: each returns at once
+                hook.submit(stored)
             events.append(stored)
         return events
 

@@ -3,6 +3,7 @@ registered by :mod:`happyhouse.door.cli`).
 
     door watch door.mp4 --agree 3 --window 5 --cooldown 60 --on-match "relay-pulse 17"
     door watch rtsp://cam.local/stream1 --webhook https://ha.local/api/webhook/door --keep-days 30
+    DOOR_MQTT_USERNAME=door DOOR_MQTT_PASSWORD=... door watch 0 --mqtt mqtt://ha.local/happyhouse --mqtt-camera front
     door log --name kian --since 2h --json
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from happyhouse.door import face_db, recognition
 from happyhouse.door.events import EventLog, format_event, parse_since
 from happyhouse.door.hooks import HookSettings, Hooks
+from happyhouse.door.mqtt import MqttPublisher, MqttSettings, camera_name
 from happyhouse.door.sources import open_source
 from happyhouse.door.watch import Watcher, WatchSettings
 
@@ -49,6 +51,12 @@ def add_watch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-match", default=None, metavar="CMD",
                    help="command run (no shell) on each match, with DOOR_NAME, DOOR_DISTANCE, ... DOOR_EVENT set")
     p.add_argument("--webhook", default=None, metavar="URL", help="http(s) URL the event JSON is POSTed to")
+    p.add_argument("--mqtt", default=None, metavar="URL",
+                   help="mqtt[s]://HOST[:PORT][/PREFIX]: each event published to PREFIX/events, the latest retained "
+                        "on PREFIX/CAMERA/person and PREFIX/people/NAME (user and password: DOOR_MQTT_USERNAME, "
+                        "DOOR_MQTT_PASSWORD)")
+    p.add_argument("--mqtt-camera", default=None, metavar="NAME",
+                   help="the camera's topic level (default: made from SOURCE, e.g. door.mp4 -> door)")
     add_log_options(p)
 
 
@@ -73,6 +81,16 @@ def make_hooks(args) -> Hooks:
         raise recognition.UsageError(str(err)) from None
 
 
+def mqtt_settings(args) -> MqttSettings | None:
+    """What --mqtt asks for (None without it); UsageError for a bad URL."""
+    if not getattr(args, "mqtt", None):
+        return None
+    try:
+        return MqttSettings.from_url(args.mqtt, args.mqtt_camera or camera_name(args.source))
+    except ValueError as err:
+        raise recognition.UsageError(str(err)) from None
+
+
 def stop_on_signals(stop: threading.Event, source) -> dict:
     """SIGINT/SIGTERM: finish the frame in hand, then stop (a second signal stops at once).
     Returns the handlers replaced (for :func:`restore_signals`)."""
@@ -94,6 +112,7 @@ def restore_signals(previous: dict) -> None:
 def cmd_watch(args) -> int:
     settings = watch_settings(args)
     hooks = make_hooks(args)
+    to_mqtt = mqtt_settings(args)
     path = args.db or face_db.default_path()
     with face_db.FaceDB(path, create=False, timeout=args.timeout, search=args.search) as db:
         recognition.require_someone(db)
@@ -108,11 +127,14 @@ def cmd_watch(args) -> int:
                 raise
             stop = threading.Event()
             previous = stop_on_signals(stop, source)
-            watcher = Watcher(db, embedder, event_log, settings, hooks)
+            mqtt = MqttPublisher(to_mqtt) if to_mqtt else None
+            watcher = Watcher(db, embedder, event_log, settings, [hooks, mqtt] if mqtt else hooks)
             try:
                 summary = watcher.run(source, stop)
             finally:
                 hooks.close()
+                if mqtt:
+                    mqtt.close()
                 restore_signals(previous)
     print(summary.line(), file=sys.stderr)
     return 0
