@@ -164,7 +164,8 @@ def test_serve_watch_publishes_as_door_watch_does(door, broker, tmp_path):
     srv = Server(folder, extra=("--watch", str(video), "--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}",
                                 "--mqtt-camera", "porch", "--cooldown", "600"))
     try:
-        got = live.wait_for(lambda m: len(events_on(m)) == 2, timeout=120)
+        got = live.wait_for(lambda m: len(events_on(m)) == len(events_on(m, f"{PREFIX}/porch/person")) == 2,
+                            timeout=120)
     finally:
         srv.stop()
         live.close()
