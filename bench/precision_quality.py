@@ -85,28 +85,34 @@ def embedding_check() -> tuple[list[dict], list[dict]]:
         (da, dist, lim), (db, _, _) = pair_decisions(a, emb), pair_decisions(b, emb)
         moved = float(np.max([np.linalg.norm(x.vector - y.vector) for x, y in zip(a, b)]))
         flips = int(np.sum(da != db))
-        answers = sum(x != y for x, y in zip(door_answers(a, emb), door_answers(b, emb)))
+        changed = [f"{x.person} ({x.source.rsplit('/', 1)[-1]}, {x.variant}): {p} -> {q}"
+                   for x, p, q in zip(a, door_answers(a, emb), door_answers(b, emb)) if p != q]
+        answers = len(changed)
         margin = float(np.min(np.abs(dist - lim)))
         rows.append({"check": f"embeddings, {name}", "faces": len(a), "pairs": int(da.size), "pair_flips": flips,
                      "door_answer_flips": answers, "max_embedding_move": moved, "closest_pair_to_threshold": margin})
         goals.append(common.goal(f"embeddings ({name}): calibrated decisions unchanged", "0 flips",
                                  {"pairs": flips, "door answers": answers}, flips == 0 and answers == 0,
-                                 f"{len(a)} faces, {da.size} pairs; embeddings moved <= {moved:.3g}"))
+                                 f"{len(a)} faces, {da.size} pairs; embeddings moved <= {moved:.3g}; "
+                                 f"answers changed: {'; '.join(changed) or 'none'}"))
     return rows, goals
 
 
 def main(argv=None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
-    p.add_argument("--skip-embeddings", action="store_true")
+    p.add_argument("--skip-embeddings", action="store_true", help="the style check only (also with --quick)")
+    p.add_argument("--skip-style", action="store_true", help="the embeddings check only")
     args = p.parse_args(argv)
     roof = common.rooflines(args.quick)
-    rows, goals = style_check(args.quick)
-    if not args.skip_embeddings:
+    rows, goals = style_check(args.quick) if not args.skip_style else ([], [])
+    if not (args.skip_embeddings or args.quick):
         more = embedding_check()
         rows, goals = rows + more[0], goals + more[1]
     from happyhouse.precision import onednn_enabled
     notes = [f"TensorFlow's oneDNN {'on' if onednn_enabled() else 'off'} in this run"]
-    common.write("precision_quality", rows, goals, roof, args.out, notes)
+    common.write("precision_quality", rows, goals, roof, args.out, notes,
+                 columns=["check", "steps", "seconds", "J_fp32_measured", "faces", "pairs", "pair_flips",
+                          "door_answer_flips", "max_embedding_move", "closest_pair_to_threshold"])
     return {"rows": rows, "goals": goals}
 
 

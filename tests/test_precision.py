@@ -41,9 +41,10 @@ def test_auto_follows_the_cpu_and_onednn(cpu, monkeypatch):
     assert chosen == "float32" and "oneDNN is off" in why
     cpu("amx")
     assert precision.resolve_precision("auto", "style")[0] == "bfloat16"
+    monkeypatch.setitem(precision.BFLOAT16_WINS, "amx", {"style", "embed_batch"})
     assert precision.resolve_precision("auto", "embed_batch")[0] == "bfloat16"
     chosen, why = precision.resolve_precision("auto", "embed_single")
-    assert chosen == "float32" and "slower at batch 1" in why
+    assert chosen == "float32" and "calibrated decisions" in why
     monkeypatch.setitem(precision.BFLOAT16_WINS, "avx512_bf16", set())
     cpu("avx512_bf16")
     chosen, why = precision.resolve_precision("auto", "style")
@@ -83,8 +84,9 @@ def test_onednn_state_is_tensorflows_own():
         assert state is True
 
 
-def test_the_embedder_resolves_auto_per_batch(cpu):
+def test_the_embedder_resolves_auto_per_batch(cpu, monkeypatch):
     from happyhouse.face.embedders import load_embedder
+    monkeypatch.setitem(precision.BFLOAT16_WINS, "amx", {"embed_batch"})
     cpu("amx")
     emb = load_embedder("inception-resnet-v1")
     assert emb.precision == "auto"

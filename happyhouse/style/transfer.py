@@ -133,12 +133,12 @@ def make_plan(content, styles, settings: TransferSettings) -> Plan:
     model = networks.load_loss_network(s.network, final_size, s.vgg_path)
     scales = s.scales or sizes.default_scales(final_size, model.min_size)
     optimizer = s.optimizer or sizes.default_optimizer(scales, "float32" if s.precision == "auto" else s.precision)
-    s.precision = plan_precision(s.precision, optimizer)
     iterations = s.iterations
     if iterations is None:
         iterations = sizes.DEFAULT_ITERATIONS.get(optimizer, sizes.DEFAULT_ITERATIONS["adam"])
     schedule = sizes.scale_schedule(final_size, scales, iterations)
     check_sizes(model, schedule, s.style_scale)
+    s.precision = plan_precision(s.precision, optimizer)
     output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None
     output_dir = Path(output_dir) if output_dir is not None else None
     state_file = s.state_file if s.state_file is not None or output_dir is None else checkpoint.state_path(output_dir)
