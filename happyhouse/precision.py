@@ -20,7 +20,7 @@ CHOICES = ("auto",) + PRECISIONS
 USES = ("style", "embed_batch", "embed_single")
 #: Where bfloat16 was measured faster AND as good as float32 (bench/precision.py,
 #: bench/precision_quality.py, docs/benchmarks.md), per CPU kind and use; the rest runs float32.
-#: Style transfer: 2.5x on AVX512-BF16, 4.4x on AMX, the same picture. Embeddings: faster, but bf16
+#: Style transfer: 2.5x on AVX512-BF16 (measured), 4.4x on AMX (issue 24's measurement), the same picture. Embeddings: faster, but bf16
 #: moved a course probe across the door's threshold (1 of 57 answers changed): float32.
 BFLOAT16_WINS = {
     "amx": {"style"},

@@ -9,6 +9,7 @@ import and keeps descriptor 2 closed while TensorFlow loads; Python errors still
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 
@@ -20,13 +21,14 @@ TF_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 ONEDNN_FASTER: frozenset = frozenset()
 
 
-def cpu_flags() -> set:
-    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags from /proc/cpuinfo, read once (empty where it cannot be read)."""
     try:
         with open("/proc/cpuinfo") as f:
-            return set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
+            return frozenset(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
     except OSError:
-        return set()
+        return frozenset()
 
 
 def cpu_kind(flags=None) -> str:
