@@ -4,7 +4,7 @@ at its import), against the matmul rooflines measured in the same process.
 
 * step: ImageNet VGG-16 (the offline loss network) at 300x400 on louvre_small + monet, one
   compiled Adam step (``make_train_step``), median of 5 after 2 warm-ups;
-* embedder: inception-resnet-v1 (the door's), the model call on course faces, median of 5
+* embedder: inception-resnet-v1 (the door's), ``embed()`` on course faces, median of 5
   (3 at batch 64) after 2 warm-ups;
 * roofline: ``tf.linalg.matmul`` GFLOP/s (bench.common.rooflines) in the same process; the
   step's FLOPs (2 x forward of the pruned network + Gram matrices) over its time.
@@ -71,19 +71,17 @@ def step_rows(quick: bool, roof: dict) -> list[dict]:
 
 
 def embedder_rows(quick: bool) -> list[dict]:
-    """inception-resnet-v1's model call at batch 1 and 64 in each precision."""
+    """inception-resnet-v1's ``embed()`` (preprocessing included) at batch 1 and 64 in each precision."""
     from bench.embedding import faces_for
     from happyhouse.face.embedders import load_embedder
-    from happyhouse.precision import compute_precision
-
     emb = load_embedder("inception-resnet-v1")
     faces, _ = faces_for(emb.input_size, 64, np.random.default_rng(0))
     rows = []
     for batch in ((1, 4) if quick else (1, 64)):
         for precision in precisions_here():
-            with compute_precision(precision):
-                times = common.timeit(lambda: emb.embed(faces[:batch], batch_size=batch),
-                                      repeats=2 if quick else (3 if batch >= 64 else 5), warmup=2)
+            fixed = emb.with_precision(precision)
+            times = common.timeit(lambda: fixed.embed(faces[:batch], batch_size=batch),
+                                  repeats=2 if quick else (3 if batch >= 64 else 5), warmup=2)
             t = float(np.median(times))
             rows.append({"what": "inception-resnet-v1 embed()", "precision": precision, "batch": batch,
                          "seconds": t, "images_per_s": batch / t})
