@@ -30,6 +30,9 @@ BFLOAT16_WINS = {
 LOSSES = {"embed_single": "to change the door's calibrated decisions (and slower at batch 1 on AMX)",
           "embed_batch": "to change the door's calibrated decisions (1 of 57 course answers)"}
 
+#: oneDNN ISA limits (its ONEDNN_MAX_CPU_ISA variable) that leave it without bfloat16 kernels.
+ISAS_WITHOUT_BFLOAT16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
+
 logger = logging.getLogger(__name__)
 said: set = set()
 
@@ -85,6 +88,9 @@ def resolve_precision(precision: str = "auto", use: str = "style") -> tuple[str,
     kind = bfloat16_kind()
     if kind is None:
         return "float32", "the CPU has neither AMX nor AVX512-BF16"
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if isa in ISAS_WITHOUT_BFLOAT16:
+        return "float32", f"oneDNN is held to {isa} (ONEDNN_MAX_CPU_ISA), which has no bfloat16 kernels"
     if not onednn_enabled():
         return "float32", f"the CPU has {kind} but TensorFlow's oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0)"
     task = use.replace("_", " ")

@@ -45,6 +45,10 @@ def test_auto_follows_the_cpu_and_onednn(cpu, monkeypatch):
     assert precision.resolve_precision("auto", "embed_batch")[0] == "bfloat16"
     chosen, why = precision.resolve_precision("auto", "embed_single")
     assert chosen == "float32" and "calibrated decisions" in why
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    chosen, why = precision.resolve_precision("auto", "style")
+    assert chosen == "float32" and "held to AVX2" in why
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     monkeypatch.setitem(precision.BFLOAT16_WINS, "avx512_bf16", set())
     cpu("avx512_bf16")
     chosen, why = precision.resolve_precision("auto", "style")
