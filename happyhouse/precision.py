@@ -104,10 +104,16 @@ def choose_precision(precision: str = "auto", use: str = "style") -> str:
     """:func:`resolve_precision`'s precision; for "auto" it says once per process and use, in
     one log line (logger ``happyhouse.precision``, INFO), which precision and why."""
     chosen, why = resolve_precision(precision, use)
-    if precision == "auto" and use not in said:
+    if precision == "auto":
+        say_once(use, chosen, why)
+    return chosen
+
+
+def say_once(use: str, chosen: str, why: str) -> None:
+    """Log "Precision (auto) for <use>: <chosen> (<why>)." at INFO, the first time per ``use``."""
+    if use not in said:
         said.add(use)
         logger.info("Precision (auto) for %s: %s (%s).", use.replace("_", " "), chosen, why)
-    return chosen
 
 
 def say_choices_on_stderr() -> None:

@@ -100,13 +100,16 @@ def test_the_embedder_resolves_auto_per_batch(cpu, monkeypatch):
     assert emb.precision_for(64) == "float32"
 
 
-def test_style_transfer_resolves_auto(cpu):
+def test_style_transfer_resolves_auto(cpu, caplog):
     from happyhouse.style import cli, transfer
     cpu("amx")
     assert transfer.TransferSettings().precision == "auto"
     assert cli.build_parser().parse_args(["a.jpg", "b.jpg"]).precision == "auto"
+    with caplog.at_level(logging.INFO, logger="happyhouse.precision"):
+        assert transfer.plan_precision("auto", "lbfgs") == "float32"   # L-BFGS's line search: float32
+    assert [r.getMessage() for r in caplog.records] == [
+        "Precision (auto) for style: float32 (L-BFGS's line search needs float32 costs)."]
     assert transfer.plan_precision("auto", "adam") == "bfloat16"
-    assert transfer.plan_precision("auto", "lbfgs") == "float32"       # L-BFGS's line search: float32
     assert transfer.plan_precision("float32", "adam") == "float32"
     cpu(None)
     assert transfer.plan_precision("auto", "adam") == "float32"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from happyhouse.precision import choose_precision
+from happyhouse.precision import choose_precision, say_once
 from happyhouse.style import checkpoint, colors, contact_sheet, images, networks, optimize, sizes, start
 from happyhouse.style.cost import StyleTransferCost, normalise_weights
 
@@ -114,6 +114,7 @@ def run(content, styles: list, settings: TransferSettings):
 def plan_precision(precision: str, optimizer) -> str:
     """The run's precision: "auto" resolved for style transfer (said once), float32 with L-BFGS."""
     if precision == "auto" and optimizer == "lbfgs":
+        say_once("style", "float32", "L-BFGS's line search needs float32 costs")
         return "float32"
     return choose_precision(precision, "style")
 
