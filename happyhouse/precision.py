@@ -116,15 +116,26 @@ def say_once(use: str, chosen: str, why: str) -> None:
         logger.info("Precision (auto) for %s: %s (%s).", use.replace("_", " "), chosen, why)
 
 
+class StderrHandler(logging.StreamHandler):
+    """A logging handler writing to whatever ``sys.stderr`` is when a record comes (tests and
+    notebooks replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def say_choices_on_stderr() -> None:
-    """Command lines: print :func:`choose_precision`'s line on today's ``sys.stderr`` (notebooks
-    leave the logger alone, so their recorded outputs do not change)."""
-    for old in [h for h in logger.handlers if getattr(h, "says_choices", False)]:
-        logger.removeHandler(old)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.says_choices = True
-    logger.addHandler(handler)
+    """Command lines: print :func:`choose_precision`'s line on stderr (notebooks leave the
+    logger alone, so their recorded outputs do not change)."""
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 
 
