@@ -40,9 +40,10 @@ class Embedder:
     :mod:`~happyhouse.face.thresholds` table's for a known ``name`` unless ``threshold`` is given;
     see :meth:`threshold_for`), ``threshold`` (the "whole" one: the course's small crops),
     ``description`` (input size, preprocessing and thresholds in one place), ``model`` (the Keras
-    model or TF function), ``precision`` ("auto": bfloat16 for batches where this CPU gains by it,
-    float32 for one face, see happyhouse.precision; "float32"; or "bfloat16": several times faster
-    on CPUs with AMX; see ``bench/``; embeddings move by about 1e-2).
+    model or TF function), ``precision`` ("auto", the default: resolved per call for one face or a
+    batch by happyhouse.precision, float32 on every CPU measured so far because bfloat16 changed a
+    door decision; "float32"; or "bfloat16": several times faster on CPUs with AMX, see ``bench/``;
+    embeddings move by about 1e-2).
     """
 
     def __init__(self, name, input_size, dim, threshold, description, model, normalise, run,

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
              "iterations for the same cost; the default coarse to fine)")
     add("--precision", choices=CHOICES, default="auto",
         help="arithmetic of the loss network: auto (the default) is bfloat16 where this CPU was measured "
-             "faster with it and as good (AMX), else float32; bfloat16 is Adam only, L-BFGS runs in float32")
+             "faster with it and as good (AMX, AVX512-BF16), else float32; bfloat16 is Adam only, L-BFGS runs in float32")
     add("--resume", action="store_true",
         help="continue the interrupted run saved in OUT (without IMAGEs: with its saved settings)")
     add("--fetch-vgg", action="store_true", help="download Keras' VGG-19 weights into pretrained-model/ and exit")
