@@ -93,7 +93,7 @@ def steppers(cost, xla=True):
 
     ways = {
         "eager fp32": (lambda v: body(v, adam()), contextlib.nullcontext),
-        "compiled fp32": (lambda v: make_train_step(cost, v, adam()), contextlib.nullcontext),
+        "compiled fp32": (lambda v: make_train_step(cost, v, adam(), precision="float32"), contextlib.nullcontext),
         "compiled fp32 + XLA": (lambda v: tf.function(body(v, adam()), jit_compile=True), contextlib.nullcontext),
         "fast (compiled, pruned, bf16)": (
             lambda v: make_train_step(cost, v, adam(), precision="bfloat16"), contextlib.nullcontext),

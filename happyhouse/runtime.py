@@ -1,4 +1,5 @@
-"""TensorFlow's start-up: imported once, quietly, with the project's settings.
+"""TensorFlow's start-up: imported once, quietly, with the project's settings (log level, and
+oneDNN on the CPUs where TensorFlow leaves it off and it was measured faster: :func:`tf_environment`).
 
 TensorFlow writes its start-up log lines (oneDNN, CPU features, absl) from C++ straight to file
 descriptor 2, whatever ``TF_CPP_MIN_LOG_LEVEL`` says for some of them; in a notebook they
@@ -8,11 +9,47 @@ import and keeps descriptor 2 closed while TensorFlow loads; Python errors still
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 
 #: Environment TensorFlow reads once, at its import (a value set by the user wins).
 TF_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+#: x86 CPU kinds (:func:`cpu_kind`) where TensorFlow leaves oneDNN off and this project measured it
+#: faster (bench/precision.py, docs/benchmarks.md): TF_ENABLE_ONEDNN_OPTS=1 there. TensorFlow itself
+#: turns it on where the CPU has AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX.
+#: AVX2 (measured on an AVX-512 CPU with oneDNN held to AVX2, 2026-12-04): the embedder 1.5x at batch 1
+#: and 64, the VGG-16 style step 1.08x (0.89x in an earlier run on busy cores: a wash). AVX-512
+#: without VNNI/BF16 (the same way) is mixed: the style step 1.47x, the embedder 0.7-0.8x: left off.
+ONEDNN_FASTER = frozenset({"avx2"})
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags from /proc/cpuinfo, read once (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return frozenset(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
+    except OSError:
+        return frozenset()
+
+
+def cpu_kind(flags=None) -> str:
+    """"amx", "avx512_bf16", "avx512_vnni", "avx512", "avx2" or "other": the CPU's newest matrix ISA."""
+    flags = cpu_flags() if flags is None else flags
+    for kind, flag in (("amx", "amx_bf16"), ("avx512_bf16", "avx512_bf16"), ("avx512_vnni", "avx512_vnni"),
+                       ("avx512", "avx512f"), ("avx2", "avx2")):
+        if flag in flags:
+            return kind
+    return "other"
+
+
+def tf_environment(flags=None) -> dict:
+    """:data:`TF_ENVIRONMENT`, with TF_ENABLE_ONEDNN_OPTS=1 on the CPU kinds of :data:`ONEDNN_FASTER`."""
+    env = dict(TF_ENVIRONMENT)
+    if cpu_kind(flags) in ONEDNN_FASTER:
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    return env
 
 
 @contextlib.contextmanager
@@ -30,8 +67,8 @@ def quiet_stderr():
 
 
 def configure_environment() -> None:
-    """Put :data:`TF_ENVIRONMENT` into ``os.environ`` where the user has not set it."""
-    for name, value in TF_ENVIRONMENT.items():
+    """Put :func:`tf_environment` into ``os.environ`` where the user has not set it."""
+    for name, value in tf_environment().items():
         os.environ.setdefault(name, value)
 
 

@@ -30,7 +30,7 @@ def test_course_model_is_compiled_once_and_sees_new_weights():
 def test_bfloat16_embedder_stays_close_to_fp32():
     from happyhouse.face.embedders import load_embedder
 
-    fp32 = load_embedder("inception-resnet-v1")
+    fp32 = load_embedder("inception-resnet-v1", precision="float32")
     bf16 = load_embedder("inception-resnet-v1", precision="bfloat16")
     assert bf16.precision == "bfloat16" and fp32.precision == "float32" and bf16.model is fp32.model
     yy, xx = np.mgrid[0:160, 0:160]

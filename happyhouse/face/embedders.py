@@ -18,7 +18,7 @@ from happyhouse.errors import WeightsError
 from happyhouse.face import thresholds
 from happyhouse.face.weights import load_weights, set_weights
 from happyhouse.image_io import read_rgb
-from happyhouse.precision import check_precision, compute_precision
+from happyhouse.precision import check_choice, choose_precision, compute_precision
 
 EMBEDDER_NAMES = ("nn4.small2", "inception-resnet-v1")
 
@@ -40,13 +40,15 @@ class Embedder:
     :mod:`~happyhouse.face.thresholds` table's for a known ``name`` unless ``threshold`` is given;
     see :meth:`threshold_for`), ``threshold`` (the "whole" one: the course's small crops),
     ``description`` (input size, preprocessing and thresholds in one place), ``model`` (the Keras
-    model or TF function), ``precision`` ("float32", or "bfloat16": several times faster on CPUs
-    with AMX; see ``bench/``; embeddings move by about 1e-2).
+    model or TF function), ``precision`` ("auto", the default: resolved per call for one face or a
+    batch by happyhouse.precision, float32 on every CPU measured so far because bfloat16 changed a
+    door decision; "float32"; or "bfloat16": several times faster on CPUs with AMX, see ``bench/``;
+    embeddings move by about 1e-2).
     """
 
     def __init__(self, name, input_size, dim, threshold, description, model, normalise, run,
-                 precision="float32", aligned_threshold=None):
-        check_precision(precision)
+                 precision="auto", aligned_threshold=None):
+        check_choice(precision)
         self.name, self.input_size, self.dim = name, input_size, dim
         self.description, self.model = description, model
         if threshold is None:
@@ -63,10 +65,14 @@ class Embedder:
 
     def with_precision(self, precision: str) -> "Embedder":
         """The same embedder (same model) computing in ``precision``."""
-        check_precision(precision)
+        check_choice(precision)
         other = copy.copy(self)
         other.precision = precision
         return other
+
+    def precision_for(self, batch: int) -> str:
+        """The precision of a model call on ``batch`` faces ("auto" resolved: one face or a batch)."""
+        return choose_precision(self.precision, "embed_single" if batch <= 1 else "embed_batch")
 
     def __repr__(self):
         return f"Embedder({self.name!r}, input_size={self.input_size}, dim={self.dim}, threshold={self.threshold})"
@@ -88,12 +94,12 @@ class Embedder:
     def embed(self, faces, batch_size: int = 64) -> np.ndarray:
         """Faces (m, H, W, 3) uint8 RGB, or a list of (H, W, 3) arrays -> (m, dim) float32 unit-norm rows.
 
-        One model call per batch of ``batch_size`` faces.
+        One model call per batch of ``batch_size`` faces, in :meth:`precision_for` that batch.
         """
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive number of faces, got {batch_size!r}.")
         crops = _as_face_list(faces)
-        with compute_precision(self.precision):
+        with compute_precision(self.precision_for(min(len(crops), int(batch_size)))):
             out = [np.asarray(self._run(self._preprocess(crops[i:i + batch_size])), dtype=np.float32)
                    for i in range(0, len(crops), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
@@ -197,17 +203,19 @@ def load_nn4(weights_dir=None) -> Embedder:
 _EMBEDDERS: dict = {}
 
 
-def load_embedder(name: str = "inception-resnet-v1", weights_dir=None, precision="float32") -> Embedder:
+def load_embedder(name: str = "inception-resnet-v1", weights_dir=None, precision="auto") -> Embedder:
     """A ready :class:`Embedder` for ``name`` in :data:`EMBEDDER_NAMES` (cached per process).
 
     ``"nn4.small2"`` needs the complete course weights (else :class:`WeightsError`);
-    ``"inception-resnet-v1"`` works offline. ``precision`` "bfloat16": same model, several
-    times faster on CPUs with AMX (embeddings move by about 1e-2; measured in bench/).
+    ``"inception-resnet-v1"`` works offline. ``precision`` "auto" (the default: see
+    :meth:`Embedder.precision_for`), "float32" or "bfloat16": same model, several times faster
+    on CPUs with AMX (embeddings move by about 1e-2; measured in bench/).
     """
     if name not in EMBEDDER_NAMES:
         raise ValueError(f"unknown embedder {name!r}; choose one of {EMBEDDER_NAMES}.")
-    check_precision(precision)
+    check_choice(precision)
     key = (name, None if name != "nn4.small2" else str(data.find_folder("weights", weights_dir).resolve()))
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = load_irv1() if name == "inception-resnet-v1" else load_nn4(key[1])
-    return _EMBEDDERS[key] if precision == "float32" else _EMBEDDERS[key].with_precision(precision)
+    cached = _EMBEDDERS[key]
+    return cached if precision == cached.precision else cached.with_precision(precision)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import nbformat
 
+from happyhouse import runtime
+
 from .runner import RUNNER_SKIP_TAG, run_notebook
 from .notebook import PROJECT_ROOT, GradingError, Options, read_notebook
 from .workers import MB, tree_rss
@@ -35,7 +37,8 @@ def grading_env(threads: int | None = None) -> dict:
     if threads:
         env.update({name: str(threads) for name in THREAD_VARIABLES})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name, value in runtime.tf_environment().items():  # log level, oneDNN: a value set by the user wins
+        env.setdefault(name, value)
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     return env

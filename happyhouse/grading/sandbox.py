@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from happyhouse import runtime
+
 from .notebook import GradingError
 
 WORKSPACE, IN, OUT = "/workspace", "/grading/in", "/grading/out"
@@ -162,13 +164,15 @@ def environment(threads: int | None = None) -> dict:
            "PYTHONPATH": os.pathsep.join([WORKSPACE, *_packages()]), "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
            "LANG": "C.UTF-8", "MPLCONFIGDIR": "/tmp/home/.matplotlib", "XDG_CACHE_HOME": "/tmp/home/.cache",
            "JUPYTER_RUNTIME_DIR": "/tmp/home/runtime", "IPYTHONDIR": "/tmp/home/.ipython",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+           **runtime.tf_environment()}
     if "VIRTUAL_ENV" in os.environ or sys.prefix != sys.base_prefix:
         env["VIRTUAL_ENV"] = sys.prefix
     for var in DATA_VARIABLES:
         if os.environ.get(var):
             env[var] = os.path.realpath(os.environ[var])
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS"):  # the grader's own choice: its kernels follow it
+        env["TF_ENABLE_ONEDNN_OPTS"] = os.environ["TF_ENABLE_ONEDNN_OPTS"]
     if threads:
         env.update({k: str(threads) for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")})
     return env

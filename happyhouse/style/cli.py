@@ -1,7 +1,7 @@
 """The ``nst`` command (= ``python -m nst_utils``): paint CONTENT in the style of STYLE.
 
     nst CONTENT STYLE [STYLE ...] -o OUT [--iterations N] [--size LONG|HxW] [--network NAME]
-        [--optimizer adam|lbfgs] [--precision float32|bfloat16] [--style-weights W ...]
+        [--optimizer adam|lbfgs] [--precision auto|float32|bfloat16] [--style-weights W ...]
         [--preserve-colors [luminance|histogram]] [--tv-weight W] [--init content|noise|random]
         [--noise-ratio R] [--scales N] [--style-scale S] [--resume]
     nst --fetch-vgg          # Keras' VGG-19 weights into pretrained-model/
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from happyhouse import data, image_io
 from happyhouse.errors import WeightsError
-from happyhouse.precision import PRECISIONS
+from happyhouse.precision import CHOICES, say_choices_on_stderr
 from happyhouse.style import checkpoint, colors, images, networks, optimize, sizes, start, transfer, vgg19
 
 #: The options --resume takes from the saved state when no images are given.
@@ -65,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--optimizer", choices=optimize.OPTIMIZERS, default=None,
         help="adam (the course's, learning rate 2.0; the default at one scale) or lbfgs (fewer "
              "iterations for the same cost; the default coarse to fine)")
-    add("--precision", choices=PRECISIONS, default="float32",
-        help="arithmetic of the loss network: bfloat16 is several times faster on CPUs with AMX "
-             "(Adam only; L-BFGS runs in float32)")
+    add("--precision", choices=CHOICES, default="auto",
+        help="arithmetic of the loss network: auto (the default) is bfloat16 where this CPU was measured "
+             "faster with it and as good (AMX, AVX512-BF16), else float32; bfloat16 is Adam only, L-BFGS runs in float32")
     add("--resume", action="store_true",
         help="continue the interrupted run saved in OUT (without IMAGEs: with its saved settings)")
     add("--fetch-vgg", action="store_true", help="download Keras' VGG-19 weights into pretrained-model/ and exit")
@@ -95,6 +95,7 @@ def resume_options(args, out: Path) -> None:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    say_choices_on_stderr()
     out = Path(args.output)
     to_file = out.suffix.lower() in PICTURE_SUFFIXES
     try:

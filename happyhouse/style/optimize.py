@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from happyhouse.precision import check_precision, compute_precision
+from happyhouse.precision import check_choice, choose_precision, compute_precision
 from happyhouse.runtime import import_tensorflow
 from happyhouse.style import checkpoint, images
 
@@ -22,10 +22,11 @@ tf = import_tensorflow()
 OPTIMIZERS = ("adam", "lbfgs")
 
 
-def make_train_step(cost, variable, optimizer, precision="float32"):
+def make_train_step(cost, variable, optimizer, precision="auto"):
     """One compiled optimiser step on ``variable``: returns (J, J_content, J_style) before it.
-    ``precision`` "bfloat16" runs the loss network in bfloat16 (see happyhouse.precision)."""
-    check_precision(precision)
+    ``precision`` "bfloat16" runs the loss network in bfloat16, "auto" where this CPU gains by it
+    (see happyhouse.precision)."""
+    precision = choose_precision(precision, "style")
 
     @tf.function
     def train_step():
@@ -132,7 +133,8 @@ class LoopOptions:
     iterations the costs are printed as the course; every ``save_every`` ``output_dir/<i>.png``
     is saved, at the end ``output_dir/generated_image.jpg`` (None: nothing saved). To go on from
     an earlier pass: ``first_iteration`` numbers the first step, ``optimizer_state`` (from
-    checkpoint.optimizer_state) restores Adam's moments. ``stop``: asked before each step;
+    checkpoint.optimizer_state) restores Adam's moments. ``precision``: "auto" (see
+    happyhouse.precision), "float32" or "bfloat16" (Adam only; L-BFGS runs in float32). ``stop``: asked before each step;
     True raises checkpoint.Interrupted with the image, the step count and the optimiser state."""
     optimizer: object = None
     learning_rate: float = 2.0
@@ -140,7 +142,7 @@ class LoopOptions:
     save_every: int = 20
     print_every: int = 20
     progress: bool = True
-    precision: str = "float32"
+    precision: str = "auto"
     first_iteration: int = 0
     optimizer_state: list | None = None
     stop: Callable[[], bool] | None = None
@@ -167,8 +169,8 @@ def _check(steps, options):
         raise ValueError(f"num_iterations must be at least 1, got {steps}")
     if isinstance(options.optimizer, str) and options.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS} or a Keras optimizer, got {options.optimizer!r}")
-    check_precision(options.precision)
-    if options.optimizer == "lbfgs" and options.precision != "float32":
+    check_choice(options.precision)
+    if options.optimizer == "lbfgs" and options.precision == "bfloat16":
         raise ValueError("L-BFGS runs in float32 only: its line search fails on bfloat16's rounded costs. "
                          "Use precision='float32' with L-BFGS, or Adam with bfloat16.")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from happyhouse.precision import choose_precision, say_once
 from happyhouse.style import checkpoint, colors, contact_sheet, images, networks, optimize, sizes, start
 from happyhouse.style.cost import StyleTransferCost, normalise_weights
 
@@ -28,7 +29,8 @@ class TransferSettings:
     * ``size``: (H, W), or an int long side keeping the content's aspect (default 300x400).
     * ``alpha``, ``beta``: the content and style weights; ``learning_rate``: Adam's.
     * ``optimizer``: "adam" (the default at one scale), "lbfgs" (the default coarse to fine) or
-      a Keras optimizer; ``precision``: "float32" or "bfloat16" (Adam only).
+      a Keras optimizer; ``precision``: "auto" (bfloat16 where this CPU gains by it, see
+      happyhouse.precision; float32 with L-BFGS), "float32" or "bfloat16" (Adam only).
     * ``style_weights``: mixes several styles' Gram matrices (normalised; default equal).
     * ``preserve_colors``: None, "luminance" (the result's luminance with the content's chroma)
       or "histogram" (the style's colours matched to the content's before the run).
@@ -54,7 +56,7 @@ class TransferSettings:
     print_every: int = 20
     save_every: int = 20
     progress: bool = True
-    precision: str = "float32"
+    precision: str = "auto"
     style_weights: list | None = None
     preserve_colors: object = None
     tv_weight: float = 0.0
@@ -109,6 +111,14 @@ def run(content, styles: list, settings: TransferSettings):
     return result, history
 
 
+def plan_precision(precision: str, optimizer) -> str:
+    """The run's precision: "auto" resolved for style transfer (said once), float32 with L-BFGS."""
+    if precision == "auto" and optimizer == "lbfgs":
+        say_once("style", "float32", "L-BFGS's line search needs float32 costs")
+        return "float32"
+    return choose_precision(precision, "style")
+
+
 def make_plan(content, styles, settings: TransferSettings) -> Plan:
     """Check the controls, read the content, load the network and plan the scales."""
     s = replace(settings, preserve_colors=colors.METHODS[0] if settings.preserve_colors is True
@@ -123,12 +133,13 @@ def make_plan(content, styles, settings: TransferSettings) -> Plan:
     final_size = sizes.resolve_size(s.size, content_rgb.shape[:2]) if s.size is not None else networks.DEFAULT_SIZE
     model = networks.load_loss_network(s.network, final_size, s.vgg_path)
     scales = s.scales or sizes.default_scales(final_size, model.min_size)
-    optimizer = s.optimizer or sizes.default_optimizer(scales, s.precision)
+    optimizer = s.optimizer or sizes.default_optimizer(scales, "float32" if s.precision == "auto" else s.precision)
     iterations = s.iterations
     if iterations is None:
         iterations = sizes.DEFAULT_ITERATIONS.get(optimizer, sizes.DEFAULT_ITERATIONS["adam"])
     schedule = sizes.scale_schedule(final_size, scales, iterations)
     check_sizes(model, schedule, s.style_scale)
+    s.precision = plan_precision(s.precision, optimizer)
     output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None
     output_dir = Path(output_dir) if output_dir is not None else None
     state_file = s.state_file if s.state_file is not None or output_dir is None else checkpoint.state_path(output_dir)
