@@ -19,7 +19,7 @@ import time
 from bench import common
 
 BENCHMARKS = ("weights_load", "embedding", "identification", "style_step", "convergence", "style_vgg16",
-              "service", "style_large", "grading", "watch")
+              "service", "style_large", "grading", "watch", "nst_whole")
 
 
 def main(argv=None) -> int:
