@@ -19,7 +19,8 @@ import time
 from bench import common
 
 BENCHMARKS = ("weights_load", "embedding", "identification", "style_step", "convergence", "style_vgg16",
-              "service", "style_large", "grading", "watch", "precision", "precision_quality")
+              "service", "style_large", "grading", "watch", "precision", "precision_quality",
+              "nst_whole")
 
 
 def main(argv=None) -> int:

@@ -6,6 +6,10 @@
         [--noise-ratio R] [--scales N] [--style-scale S] [--resume]
     nst --fetch-vgg          # Keras' VGG-19 weights into pretrained-model/
 
+Without --optimizer, --iterations or --scales a picture up to 512 px runs the fast plan
+(happyhouse.style.fast): L-BFGS at half size from the content, then a few Adam steps at full
+size; ``--optimizer adam`` runs the course's 200 Adam steps.
+
 Exit codes: 0 done, 2 bad input (one line naming the file and what to do), 130 interrupted
 (the picture and the optimiser state saved; --resume goes on).
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 from happyhouse import data, image_io
 from happyhouse.errors import WeightsError
 from happyhouse.precision import CHOICES, say_choices_on_stderr
-from happyhouse.style import checkpoint, colors, images, networks, optimize, sizes, start, transfer, vgg19
+from happyhouse.style import checkpoint, colors, fast, images, networks, optimize, sizes, start, transfer, vgg19
 
 #: The options --resume takes from the saved state when no images are given.
 RESUMED_OPTIONS = ("images", "iterations", "size", "network", "vgg_weights", "alpha", "beta", "seed",
@@ -39,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("-o", "--output", default=transfer.DEFAULT_OUTPUT_DIR, help="output folder or image file")
     add("--iterations", type=int, default=None,
         help="steps (default 200 with Adam, 50 with L-BFGS; with several scales: at the coarsest, "
-             "a third as many at each finer one)")
+             "a third as many at each finer one). Without --optimizer, --iterations and --scales a "
+             f"picture up to {sizes.SINGLE_SCALE_MAX} px runs the fast plan: {fast.COARSE_ITERATIONS} "
+             f"L-BFGS iterations at half size, then {fast.FINE_STEPS} Adam steps (bfloat16 where the CPU has it)")
     add("--size", type=sizes.size_argument, default=None,
         help="LONG_SIDE (content's aspect kept) or HEIGHTxWIDTH (default 300x400)")
     add("--scales", type=int, default=None,
@@ -51,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--preserve-colors", nargs="?", const=colors.METHODS[0], choices=colors.METHODS,
         default=None, help="keep the content's colours (default method: luminance)")
     add("--tv-weight", type=float, default=0.0, help="total-variation weight against grain (default 0)")
-    add("--init", choices=start.INIT_MODES, default="noise",
-        help="start from the content, the content with noise (the course's) or noise")
+    add("--init", choices=start.INIT_MODES, default=None,
+        help="start from the content (the fast plan's default), the content with noise (the course's "
+             "default) or noise")
     add("--noise-ratio", type=float, default=None,
         help=f"share of noise in the noisy start (default {start.NOISE_RATIO})")
     add("--network", choices=networks.NETWORKS, default="auto",
@@ -63,11 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--beta", type=float, default=40)
     add("--seed", type=int, default=None, help="seed of the starting noise")
     add("--optimizer", choices=optimize.OPTIMIZERS, default=None,
-        help="adam (the course's, learning rate 2.0; the default at one scale) or lbfgs (fewer "
-             "iterations for the same cost; the default coarse to fine)")
+        help="adam (the course's, learning rate 2.0: with it, 200 steps at one scale) or lbfgs (fewer "
+             "iterations for the same cost; the default coarse to fine). Either turns the fast plan off")
     add("--precision", choices=CHOICES, default="auto",
         help="arithmetic of the loss network: auto (the default) is bfloat16 where this CPU was measured "
-             "faster with it and as good (AMX, AVX512-BF16), else float32; bfloat16 is Adam only, L-BFGS runs in float32")
+             "faster with it and as good (AMX, AVX512-BF16), else float32; bfloat16 is Adam only (L-BFGS "
+             "and the fast plan's L-BFGS pass run in float32)")
     add("--resume", action="store_true",
         help="continue the interrupted run saved in OUT (without IMAGEs: with its saved settings)")
     add("--fetch-vgg", action="store_true", help="download Keras' VGG-19 weights into pretrained-model/ and exit")
@@ -82,7 +90,8 @@ def settings_from(args, out: Path, to_file: bool) -> transfer.TransferSettings:
         optimizer=args.optimizer, precision=args.precision, style_weights=args.style_weights,
         preserve_colors=args.preserve_colors, tv_weight=args.tv_weight, init=args.init,
         noise_ratio=args.noise_ratio, scales=args.scales, style_scale=args.style_scale, resume=args.resume,
-        state_file=checkpoint.state_path(out), saved_settings={name: getattr(args, name) for name in RESUMED_OPTIONS})
+        state_file=checkpoint.state_path(out), saved_settings={name: getattr(args, name) for name in RESUMED_OPTIONS},
+        fast=True)
 
 
 def resume_options(args, out: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from happyhouse.precision import choose_precision, say_once
-from happyhouse.style import checkpoint, colors, contact_sheet, images, networks, optimize, sizes, start
+from happyhouse.precision import choose_precision, resolve_precision, say_once
+from happyhouse.style import checkpoint, colors, contact_sheet, fast, images, networks, optimize, sizes, start
 from happyhouse.style.cost import StyleTransferCost, normalise_weights
 
 #: Where pictures go when no output folder is given (False: nowhere).
@@ -38,6 +38,11 @@ class TransferSettings:
       size relative to the content's.
     * ``init``: "noise" (content with ``noise_ratio``, default 0.6, of noise), "content" or
       "random"; ``seed``: the noise's.
+    * ``fast``: the ``nst`` command's default (happyhouse.style.fast): where no ``optimizer``,
+      ``iterations`` or ``scales`` are given and the size is single-scale, a half-size L-BFGS
+      pass from ``init`` (default "content") then fast.FINE_STEPS Adam steps at full size in
+      ``precision`` (None: bfloat16 where the CPU has it). False (the library's and notebook's
+      default): the course's run.
     * ``output_dir``: default DEFAULT_OUTPUT_DIR (False: nothing saved); ``save_every``,
       ``print_every``, ``progress`` (a progress bar).
     * ``resume``: go on from ``state_file`` (default OUT/nst_state.npz), written on SIGINT
@@ -60,13 +65,14 @@ class TransferSettings:
     style_weights: list | None = None
     preserve_colors: object = None
     tv_weight: float = 0.0
-    init: str = "noise"
+    init: str | None = "noise"
     noise_ratio: float | None = None
     scales: int | None = None
     style_scale: float = 1.0
     resume: bool = False
     state_file: object = None
     saved_settings: dict | None = None
+    fast: bool = False
 
 
 def style_transfer(content, style, network="auto", iterations=None, size=None, alpha=10, beta=40, **controls):
@@ -81,12 +87,13 @@ def style_transfer(content, style, network="auto", iterations=None, size=None, a
 @dataclass
 class Plan:
     """What a run does: the content (H, W, 3) uint8, the result's (H, W), the loss network, the
-    scales [((H, W), iterations)], the optimiser, the state file and the checked controls."""
+    scales [((H, W), iterations)], each scale's (optimizer, precision), the state file and the
+    checked controls."""
     content_rgb: np.ndarray
     final_size: tuple
     model: object
     schedule: list
-    optimizer: object
+    passes: list
     state_file: Path | None
     output_dir: Path | None
     settings: TransferSettings
@@ -125,25 +132,46 @@ def make_plan(content, styles, settings: TransferSettings) -> Plan:
                 else settings.preserve_colors)
     if s.preserve_colors not in (None, False) + colors.METHODS:
         raise ValueError(f"preserve_colors must be one of {', '.join(colors.METHODS)}, got {s.preserve_colors!r}")
-    if s.init not in start.INIT_MODES:
+    if s.init is not None and s.init not in start.INIT_MODES:
         raise ValueError(f"init must be one of {', '.join(start.INIT_MODES)}, got {s.init!r}")
     s.style_weights = normalise_weights(s.style_weights, len(styles))
     s.noise_ratio = start.NOISE_RATIO if s.noise_ratio is None else s.noise_ratio
     content_rgb = images.read_image(content)
     final_size = sizes.resolve_size(s.size, content_rgb.shape[:2]) if s.size is not None else networks.DEFAULT_SIZE
     model = networks.load_loss_network(s.network, final_size, s.vgg_path)
-    scales = s.scales or sizes.default_scales(final_size, model.min_size)
+    schedule, passes = plan_passes(s, final_size, model.min_size)
+    check_sizes(model, schedule, s.style_scale)
+    output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None
+    output_dir = Path(output_dir) if output_dir is not None else None
+    state_file = s.state_file if s.state_file is not None or output_dir is None else checkpoint.state_path(output_dir)
+    return Plan(content_rgb, final_size, model, schedule, passes, state_file, output_dir, s)
+
+
+def uses_fast_plan(s: TransferSettings, final_size, min_side) -> bool:
+    """Whether ``s`` asks for the fast plan: ``fast`` with no optimizer, iterations or scales
+    given, at a size that runs at one scale by default."""
+    return (s.fast and s.optimizer is None and s.iterations is None and s.scales is None
+            and sizes.default_scales(final_size, min_side) == 1)
+
+
+def plan_passes(s: TransferSettings, final_size, min_side) -> tuple[list, list]:
+    """(schedule [((H, W), iterations)], [(optimizer, precision)] per scale); sets ``s.init`` when
+    None and resolves "auto". The fast plan prints one line saying what it runs and why."""
+    if uses_fast_plan(s, final_size, min_side):
+        s.init = s.init or fast.FAST_INIT
+        precision, why = resolve_precision(s.precision, "style")
+        steps = [(hw, n, opt, prec or precision) for hw, n, opt, prec in fast.fast_schedule(final_size, min_side)]
+        print(fast.describe(steps, why))
+        return [(hw, n) for hw, n, _, _ in steps], [(opt, prec) for _, _, opt, prec in steps]
+    s.init = s.init or "noise"
+    scales = s.scales or sizes.default_scales(final_size, min_side)
     optimizer = s.optimizer or sizes.default_optimizer(scales, "float32" if s.precision == "auto" else s.precision)
     iterations = s.iterations
     if iterations is None:
         iterations = sizes.DEFAULT_ITERATIONS.get(optimizer, sizes.DEFAULT_ITERATIONS["adam"])
     schedule = sizes.scale_schedule(final_size, scales, iterations)
-    check_sizes(model, schedule, s.style_scale)
     s.precision = plan_precision(s.precision, optimizer)
-    output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None
-    output_dir = Path(output_dir) if output_dir is not None else None
-    state_file = s.state_file if s.state_file is not None or output_dir is None else checkpoint.state_path(output_dir)
-    return Plan(content_rgb, final_size, model, schedule, optimizer, state_file, output_dir, s)
+    return schedule, [(optimizer, s.precision)] * len(schedule)
 
 
 def check_sizes(model, schedule, style_scale) -> None:
@@ -185,8 +213,9 @@ def run_scale(plan: Plan, styles, k, generated, first, saved, flag):
         begin = images.normalize(images.deprocess(generated), hw)
     if done >= steps:
         return begin, optimize.CostHistory(plan.model.name), saved
-    options = optimize.LoopOptions(plan.optimizer, s.learning_rate, plan.output_dir, s.save_every, s.print_every,
-                                   s.progress, s.precision, first + done, opt_state, flag.is_set if flag else None)
+    optimizer, precision = plan.passes[k]
+    options = optimize.LoopOptions(optimizer, s.learning_rate, plan.output_dir, s.save_every, s.print_every,
+                                   s.progress, precision, first + done, opt_state, flag.is_set if flag else None)
     try:
         generated, part = optimize.optimise(plan.model, begin, cost, steps - done, options)
     except checkpoint.Interrupted as stop:
