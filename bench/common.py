@@ -233,14 +233,18 @@ def summary_table(out_dir=None) -> str:
     lines.append("|---|---|---|---|---|")
     for path in sorted(out_dir.glob("*.json")):
         doc = json.loads(path.read_text())
-        m, r = doc["machine"], doc["rooflines"]
-        machines.add(f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; fp32 {r['fp32_gflops']} / "
-                     f"bf16 {r['bf16_gflops']} GFLOP/s; load {m['load_average_1_5_15'][0]}; {m['date']}")
-        for g in doc["goals"]:
+        m, r = doc.get("machine"), doc.get("rooflines")
+        if m and r:
+            machines.add(f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; fp32 {r['fp32_gflops']} / "
+                         f"bf16 {r['bf16_gflops']} GFLOP/s; load {m['load_average_1_5_15'][0]}; {m['date']}")
+        elif m:
+            machines.add(f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; load "
+                         f"{m['load_average_1_5_15'][0]}; {m['date']}")
+        for g in doc.get("goals", []):
             measured = g["measured"]
             if isinstance(measured, dict):
                 measured = ", ".join(f"{k} {fmt(v)}" for k, v in measured.items())
-            lines.append(f"| {doc['name']} | {g['goal']} | {g['target']} | {fmt(measured)} | "
+            lines.append(f"| {doc.get('name', path.stem)} | {g['goal']} | {g['target']} | {fmt(measured)} | "
                          f"{'yes' if g['met'] else '**no**'} |")
     return "\n".join(lines) + "\n\nMachine(s):\n" + "\n".join(f"- {m}" for m in sorted(machines))
 

@@ -73,6 +73,8 @@ def test_results_file_and_summary_table(tmp_path):
     table = common.summary_table(tmp_path)
     assert "| demo | fast enough | >= 3x | 2.5 | **no** |" in table
     assert "| demo | same | equal | 0 | yes |" in table
+    (tmp_path / "older.json").write_text(json.dumps({"rows": [], "goals": [common.goal("kept", "0", 0, True)]}))
+    assert "| older | kept | 0 | 0 | yes |" in common.summary_table(tmp_path)  # no machine: still listed
 
 
 def test_bench_command_writes_json(tmp_path):
