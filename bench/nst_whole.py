@@ -100,6 +100,18 @@ def measure(chosen, workdir: Path, quick: bool, output: str) -> list[dict]:
     return rows
 
 
+def whole_picture_goal(row: dict, isa: list) -> dict:
+    """Issue 24's goal for one fast strategy on the CPU kind that ran it (``isa``: common.machine()'s
+    flags): under 15 s on an AMX CPU (bfloat16 runs), under 45 s elsewhere."""
+    amx = "amx_bf16" in isa and "float32" not in row["strategy"]
+    kind = "AMX" if amx else "AVX2" if isa == ["avx2"] else f"{', '.join(isa)} (no AMX: the AVX2 goal)"
+    note = ("oneDNN held to AVX2 on this faster CPU: a lower bound for an AVX2-only CPU, not a measurement of one"
+            if row["strategy"].endswith("avx2") else "")
+    return common.goal(f"whole 300x400 picture, {row['strategy']}, cost <= 200 Adam steps", f"< {15 if amx else 45} s "
+                       f"on 2 cores, {kind}", round(row["seconds"], 1),
+                       row["reached_target"] and row["seconds"] < (15 if amx else 45), note)
+
+
 def main(argv=None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", default=None, help="strategies to run (the baseline always runs)")
@@ -112,9 +124,7 @@ def main(argv=None) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="nst_whole_"))
     rows = measure(chosen, workdir, args.quick, args.output)
     fast = [r for r in rows if r["strategy"].startswith("fast")]
-    goals = [common.goal(f"whole 300x400 picture, {r['strategy']}, cost <= 200 Adam steps'", "< 45 s on 2 AVX2 cores"
-                         if "float32" in r["strategy"] else "< 15 s (AMX) / < 45 s (AVX2)", round(r["seconds"], 1),
-                         r["reached_target"] and r["seconds"] < 45) for r in fast]
+    goals = [whole_picture_goal(r, common.machine()["isa"]) for r in fast]
     if args.sheet is not None:
         side_by_side({f"{r['strategy']}: {r['seconds']:.0f} s, J {r['final_cost']:.3g}": r["picture"]
                       for r in rows if r["strategy"] in ("course", "fast-float32", "fast")}, args.sheet)

@@ -114,3 +114,14 @@ def test_peak_memory_of_this_process_and_of_its_children():
         subprocess.run([sys.executable, "-c", child_code], check=True)
     assert mine.peak_mib > 10                      # this Python process itself
     assert kids.peak_mib > 200                     # the child, while it held its bytes
+
+
+def test_whole_picture_goal_follows_the_cpu_kind():
+    from bench.nst_whole import whole_picture_goal
+    row = {"strategy": "fast", "seconds": 20.0, "reached_target": True}
+    amx = whole_picture_goal(row, ["amx_bf16", "avx2", "avx512_bf16", "avx512f"])
+    assert amx["target"].startswith("< 15 s") and not amx["met"]          # 20 s misses AMX's goal
+    assert whole_picture_goal(row, ["avx2"])["met"] and "AVX2" in whole_picture_goal(row, ["avx2"])["target"]
+    capped = whole_picture_goal({**row, "strategy": "fast-float32-avx2"}, ["amx_bf16", "avx2"])
+    assert capped["target"].startswith("< 45 s") and "lower bound" in capped["note"]
+    assert not whole_picture_goal({**row, "reached_target": False}, ["avx2"])["met"]
