@@ -297,7 +297,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     labels = sorted({(r["dataset"], r["photos"]) for r in rows}, key=lambda k: (k[0], str(k[1])))
     series = [(m, False) for m in ("before", "after")] + [(m, True) for m in ("before", "after") if "dlib" in rows[0]]
     width, x = 0.8 / len(series), np.arange(len(labels))
@@ -315,7 +315,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xticks(x, [f"{d}\n{p or 'all'} photos" for d, p in labels], fontsize=8)
         ax.set_title(title)
         ax.set_ylim(0, 1.2)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=4)
     axes[0].axhline(0.96, color="grey", lw=0.8, ls="--")
     axes[0].axhline(0.92, color="grey", lw=0.8, ls=":")
     fig.suptitle("door accuracy, inception-resnet-v1 and dlib face_recognition (probes include degraded copies)")

@@ -10,8 +10,8 @@
     calibrate FOLDER         <person>/<photo> folder -> ROC plot, EER, threshold at a chosen FAR
     fetch                    download the course data (``door fetch --help``)
     serve                    the same over HTTP with one warm model (happyhouse/door/service.py)
-                             (--watch SOURCE: also watch a camera; /events, /events/stream)
-    watch SOURCE             watch a camera/stream/video; one event per person (happyhouse/door/watch_cli.py)
+                             (--watch SOURCE, repeatable: also watch cameras; /events, /events/stream)
+    watch SOURCE [SOURCE...] watch cameras/streams/videos; one event per person (happyhouse/door/watch_cli.py)
     log                      the watcher's stored events (--name, --since, --keep-days)
 
 Options (before or after the command): --db FILE, --model NAME, --threshold T, --json,
@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", type=Path, default=None,
                    help="file holding the bearer token that /people needs (default: none, loopback only)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MiB (default 20)")
-    p.add_argument("--watch", dest="source", default=None, metavar="SOURCE",
-                   help="also watch SOURCE (as `watch SOURCE`) on a thread beside the API: /events, /events/stream")
+    p.add_argument("--watch", dest="source", action="append", default=None, metavar="SOURCE",
+                   help="also watch SOURCE (as `watch SOURCE`) on a thread beside the API: /events, "
+                        "/events/stream; repeat it for several cameras")
     watch_cli.add_watch_options(p)
     watch_cli.add_parsers(sub, common)
     return parser

@@ -1,14 +1,16 @@
-"""``serve --watch SOURCE``: the watcher on a thread beside the HTTP API, sharing its database and model.
+"""Watchers on threads, one per camera, sharing one model: ``door watch CAM1 CAM2 ...`` and
+``serve --watch SOURCE`` (beside the HTTP API).
 
-The thread opens its own FaceDB and EventLog connections on the server's database file (SQLite
-objects stay on the thread that made them) and takes the service's model lock for detection and
-embedding, so requests and frames never use the model at once. Each event is stored (one
-transaction), printed as a JSON line, handed to the hooks, and announced through ``notify`` (the
-live stream then reads it from the database).
+Each thread opens its own FaceDB and EventLog connections on the database file (SQLite objects
+stay on the thread that made them) and takes the shared model lock for detection and embedding,
+so frames of several cameras and HTTP requests never use the model at once. Each event is stored
+(one transaction), printed as one JSON line, handed to the hooks, and announced through ``notify``
+(the server's live stream then reads it from the database).
 
-    live = prepare(args, db_path)              # options checked, source opened: UsageError/exit 2 if not
-    live.start(embedder, model_lock, notify)   # returns at once
-    live.stop()                                # at shutdown: the frame in hand is finished, its events stored
+    cameras = LiveWatch(db_path, [(settings, open_source(...)), ...], hooks)   # watch_cli.prepare_live
+    cameras.start(embedder, model_lock, notify)   # returns at once
+    cameras.wait()                                # until every source ends (door watch)
+    cameras.stop()                                # the frames in hand finished, their events stored
 """
 from __future__ import annotations
 
@@ -17,20 +19,17 @@ import sys
 import threading
 from pathlib import Path
 
-from happyhouse.door import face_db, recognition, watch_cli
+from happyhouse.door import face_db
 from happyhouse.door.events import EventLog
-from happyhouse.door.mqtt import MqttPublisher
-from happyhouse.door.sources import open_source
-from happyhouse.door.watch import Watcher, WatchSettings
+from happyhouse.door.sources import describe
+from happyhouse.door.watch import Watcher
 
-#: ``serve`` options that only mean something with ``--watch`` (their default is None).
-WATCH_ONLY = ("fps", "max_frames", "give_up_after", "on_match", "webhook", "mqtt", "mqtt_camera", "keep_days")
-#: Seconds ``stop`` waits for the frame in hand.
+#: Seconds ``stop`` waits for each camera's frame in hand.
 STOP_WAIT = 30.0
 
 
 class SharedModelWatcher(Watcher):
-    """A Watcher whose detection and embedding hold ``model_lock`` (the service's)."""
+    """A Watcher whose detection and embedding hold ``model_lock`` (shared by cameras and requests)."""
 
     def __init__(self, *args, model_lock: threading.Lock, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,69 +41,79 @@ class SharedModelWatcher(Watcher):
 
 
 class LiveWatch:
-    """One watcher thread over an opened ``source`` (see the module docstring)."""
+    """One watcher thread per camera: ``cameras`` [(WatchSettings, opened source)], all handing
+    their events to ``hooks`` (objects with ``submit(event)`` and ``close()``)."""
 
-    def __init__(self, db_path: Path, settings: WatchSettings, hooks: list, source, search: str = "auto"):
-        self.db_path, self.settings, self.hooks, self.source, self.search = db_path, settings, hooks, source, search
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    def __init__(self, db_path: Path, cameras: list, hooks: list, search: str = "auto"):
+        self.db_path, self.cameras, self.hooks, self.search = db_path, cameras, hooks, search
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.print_lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        """The sources watched, as events name them (credentials removed)."""
+        return ", ".join(describe(settings.source) for settings, _ in self.cameras)
 
     def start(self, embedder, model_lock: threading.Lock, notify=None) -> None:
-        """Start watching; ``notify()`` is called (from the thread) after each event is stored."""
-        self._thread = threading.Thread(target=self._run, args=(embedder, model_lock, notify or (lambda: None)),
-                                        name="door-watch", daemon=True)
-        self._thread.start()
+        """Start watching; ``notify()`` is called (from a camera's thread) after each event is stored."""
+        for k, (settings, source) in enumerate(self.cameras):
+            thread = threading.Thread(target=self.run_camera, args=(settings, source, embedder, model_lock,
+                                                                    notify or (lambda: None)),
+                                      name=f"door-watch-{k}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
 
     def request_stop(self) -> None:
-        """Ask the thread to stop after the frame in hand (safe from a signal handler)."""
-        self._stop.set()
-        self.source.stop()
+        """Ask every camera to stop after the frame in hand (safe from a signal handler)."""
+        self.stop_event.set()
+        for _, source in self.cameras:
+            source.stop()
+
+    def wait(self, poll: float = 0.5) -> None:
+        """Return when every camera's source has ended or stopped (signals are handled meanwhile)."""
+        for thread in self.threads:
+            while thread.is_alive():
+                thread.join(poll)
 
     def stop(self) -> None:
-        """Stop and wait for the thread (every decided event is stored before it ends), then the hooks
-        (``Hooks`` and, with --mqtt, the ``MqttPublisher``)."""
+        """Stop and wait for the threads (every decided event is stored before they end), then the
+        hooks (``Hooks`` and, with --mqtt, the ``MqttPublisher``)."""
         self.request_stop()
-        if self._thread is not None:
-            self._thread.join(STOP_WAIT)
-            if self._thread.is_alive():
-                print(f"watch: still busy after {STOP_WAIT:g} s; leaving it.", file=sys.stderr, flush=True)
+        for thread in self.threads:
+            thread.join(STOP_WAIT)
+            if thread.is_alive():
+                print(f"watch: {thread.name} still busy after {STOP_WAIT:g} s; leaving it.", file=sys.stderr, flush=True)
         for hook in self.hooks:
             hook.close()
 
-    def _run(self, embedder, model_lock, notify) -> None:
+    def close_sources(self) -> None:
+        """Close every source (when the watchers never start)."""
+        for _, source in self.cameras:
+            source.close()
+
+    def emit(self, event: dict) -> None:
+        """One JSON line on stdout, whole even when several cameras decide at once."""
+        with self.print_lock:
+            sys.stdout.write(json.dumps(event) + "\n")
+            sys.stdout.flush()
+
+    def run_camera(self, settings, source, embedder, model_lock, notify) -> None:
         def emit(event: dict) -> None:
-            print(json.dumps(event), flush=True)
+            self.emit(event)
             notify()
 
+        name = describe(settings.source)
         try:
             with face_db.FaceDB(self.db_path, create=False, search=self.search) as db, \
-                    EventLog(self.db_path, self.settings.snapshots) as event_log:
-                if self.settings.keep_days:
-                    event_log.prune(self.settings.keep_days)
-                watcher = SharedModelWatcher(db, embedder, event_log, self.settings, self.hooks, emit,
+                    EventLog(self.db_path, settings.snapshots) as event_log:
+                if settings.keep_days:
+                    event_log.prune(settings.keep_days)
+                watcher = SharedModelWatcher(db, embedder, event_log, settings, self.hooks, emit,
                                              model_lock=model_lock)
-                summary = watcher.run(self.source, self._stop)
-            print(f"watch: {summary.line()}", file=sys.stderr, flush=True)
-        except Exception as err:   # the API stays up; the log says why the watcher stopped
-            print(f"watch: {self.settings.source} stopped: {err}", file=sys.stderr, flush=True)
+                summary = watcher.run(source, self.stop_event)
+            print(f"watch: {name}: {summary.line()}", file=sys.stderr, flush=True)
+        except Exception as err:   # the other cameras and the API stay up; the log says why this one stopped
+            print(f"watch: {name} stopped: {err}", file=sys.stderr, flush=True)
         finally:
-            self.source.close()
-
-
-def prepare(args, db_path: Path) -> LiveWatch | None:
-    """``serve``'s watcher from its options (None without --watch): the settings checked, somebody
-    enrolled, the hooks made and the source opened, so a mistake is one clear error before the model loads."""
-    if args.source is None:
-        given = [f"--{name.replace('_', '-')}" for name in WATCH_ONLY if getattr(args, name) is not None]
-        if given:
-            raise recognition.UsageError(f"{', '.join(given)} only work with --watch SOURCE.")
-        return None
-    settings = watch_cli.watch_settings(args)
-    with face_db.FaceDB(db_path, create=False, timeout=args.timeout) as db:
-        recognition.require_someone(db)
-    hooks = [watch_cli.make_hooks(args)]
-    to_mqtt = watch_cli.mqtt_settings(args)
-    source = open_source(args.source, settings.fps, give_up_after=settings.give_up_after)
-    if to_mqtt:
-        hooks.append(MqttPublisher(to_mqtt))
-    return LiveWatch(db_path, settings, hooks, source, args.search)
+            source.close()

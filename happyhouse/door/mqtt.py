@@ -32,7 +32,7 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -58,8 +58,9 @@ def camera_name(source: str) -> str:
 
 @dataclass(frozen=True)
 class MqttSettings:
-    """Broker ``host``/``port``, ``tls``, topic ``prefix``, ``camera`` level, credentials (from the
-    environment), ``keepalive`` s, ``max_backoff`` s between reconnections, ``max_queued`` messages."""
+    """Broker ``host``/``port``, ``tls``, topic ``prefix``, ``camera`` level (``cameras``: one per
+    event source, for several cameras), credentials (from the environment), ``keepalive`` s,
+    ``max_backoff`` s between reconnections, ``max_queued`` messages."""
     host: str
     port: int = 1883
     prefix: str = DEFAULT_PREFIX
@@ -70,6 +71,7 @@ class MqttSettings:
     keepalive: int = 30
     max_backoff: int = 60
     max_queued: int = 1000
+    cameras: dict = field(default_factory=dict)
 
     @classmethod
     def from_url(cls, url: str, camera: str, environ=None) -> "MqttSettings":
@@ -94,7 +96,8 @@ class MqttSettings:
 
     def topics(self, event: dict) -> list[tuple[str, bool]]:
         """(topic, retained) for one event: the stream of events, the camera's and the person's latest."""
-        return [(f"{self.prefix}/events", False), (f"{self.prefix}/{self.camera}/person", True),
+        camera = self.cameras.get(event.get("source"), self.camera)
+        return [(f"{self.prefix}/events", False), (f"{self.prefix}/{camera}/person", True),
                 (f"{self.prefix}/people/{topic_part(str(event.get('name', 'unknown')))}", True)]
 
     @property

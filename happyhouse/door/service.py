@@ -45,14 +45,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from happyhouse.door import face_db
-from happyhouse.door import live
-from happyhouse.door import recognition
+from happyhouse.door import face_db, live, recognition, watch_cli
 from happyhouse.door.cohort import cohort_gallery
 from happyhouse.door.detect import FaceNotFoundError, face_crops
 from happyhouse.door.event_api import Wakeup, add_event_routes
 from happyhouse.door.events import EventLog, default_snapshots
-from happyhouse.door.sources import describe
 from happyhouse.face.thresholds import check_threshold
 from happyhouse.image_io import ImageReadError, read_rgb
 
@@ -439,7 +436,7 @@ def serve(args) -> int:
     (with ``--watch SOURCE``, watching it on a thread beside the API)."""
     token, path = check_options(args)
     sock = listen(args.host, args.port)
-    watching = live.prepare(args, path)
+    watching = watch_cli.prepare_live(args, path)
     try:
         embedder = recognition.load_embedder(args.model)
         door = Door(path, embedder, crop=args.crop, threshold=args.threshold, token=token, search=args.search,
@@ -447,13 +444,13 @@ def serve(args) -> int:
         door.warm_up()
     except BaseException:
         if watching is not None:
-            watching.source.close()
+            watching.close_sources()
         raise
     app = create_app(door, int(args.max_upload_mb * 2**20), watching)
     host, port = sock.getsockname()[:2]
     people = len(door.read(face_db.FaceDB.names))
     print(f"the door listens on http://{host}:{port} (model {embedder.name}, {people} people in {path}; "
           f"docs at /docs{'' if token else '; /people open to this machine: no --token-file'}"
-          f"{f'; watching {describe(watching.settings.source)}' if watching else ''})", file=sys.stderr, flush=True)
+          f"{f'; watching {watching.where}' if watching else ''})", file=sys.stderr, flush=True)
     make_server(app, door, watching).run(sockets=[sock])
     return 0

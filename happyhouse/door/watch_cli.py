@@ -4,6 +4,7 @@ registered by :mod:`happyhouse.door.cli`).
     door watch door.mp4 --agree 3 --window 5 --cooldown 60 --on-match "relay-pulse 17"
     door watch rtsp://cam.local/stream1 --webhook https://ha.local/api/webhook/door --keep-days 30
     DOOR_MQTT_USERNAME=door DOOR_MQTT_PASSWORD=... door watch 0 --mqtt mqtt://ha.local/happyhouse --mqtt-camera front
+    door watch rtsp://front.local/stream1 rtsp://back.local/stream1     # several cameras, one model
     door log --name kian --since 2h --json
 """
 from __future__ import annotations
@@ -13,22 +14,28 @@ import json
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from happyhouse.door import face_db, recognition
 from happyhouse.door.events import EventLog, format_event, parse_since
 from happyhouse.door.hooks import HookSettings, Hooks
-from happyhouse.door.mqtt import MqttPublisher, MqttSettings, camera_name
-from happyhouse.door.sources import open_source
+from happyhouse.door.live import LiveWatch
+from happyhouse.door.mqtt import MqttPublisher, MqttSettings, camera_name, topic_part
+from happyhouse.door.sources import describe, open_source
 from happyhouse.door.watch import Watcher, WatchSettings
+
+#: ``serve`` options that only mean something with ``--watch`` (their default is None).
+WATCH_ONLY = ("fps", "max_frames", "give_up_after", "on_match", "webhook", "mqtt", "mqtt_camera", "keep_days")
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     """Add ``watch`` and ``log`` to the door's subcommands."""
     p = sub.add_parser("watch", parents=[common], help="watch a camera, video or folder of frames; "
                                                        "one event per person decided")
-    p.add_argument("source", metavar="SOURCE", help="video file, folder of frames, http(s):// (MJPEG) or "
-                                                   "rtsp:// URL, or camera index (0)")
+    p.add_argument("source", metavar="SOURCE", nargs="+",
+                   help="video file, folder of frames, http(s):// (MJPEG) or rtsp:// URL, or camera index (0); "
+                        "several: one thread each, one model")
     add_watch_options(p)
     p = sub.add_parser("log", parents=[common], help="the events the watcher stored")
     p.add_argument("--name", default=None, help="only this person's events (or unknown)")
@@ -55,8 +62,9 @@ def add_watch_options(p: argparse.ArgumentParser) -> None:
                    help="mqtt[s]://HOST[:PORT][/PREFIX]: each event published to PREFIX/events, the latest retained "
                         "on PREFIX/CAMERA/person and PREFIX/people/NAME (user and password: DOOR_MQTT_USERNAME, "
                         "DOOR_MQTT_PASSWORD)")
-    p.add_argument("--mqtt-camera", default=None, metavar="NAME",
-                   help="the camera's topic level (default: made from SOURCE, e.g. door.mp4 -> door)")
+    p.add_argument("--mqtt-camera", action="append", default=None, metavar="NAME",
+                   help="the camera's topic level (default: made from SOURCE, e.g. door.mp4 -> door); "
+                        "with several sources, once per source in their order")
     add_log_options(p)
 
 
@@ -67,8 +75,8 @@ def add_log_options(p: argparse.ArgumentParser) -> None:
                    help="folder for unknown visitors' face snapshots (default DB.snapshots, mode 0700)")
 
 
-def watch_settings(args) -> WatchSettings:
-    return WatchSettings(source=args.source, fps=args.fps, agree=args.agree, window=args.window,
+def watch_settings(args, source: str) -> WatchSettings:
+    return WatchSettings(source=source, fps=args.fps, agree=args.agree, window=args.window,
                          cooldown=args.cooldown, min_iou=args.iou, max_frames=args.max_frames,
                          threshold=args.threshold, crop=args.crop, keep_days=args.keep_days,
                          give_up_after=args.give_up_after, snapshots=args.snapshots).check()
@@ -82,16 +90,62 @@ def make_hooks(args) -> Hooks:
 
 
 def mqtt_settings(args) -> MqttSettings | None:
-    """What --mqtt asks for (None without it); UsageError for a bad URL."""
+    """What --mqtt asks for (None without it), a topic level per source; UsageError for a bad URL
+    or --mqtt-camera given neither once per source nor not at all."""
     if not getattr(args, "mqtt", None):
         return None
+    names = args.mqtt_camera or [camera_name(source) for source in args.source]
+    if len(names) != len(args.source):
+        raise recognition.UsageError(f"--mqtt-camera: give one per SOURCE ({len(args.source)}), in their order, "
+                                     "or none (names made from the sources).")
     try:
-        return MqttSettings.from_url(args.mqtt, args.mqtt_camera or camera_name(args.source))
+        settings = MqttSettings.from_url(args.mqtt, names[0])
     except ValueError as err:
         raise recognition.UsageError(str(err)) from None
+    return replace(settings, cameras=unique_cameras(args.source, names))
 
 
-def stop_on_signals(stop: threading.Event, source) -> dict:
+def unique_cameras(sources: list, names: list) -> dict:
+    """{source as events name it: topic level}, a name taken twice made unique (front, front_2)."""
+    cameras, taken = {}, set()
+    for source, name in zip(sources, names):
+        base, k = topic_part(name), 1
+        while (name := base if k == 1 else f"{base}_{k}") in taken:
+            k += 1
+        taken.add(name)
+        cameras[describe(source)] = name
+    return cameras
+
+
+def prepare_live(args, db_path) -> LiveWatch | None:
+    """The watchers ``args`` ask for (None without a source): the settings checked, somebody
+    enrolled, the hooks made and every source opened, so a mistake is one clear error (exit 2)
+    before the model loads."""
+    sources = args.source or []
+    if not sources:
+        given = [f"--{name.replace('_', '-')}" for name in WATCH_ONLY if getattr(args, name) is not None]
+        if given:
+            raise recognition.UsageError(f"{', '.join(given)} only work with --watch SOURCE.")
+        return None
+    settings, to_mqtt = [watch_settings(args, source) for source in sources], mqtt_settings(args)
+    with face_db.FaceDB(db_path, create=False, timeout=args.timeout) as db:
+        recognition.require_someone(db)
+    hooks = [make_hooks(args)]
+    cameras = []
+    try:
+        for s in settings:
+            cameras.append((s, open_source(s.source, s.fps, give_up_after=s.give_up_after)))
+    except BaseException:
+        for _, source in cameras:
+            source.close()
+        hooks[0].close()
+        raise
+    if to_mqtt:
+        hooks.append(MqttPublisher(to_mqtt))
+    return LiveWatch(db_path, cameras, hooks, args.search)
+
+
+def stop_on_signals(stop: threading.Event, *sources) -> dict:
     """SIGINT/SIGTERM: finish the frame in hand, then stop (a second signal stops at once).
     Returns the handlers replaced (for :func:`restore_signals`)."""
     def handler(signum, _frame):
@@ -99,7 +153,8 @@ def stop_on_signals(stop: threading.Event, source) -> dict:
             raise KeyboardInterrupt
         print(f"{signal.Signals(signum).name}: stopping after this frame.", file=sys.stderr, flush=True)
         stop.set()
-        source.stop()
+        for source in sources:
+            source.stop()
 
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -110,16 +165,18 @@ def restore_signals(previous: dict) -> None:
 
 
 def cmd_watch(args) -> int:
-    settings = watch_settings(args)
+    path = args.db or face_db.default_path()
+    if len(args.source) > 1:
+        return watch_cameras(args, path)
+    settings = watch_settings(args, args.source[0])
     hooks = make_hooks(args)
     to_mqtt = mqtt_settings(args)
-    path = args.db or face_db.default_path()
     with face_db.FaceDB(path, create=False, timeout=args.timeout, search=args.search) as db:
         recognition.require_someone(db)
         with EventLog(path, args.snapshots, args.timeout) as event_log:
             if settings.keep_days:
                 event_log.prune(settings.keep_days)
-            source = open_source(args.source, settings.fps, give_up_after=settings.give_up_after)
+            source = open_source(settings.source, settings.fps, give_up_after=settings.give_up_after)
             try:
                 embedder = recognition.load_embedder(args.model)
             except BaseException:
@@ -137,6 +194,26 @@ def cmd_watch(args) -> int:
                     mqtt.close()
                 restore_signals(previous)
     print(summary.line(), file=sys.stderr)
+    return 0
+
+
+def watch_cameras(args, path) -> int:
+    """``door watch SRC1 SRC2 ...``: a watcher thread per source, one model shared under a lock."""
+    cameras = prepare_live(args, path)
+    try:
+        embedder = recognition.load_embedder(args.model)
+    except BaseException:
+        cameras.close_sources()
+        for hook in cameras.hooks:
+            hook.close()
+        raise
+    previous = stop_on_signals(cameras.stop_event, *(source for _, source in cameras.cameras))
+    try:
+        cameras.start(embedder, threading.Lock())
+        cameras.wait()
+    finally:
+        cameras.stop()
+        restore_signals(previous)
     return 0
 
 

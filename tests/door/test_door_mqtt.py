@@ -18,6 +18,7 @@ import pytest
 from paho.mqtt.client import CallbackAPIVersion, Client
 
 from happyhouse.door.mqtt import MqttPublisher, MqttSettings, camera_name, topic_part
+from happyhouse.door.watch_cli import unique_cameras
 from test_door_service import Server
 from test_door_watch import check_stored, door, noise, watch, write_video  # noqa: F401 (door: a fixture)
 
@@ -240,6 +241,18 @@ def test_credentials_come_from_the_environment(tmp_path):
 def test_bad_mqtt_url_is_one_clear_error(tmp_path, capsys, url, message):
     code, _, err = watch(["--db", tmp_path / "none.db", "watch", tmp_path, "--mqtt", url], capsys)
     assert code == 2 and message in err and "hunter2" not in err and "Traceback" not in err, err
+
+
+def test_several_cameras_get_a_topic_level_each(tmp_path, capsys):
+    assert unique_cameras(["/a/door.mp4", "/b/door.mp4", "rtsp://u:p@cam/x"], ["door", "door", "back yard"]) == {
+        "/a/door.mp4": "door", "/b/door.mp4": "door_2", "rtsp://cam/x": "back_yard"}   # no credentials
+    s = MqttSettings.from_url("mqtt://h", "front")
+    s = MqttSettings(**{**s.__dict__, "cameras": {"back.mp4": "back"}})
+    assert [t for t, _ in s.topics({"source": "back.mp4", "name": "kian"})][1] == "happyhouse/back/person"
+    assert [t for t, _ in s.topics({"source": "other", "name": "kian"})][1] == "happyhouse/front/person"
+    code, _, err = watch(["--db", tmp_path / "none.db", "watch", "a.mp4", "b.mp4", "--mqtt", "mqtt://h",
+                          "--mqtt-camera", "front"], capsys)
+    assert code == 2 and "--mqtt-camera: give one per SOURCE (2)" in err, err
 
 
 def test_topic_names():

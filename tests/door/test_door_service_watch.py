@@ -227,7 +227,7 @@ def test_sigterm_with_a_stream_open_stops_promptly(watching):
     assert stream.next() is None                                       # the stream ended, no reset
     assert time.monotonic() - started < 15
     log = srv.log.read_text()
-    assert "watch: watched" in log and "2 event(s)" in log, log[-2000:]
+    assert "watch: http://127.0.0.1:" in log and "watched" in log and "2 event(s)" in log, log[-2000:]
     assert integrity(srv.db) == "ok"
     with sqlite3.connect(srv.db) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM events ORDER BY id")] == ["barack_obama", "unknown"]

@@ -139,6 +139,17 @@ def test_video_each_person_decided_once(door, tmp_path, capsys):
     assert names.read_text().split() == ["barack_obama", "kit_harington"]
 
 
+def test_several_cameras_in_one_process(door, tmp_path, capsys):
+    db, _, s = door
+    front = write_video(tmp_path / "front.avi", s["obama"] + [noise()])
+    back = write_video(tmp_path / "back.avi", s["stranger"])
+    code, events, err = watch(["--db", db, "watch", front, back, "--cooldown", "600"], capsys)
+    assert code == 0, err
+    assert sorted((e["source"], e["name"]) for e in events) == [(str(back), "unknown"), (str(front), "barack_obama")]
+    assert f"watch: {front}: watched" in err and f"watch: {back}: watched" in err, err
+    check_stored(db, events)
+
+
 def test_folder_with_a_corrupt_frame(door, tmp_path, capsys):
     db, _, s = door
     folder = tmp_path / "frames"
