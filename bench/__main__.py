@@ -20,7 +20,7 @@ from bench import common
 
 BENCHMARKS = ("weights_load", "embedding", "identification", "style_step", "convergence", "style_vgg16",
               "service", "style_large", "grading", "watch", "precision", "precision_quality",
-              "nst_whole")
+              "nst_whole", "detect_memory")
 
 
 def main(argv=None) -> int:

@@ -32,6 +32,11 @@ PRECROPPED_MAX_SIDE = 160
 #: come from the full photo): a phone's 4000x3000 photo would otherwise take MTCNN seconds.
 DETECT_MAX_SIDE = 1280
 MIN_CONFIDENCE = 0.9
+#: R-Net and O-Net batches (one row per candidate face) are padded with zeros to the next power
+#: of two from this size, so their graphs see a handful of shapes: with as many shapes as candidate
+#: counts, TensorFlow's and oneDNN's per-shape caches grew without bound (about 40 MiB per 1,000
+#: frames of a crowd; bench/detect_memory.py). False: no padding (the benchmark's baseline).
+PAD_BATCHES_FROM = 16
 CROP_MODES = ("auto", "align", "whole")
 #: The two paths a face can take to the embedder, each with its own threshold
 #: (``Embedder.thresholds``): "whole", the photo used as the face (the course's small
@@ -67,8 +72,9 @@ class _CompiledStage:
     def __init__(self, stage, patch: int | None, shared: list):
         import tensorflow as tf
         model = stage._model
-        stage._model = tf.function(lambda x: model(x, training=False), input_signature=[
+        graph = tf.function(lambda x: model(x, training=False), input_signature=[
             tf.TensorSpec([None, patch, patch, 3], tf.float32)])   # one trace; PNet's size varies
+        stage._model = graph if patch is None else (lambda x: _padded_call(graph, x))
         self.stage, self._shared = stage, shared
         self.name, self.id = stage.name, stage.id
 
@@ -81,6 +87,24 @@ class _CompiledStage:
                 self._shared[0] = last
             images_normalized = last[1]
         return self.stage(images_normalized=images_normalized, **kwargs)
+
+
+def padded_rows(n: int) -> int:
+    """The batch size ``n`` candidates are padded to (see :data:`PAD_BATCHES_FROM`)."""
+    if not PAD_BATCHES_FROM or n == 0:
+        return n
+    return max(PAD_BATCHES_FROM, 1 << (n - 1).bit_length())
+
+
+def _padded_call(graph, x):
+    """``graph``'s outputs for ``x`` (N, P, P, 3), run on ``x`` padded with zero rows to
+    :func:`padded_rows` (N) and cut back to N rows (each row's result is its own)."""
+    import tensorflow as tf
+    n = int(x.shape[0])
+    rows = padded_rows(n)
+    if rows > n:
+        x = tf.concat([x, tf.zeros([rows - n, *x.shape[1:]], x.dtype)], 0)
+    return tuple(out[:n] for out in graph(x))
 
 
 class _Detector:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from happyhouse import runtime
 from happyhouse.door import face_db, recognition
 from happyhouse.door.detect import FaceNotFoundError
 from happyhouse.door.events import EventLog, iso
@@ -31,6 +32,8 @@ from happyhouse.door.tracking import UNKNOWN, Cooldown, Sighting, Tracker
 SNAPSHOT_MARGIN = 0.25
 #: Seconds between prunings of old events while watching (with --keep-days).
 PRUNE_EVERY = 3600.0
+#: Processed frames between two returns of the C heap's free memory to the system (runtime.trim_heap).
+TRIM_HEAP_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,8 @@ class Watcher:
             for frame in source.frames():
                 self.summary.frames = frame.index + 1
                 self.process(frame)
+                if self.summary.processed % TRIM_HEAP_EVERY == 0:
+                    runtime.trim_heap()
                 if stop.is_set() or (self.settings.max_frames and self.summary.processed >= self.settings.max_frames):
                     break
                 if self.settings.keep_days and time.monotonic() - pruned > PRUNE_EVERY:

@@ -134,3 +134,13 @@ def test_one_face_errors(course_images):
         fd.one_face(np.full((240, 320, 3), 200, np.uint8), 160, what="blank.png")
     with pytest.raises(fd.FaceNotFoundError, match=r"group.jpg: 2 faces found .* where one is expected"):
         fd.one_face(group_photo(course_images, ["younes.jpg", "arnaud.jpg"]), 160, what="group.jpg")
+
+
+def test_candidate_batches_padded_to_a_few_sizes_find_the_same_faces(course_images, monkeypatch):
+    assert [fd.padded_rows(n) for n in (0, 1, 16, 17, 100)] == [0, 16, 16, 32, 128]
+    photo = group_photo(course_images, ["younes.jpg", "kian.jpg", "andrew.jpg"], scale=1.2)
+    padded = fd.detect_faces(photo)                        # the default: R-Net/O-Net batches padded
+    monkeypatch.setattr(fd, "PAD_BATCHES_FROM", 0)
+    plain = fd.detect_faces(photo)
+    assert len(plain) == 3 and [f.box for f in padded] == [f.box for f in plain]
+    np.testing.assert_allclose([f.confidence for f in padded], [f.confidence for f in plain], atol=1e-5)
