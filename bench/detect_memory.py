@@ -7,8 +7,8 @@ handed back every 50 frames as the watcher does (runtime.trim_heap), against nei
 Frames: 40 crops of $FACES_DATA/groups/multiface.jpg (six faces) at random places and scales,
 resized to 640x480 and shifted a little each time round, so the number of candidate faces MTCNN
 passes to R-Net and O-Net changes from frame to frame (a crowd at the door, a busy street). Each
-way runs in a fresh process: ``detect_faces`` on every frame, resident memory (psutil) every 100
-frames, the slope after a warm-up of a quarter of the frames, and ms per frame; the faces found
+way runs in a fresh process: ``detect_faces`` on every frame, resident memory (psutil) 16 times
+(every 100 frames of 1,600), the slope after a warm-up of a quarter of the frames, and ms per frame; the faces found
 are compared between the two ways.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 from bench import common
 from bench.watch import FLAT_MIB_PER_1000
+from bench.watch_memory import rss_mib, rss_slope
 
 #: way -> (PAD_BATCHES_FROM: 0 none, None the default; heap trimmed every this many frames, 0 never)
 WAYS = {"unpadded, heap kept (naive)": (0, 0), "padded": (None, 0),
@@ -46,15 +47,13 @@ def crowd_frames(count: int = 40, seed: int = 0) -> list[np.ndarray]:
     return frames
 
 
-def child(frames_total: int, pad_from, trim_every: int) -> dict:
-    """In this process: detect on ``frames_total`` frames; RSS samples, ms per frame, faces found."""
-    import psutil
-
+def child(frames_total: int, pad_from, trim_every: int, warmup: int) -> dict:
+    """In this process: detect on ``frames_total`` frames; 16 RSS samples (seconds, frames, MiB), the seconds the first ``warmup`` frames took, ms per frame, the faces found."""
     from happyhouse import runtime
     from happyhouse.door import detect
     if pad_from is not None:
         detect.PAD_BATCHES_FROM = pad_from
-    frames, proc, samples, found = crowd_frames(), psutil.Process(), [], []
+    frames, samples, found, warmup_s, every = crowd_frames(), [], [], 0.0, max(1, frames_total // 16)
     start = time.perf_counter()
     for i in range(frames_total):
         frame = frames[i % len(frames)]
@@ -63,22 +62,18 @@ def child(frames_total: int, pad_from, trim_every: int) -> dict:
             runtime.trim_heap()
         if i < len(frames):
             found.append([list(f.box) for f in faces])
-        if i % 100 == 0:
-            samples.append((i, proc.memory_info().rss / 2**20))
+        if i == warmup:
+            warmup_s = time.perf_counter() - start
+        if i % every == 0:
+            samples.append((time.perf_counter() - start, i, rss_mib()))
     seconds = time.perf_counter() - start
-    samples.append((frames_total, proc.memory_info().rss / 2**20))
-    return {"samples": samples, "ms_per_frame": 1000 * seconds / frames_total, "found": found}
+    samples.append((seconds, frames_total, rss_mib()))
+    return {"samples": samples, "warmup_s": warmup_s, "ms_per_frame": 1000 * seconds / frames_total, "found": found}
 
 
-def slope_per_1000(samples: list, warmup: int) -> float:
-    """MiB per 1,000 frames of the RSS samples [(frame, MiB)] after ``warmup`` frames (least squares)."""
-    kept = [(i, mib) for i, mib in samples if i >= warmup]
-    return float(np.polyfit([i for i, _ in kept], [m for _, m in kept], 1)[0] * 1000)
-
-
-def run_child(frames_total: int, pad_from, trim_every: int) -> dict:
+def run_child(frames_total: int, warmup: int, pad_from, trim_every: int) -> dict:
     code = ("import json; from bench.detect_memory import child; "
-            f"print(json.dumps(child({frames_total}, {pad_from!r}, {trim_every})))")
+            f"print(json.dumps(child({frames_total}, {pad_from!r}, {trim_every}, {warmup})))")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     out = subprocess.run([sys.executable, "-c", code], cwd=common.ROOT, env=env, capture_output=True, text=True,
                          check=False)
@@ -93,11 +88,12 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     frames_total = 120 if args.quick else args.frames
     roof, load_before = common.rooflines(args.quick), common.machine()["load_average_1_5_15"]
-    results = {way: run_child(frames_total, *how) for way, how in WAYS.items()}
     warmup = frames_total // 4
+    results = {way: run_child(frames_total, warmup, *how) for way, how in WAYS.items()}
+    growth = {way: rss_slope(r["samples"], r["warmup_s"]) for way, r in results.items()}
     rows = [{"way": way, "frames": frames_total, "ms_per_frame": round(r["ms_per_frame"], 1),
-             "rss_start_mib": round(r["samples"][0][1]), "rss_end_mib": round(r["samples"][-1][1]),
-             "mib_per_1000_frames": round(slope_per_1000(r["samples"], warmup), 2)} for way, r in results.items()]
+             "rss_start_mib": round(growth[way]["start_MiB"]), "rss_end_mib": round(growth[way]["end_MiB"]),
+             "mib_per_1000_frames": round(growth[way]["per_1000_frames"], 2)} for way, r in results.items()]
     naive, padded, watcher = rows
     found = [r["found"] for r in results.values()]
     same = found[1] == found[0] == found[2]
@@ -108,7 +104,7 @@ def main(argv=None) -> dict:
                          round(watcher["ms_per_frame"] / naive["ms_per_frame"], 2),
                          watcher["ms_per_frame"] <= 1.1 * naive["ms_per_frame"])]
     notes = [f"load average (1, 5, 15 min) before: {load_before}, after: {common.machine()['load_average_1_5_15']}",
-             f"warm-up: {warmup} frames; RSS samples every 100 frames (psutil)"]
+             f"warm-up: {warmup} frames; RSS sampled 16 times (psutil)"]
     common.write("detect_memory" + ("_quick" if args.quick else ""), rows, goals, roof, args.out, notes,
                  extra={"samples": {way: r["samples"] for way, r in results.items()}})
     return {"rows": rows, "goals": goals}

@@ -97,7 +97,7 @@ def _glibc():
 def trim_heap() -> bool:
     """Hand the C heap's free memory back to the system (glibc's ``malloc_trim(0)``; False where
     there is none). TensorFlow's tensors of changing sizes leave glibc's heap holding freed pages,
-    so a long watch run's resident memory crept up without a leak (bench/detect_memory.py)."""
+    so a long watch run's resident memory crept up (bench/detect_memory.py)."""
     libc = _glibc()
     if libc is None:
         return False

@@ -34,8 +34,8 @@ DETECT_MAX_SIDE = 1280
 MIN_CONFIDENCE = 0.9
 #: R-Net and O-Net batches (one row per candidate face) are padded with zeros to the next power
 #: of two from this size, so their graphs see a handful of shapes: with as many shapes as candidate
-#: counts, TensorFlow's and oneDNN's per-shape caches grew without bound (about 40 MiB per 1,000
-#: frames of a crowd; bench/detect_memory.py). False: no padding (the benchmark's baseline).
+#: counts, resident memory kept growing (12 MiB per 1,000 frames of a crowd against 6 padded;
+#: bench/detect_memory.py). 0: no padding (the benchmark's baseline).
 PAD_BATCHES_FROM = 16
 CROP_MODES = ("auto", "align", "whole")
 #: The two paths a face can take to the embedder, each with its own threshold

@@ -87,10 +87,12 @@ class LiveWatch:
         for hook in self.hooks:
             hook.close()
 
-    def close_sources(self) -> None:
-        """Close every source (when the watchers never start)."""
+    def close(self) -> None:
+        """Close every source and hook (when the watchers never start)."""
         for _, source in self.cameras:
             source.close()
+        for hook in self.hooks:
+            hook.close()
 
     def emit(self, event: dict) -> None:
         """One JSON line on stdout, whole even when several cameras decide at once."""

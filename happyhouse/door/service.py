@@ -444,7 +444,7 @@ def serve(args) -> int:
         door.warm_up()
     except BaseException:
         if watching is not None:
-            watching.close_sources()
+            watching.close()
         raise
     app = create_app(door, int(args.max_upload_mb * 2**20), watching)
     host, port = sock.getsockname()[:2]

@@ -203,9 +203,7 @@ def watch_cameras(args, path) -> int:
     try:
         embedder = recognition.load_embedder(args.model)
     except BaseException:
-        cameras.close_sources()
-        for hook in cameras.hooks:
-            hook.close()
+        cameras.close()
         raise
     previous = stop_on_signals(cameras.stop_event, *(source for _, source in cameras.cameras))
     try:

@@ -41,7 +41,7 @@ class TransferSettings:
     * ``fast``: the ``nst`` command's default (happyhouse.style.fast): where no ``optimizer``,
       ``iterations`` or ``scales`` are given and the size is single-scale, a half-size L-BFGS
       pass from ``init`` (default "content") then fast.FINE_STEPS Adam steps at full size in
-      ``precision`` (None: bfloat16 where the CPU has it). False (the library's and notebook's
+      ``precision`` ("auto" resolved for style transfer). False (the library's and notebook's
       default): the course's run.
     * ``output_dir``: default DEFAULT_OUTPUT_DIR (False: nothing saved); ``save_every``,
       ``print_every``, ``progress`` (a progress bar).
