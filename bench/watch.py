@@ -13,6 +13,7 @@ same stream, one after the other:
   minus HTTP), the door opening on the first frame that names someone.
 
     python -m bench.watch [--quick] [--seconds 600]
+    python -m bench.watch --cameras 2 --seconds 60     # one camera, then two at once -> watch_cameras.json
     nice -n 10 python -m bench.watch --minutes 10     # memory only: RSS every 5 s -> watch_memory.json
 """
 from __future__ import annotations
@@ -55,10 +56,11 @@ def visit_frames(images: Path) -> tuple[list[bytes], int]:
 
 
 class Camera(BaseHTTPRequestHandler):
-    """Plays ``visit`` in a loop at CAMERA_FPS for ``seconds``; ``starts`` gets each connection's start time."""
+    """Plays ``visit`` in a loop at CAMERA_FPS for ``seconds`` to ``plays`` connections; ``starts`` gets
+    each connection's start time by its path (/camera0.mjpg, /camera1.mjpg, ...: several cameras)."""
     visit: list = []
     seconds = 60.0
-    starts: list = []
+    starts: dict = {}
     plays = 0
 
     def do_GET(self):
@@ -70,7 +72,7 @@ class Camera(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         self.end_headers()
         t0 = time.monotonic()
-        self.starts.append(t0)
+        self.starts[self.path] = t0
         total = int(self.seconds * CAMERA_FPS)
         try:
             for i in range(total):
@@ -172,10 +174,15 @@ def enrol_residents(db_path: Path, embedder, images: Path) -> None:
 
 
 def start_camera() -> tuple[ThreadingHTTPServer, str]:
-    """The loopback MJPEG camera (serving ``Camera.visit``) and its URL."""
+    """The loopback MJPEG camera (serving ``Camera.visit``) and the URL of its first camera."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_port}/camera.mjpg"
+    return server, camera_url(server, 0)
+
+
+def camera_url(server: ThreadingHTTPServer, k: int) -> str:
+    """The URL of camera ``k`` on the loopback server (each path is a camera of its own)."""
+    return f"http://127.0.0.1:{server.server_port}/camera{k}.mjpg"
 
 
 def main(argv=None) -> dict:
@@ -188,6 +195,9 @@ def main(argv=None) -> dict:
                    help="memory only: the watcher on the looping camera for M minutes, RSS sampled every "
                         "--every s (writes watch_memory.json)")
     p.add_argument("--every", type=float, default=5.0, help="seconds between RSS samples (--minutes; default 5)")
+    p.add_argument("--cameras", type=int, default=1,
+                   help="several cameras: one camera, then N at once in one process (what `door watch A B ...` "
+                        "runs), each for --seconds (writes watch_cameras.json)")
     args = p.parse_args(argv)
     seconds = 20.0 if args.quick else args.seconds
     naive_seconds = min(seconds, 40.0)
@@ -204,17 +214,79 @@ def main(argv=None) -> dict:
             result = memory_main(db_path, embedder, url, args, roof, loads)
             server.shutdown()
             return result
+        if args.cameras > 1:
+            result = cameras_main(db_path, embedder, server, first_face, args, roof, loads)
+            server.shutdown()
+            return result
         results = {}
         for how, fn, length in (("watch", run_watcher, seconds), ("naive", run_naive, naive_seconds)):
-            Camera.seconds, Camera.starts, Camera.plays = length, [], 1
+            Camera.seconds, Camera.starts, Camera.plays = length, {}, 1
             out = fn(db_path, embedder, url, length)
-            appeared = appearances(Camera.starts[0], length, len(Camera.visit), first_face)
+            appeared = appearances(Camera.starts["/camera0.mjpg"], length, len(Camera.visit), first_face)
             out["latency"] = latencies(appeared, out["decided"])
             out["visits"] = len(appeared)
             loads[f"after_{how}"] = [round(x, 2) for x in os.getloadavg()]
             results[how] = out
         server.shutdown()
     return report(results, roof, loads, seconds, naive_seconds, args.out)
+
+
+def run_cameras(db_path: Path, embedder, urls: list[str]) -> dict:
+    """LiveWatch on ``urls`` at once (one thread per camera, one model): per URL its summary and the
+    times of its decisions naming someone."""
+    from happyhouse.door.live import LiveWatch
+    from happyhouse.door.sources import open_source
+    from happyhouse.door.watch import WatchSettings
+    decided = {url: [] for url in urls}
+    cameras = [(WatchSettings(source=url, cooldown=0.0), open_source(url, give_up_after=0.5)) for url in urls]
+    live = LiveWatch(db_path, cameras, hooks=[])
+    live.emit = lambda e: decided[e["source"]].append(time.monotonic()) if e["name"] != "unknown" else None
+    t_start = time.monotonic()
+    live.start(embedder, threading.Lock())
+    live.wait()
+    seconds = time.monotonic() - t_start
+    return {url: {"summary": live.summaries[url], "decided": decided[url], "seconds": seconds} for url in urls}
+
+
+def cameras_main(db_path: Path, embedder, server, first_face: int, args, roof: dict, loads: dict) -> dict:
+    """``--cameras N``: one camera alone, then N cameras at once, each playing the visits for --seconds."""
+    seconds = 20.0 if args.quick else args.seconds
+    rows = []
+    for count in (1, args.cameras):
+        urls = [camera_url(server, k) for k in range(count)]
+        Camera.seconds, Camera.starts, Camera.plays = seconds, {}, count
+        runs = run_cameras(db_path, embedder, urls)
+        loads[f"after_{count}_cameras"] = [round(x, 2) for x in os.getloadavg()]
+        for k, url in enumerate(urls):
+            run = runs[url]
+            appeared = appearances(Camera.starts[f"/camera{k}.mjpg"], seconds, len(Camera.visit), first_face)
+            lat = np.asarray(latencies(appeared, run["decided"])) * 1e3
+            rows.append({"cameras": count, "camera": k, "processed_fps": run["summary"].processed / run["seconds"],
+                         "visits": len(appeared), "visits_decided": len(lat),
+                         "latency_p50_ms": float(np.median(lat)) if lat.size else None,
+                         "latency_max_ms": float(lat.max()) if lat.size else None})
+    alone = rows[0]
+    together = rows[1:]
+    total = sum(r["processed_fps"] for r in together)
+    worst = max((r["latency_max_ms"] or np.inf) for r in together)
+    everyone = all(r["visits_decided"] == r["visits"] for r in together)
+    goals = [common.goal(f"{args.cameras} cameras at once: each at least 5 processed frames/s (the one-camera goal)",
+                         ">= 5 per camera", round(min(r["processed_fps"] for r in together), 2),
+                         min(r["processed_fps"] for r in together) >= 5,
+                         f"together {total:.1f}/s = {total / alone['processed_fps']:.2f}x one camera alone "
+                         f"({alone['processed_fps']:.1f}/s); one model, one lock"),
+             common.goal(f"{args.cameras} cameras at once: every visit decided within 1 s", "<= 1000 ms",
+                         None if not np.isfinite(worst) else round(worst), everyone and worst <= 1000,
+                         f"one camera alone: worst {common.fmt(alone['latency_max_ms'])} ms")]
+    notes = [f"camera: {CAMERA_FPS} fps MJPEG over loopback per connection, visits of {EMPTY_S:g} s empty + "
+             f"{FACE_S:g} s face; the cameras start within a few ms of each other, so their faces appear together",
+             "the cameras share one model under one lock (happyhouse.door.live.LiveWatch): the frames of "
+             "several cameras are processed one after another, never at once",
+             f"load average (1, 5, 15 min): {loads}"]
+    common.write("watch_cameras", rows, goals, roof, args.out, notes,
+                 columns=["cameras", "camera", "processed_fps", "visits", "visits_decided", "latency_p50_ms",
+                          "latency_max_ms"], extra={"load_average": loads})
+    return {"rows": rows, "goals": goals}
 
 
 def run_memory(db_path: Path, embedder, url: str, every: float) -> tuple[list, object]:
@@ -234,7 +306,7 @@ def run_memory(db_path: Path, embedder, url: str, every: float) -> tuple[list, o
 def memory_main(db_path: Path, embedder, url: str, args, roof: dict, loads: dict) -> dict:
     """``--minutes M``: the camera loops its visit for M minutes; RSS against frames processed."""
     seconds = 0.5 * 60 if args.quick else args.minutes * 60
-    Camera.seconds, Camera.starts, Camera.plays = seconds, [], 1
+    Camera.seconds, Camera.starts, Camera.plays = seconds, {}, 1
     samples, summary = run_memory(db_path, embedder, url, args.every)
     loads["end"] = [round(x, 2) for x in os.getloadavg()]
     growth = rss_slope(samples, warmup_s=min(60.0, seconds / 5))

@@ -22,7 +22,7 @@ from pathlib import Path
 from happyhouse.door import face_db
 from happyhouse.door.events import EventLog
 from happyhouse.door.sources import describe
-from happyhouse.door.watch import Watcher
+from happyhouse.door.watch import Summary, Watcher
 
 #: Seconds ``stop`` waits for each camera's frame in hand.
 STOP_WAIT = 30.0
@@ -49,6 +49,7 @@ class LiveWatch:
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.print_lock = threading.Lock()
+        self.summaries: dict[str, Summary] = {}     # source -> what its run did, once it has stopped
 
     @property
     def where(self) -> str:
@@ -114,6 +115,7 @@ class LiveWatch:
                 watcher = SharedModelWatcher(db, embedder, event_log, settings, self.hooks, emit,
                                              model_lock=model_lock)
                 summary = watcher.run(source, self.stop_event)
+            self.summaries[name] = summary
             print(f"watch: {name}: {summary.line()}", file=sys.stderr, flush=True)
         except Exception as err:   # the other cameras and the API stay up; the log says why this one stopped
             print(f"watch: {name} stopped: {err}", file=sys.stderr, flush=True)
