@@ -11,6 +11,7 @@ writes the folder people get by default (iterations every 20, generated_image.jp
 whose JPEG artefacts raise every cost). ``speedup`` is the baseline's seconds over the row's.
 
     python -m bench.nst_whole [--quick] [--only NAME ...] [--output png|folder] [--sheet docs/nst_fast.png]
+    python -m bench.nst_whole --images louvre_small.jpg stone_style.jpg --only fast   # another pair
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from bench import common
 
-IMAGES = ["louvre_small.jpg", "monet.jpg"]
+#: The content and style of the issue's measurements (--images picks another pair).
+IMAGES = ("louvre_small.jpg", "monet.jpg")
 #: (name, what it runs, extra nst flags). The first is the baseline. A name ending in "-avx2" runs
 #: with oneDNN capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2): this CPU's stand-in for an AVX2-only one.
 STRATEGIES = [
@@ -39,10 +41,10 @@ STRATEGIES = [
 ]
 
 
-def run_nst(flags, out, quick, avx2=False) -> dict:
+def run_nst(flags, out, quick, avx2=False, pair=IMAGES) -> dict:
     """Wall seconds, peak RSS (MiB), exit code and the plan line of one ``nst`` run in a fresh process."""
     size = ["--size", "64x80", "--network", "vgg19-random"] if quick else []
-    cmd = [sys.executable, "-m", "nst_utils", *IMAGES, "-o", str(out), "--seed", "0", *size, *flags]
+    cmd = [sys.executable, "-m", "nst_utils", *pair, "-o", str(out), "--seed", "0", *size, *flags]
     path = os.pathsep.join(filter(None, [str(common.ROOT), os.environ.get("PYTHONPATH")]))   # the caller's kept
     env = {**os.environ, "PYTHONPATH": path, **({"ONEDNN_MAX_CPU_ISA": "AVX2"} if avx2 else {})}
     with common.PeakMemory(children=True) as peak:
@@ -54,15 +56,16 @@ def run_nst(flags, out, quick, avx2=False) -> dict:
             "last_line": (proc.stdout.strip().splitlines() or [proc.stderr.strip()[-300:]])[-1]}
 
 
-def scorer(quick):
-    """fp32 total cost of a picture file at the run's size, with the default network."""
+def scorer(quick, pair=IMAGES):
+    """fp32 total cost of a picture file at the run's size, with the default network, for ``pair``
+    (content, style)."""
     import tensorflow as tf
     from happyhouse.style import images
     from happyhouse.style.cost import StyleTransferCost
     from happyhouse.style.networks import load_loss_network
     size = (64, 80) if quick else (300, 400)
     model = load_loss_network("vgg19-random" if quick else "auto", size, verbose=False)
-    cost = StyleTransferCost(model, images.normalize(IMAGES[0], size), [images.normalize(IMAGES[1], size)])
+    cost = StyleTransferCost(model, images.normalize(pair[0], size), [images.normalize(pair[1], size)])
     return lambda path: float(cost(tf.constant(images.normalize(images.read_image(path), size)))[0])
 
 
@@ -81,7 +84,7 @@ def side_by_side(pictures: dict, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
-def measure(chosen, workdir: Path, quick: bool, output: str) -> list[dict]:
+def measure(chosen, workdir: Path, quick: bool, output: str, pair=IMAGES) -> list[dict]:
     """One row per strategy: its run, then every picture scored against the baseline's cost."""
     rows = []
     for name, what, flags in chosen:
@@ -89,9 +92,9 @@ def measure(chosen, workdir: Path, quick: bool, output: str) -> list[dict]:
         picture = workdir / name / ("picture.png" if output == "png" else "generated_image.jpg")
         out = picture if output == "png" else picture.parent
         picture.parent.mkdir(parents=True, exist_ok=True)
-        run = run_nst(flags, out, quick, avx2=name.endswith("-avx2"))
+        run = run_nst(flags, out, quick, avx2=name.endswith("-avx2"), pair=pair)
         rows.append({"strategy": name, "what": what, "flags": " ".join(flags), **run, "picture": picture})
-    score = scorer(quick)
+    score = scorer(quick, pair)
     target = score(rows[0]["picture"])
     for r in rows:
         r["final_cost"] = score(r["picture"]) if r["returncode"] == 0 else float("nan")
@@ -118,24 +121,28 @@ def main(argv=None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", default=None, help="strategies to run (the baseline always runs)")
     p.add_argument("--output", choices=("png", "folder"), default="png", help="what nst writes (see above)")
+    p.add_argument("--images", nargs=2, default=list(IMAGES), metavar=("CONTENT", "STYLE"),
+                   help=f"the pair to paint (default {' '.join(IMAGES)}); another pair's JSON is named after it")
     p.add_argument("--sheet", type=Path, default=None, help="write the baseline and fast pictures side by side here")
     args = p.parse_args(argv)
     roof = common.rooflines(args.quick)
     chosen = [s for s in STRATEGIES if args.only is None or s[0] in args.only or s is STRATEGIES[0]]
     load_before = common.machine()["load_average_1_5_15"]
     workdir = Path(tempfile.mkdtemp(prefix="nst_whole_"))
-    rows = measure(chosen, workdir, args.quick, args.output)
+    pair = tuple(args.images)
+    rows = measure(chosen, workdir, args.quick, args.output, pair)
     fast = [r for r in rows if r["strategy"].startswith("fast")]
     goals = [whole_picture_goal(r, common.machine()["isa"]) for r in fast]
     if args.sheet is not None:
         side_by_side({f"{r['strategy']}: {r['seconds']:.0f} s, J {r['final_cost']:.3g}": r["picture"]
                       for r in rows if r["strategy"] in ("course", "fast-float32", "fast")}, args.sheet)
-    notes = [f"images: {' + '.join(IMAGES)}, {'64x80 vgg19-random (quick)' if args.quick else '300x400, default network'}",
+    notes = [f"images: {' + '.join(pair)}, {'64x80 vgg19-random (quick)' if args.quick else '300x400, default network'}",
              f"load average (1, 5, 15 min) before: {load_before}, after: {common.machine()['load_average_1_5_15']}",
              f"target = fp32 cost of the baseline's picture = {rows[0]['final_cost']:.4g}; pictures in {workdir}",
              *(f"{r['strategy']}: {r['plan']}" for r in rows if r["plan"])]
     notes.append(f"pictures scored: {'picture.png (8-bit, lossless)' if args.output == 'png' else 'generated_image.jpg'}")
-    name = "nst_whole" + ("" if args.output == "png" else "_jpeg") + ("_quick" if args.quick else "")
+    name = ("nst_whole" + ("" if pair == IMAGES else "_" + "_".join(Path(i).stem for i in pair))
+            + ("" if args.output == "png" else "_jpeg") + ("_quick" if args.quick else ""))
     common.write(name, rows, goals, roof, args.out, notes,
                  columns=["strategy", "seconds", "speedup", "peak_rss_mib", "final_cost", "cost_vs_target",
                           "reached_target", "returncode"])

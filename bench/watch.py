@@ -310,29 +310,46 @@ def memory_main(db_path: Path, embedder, url: str, args, roof: dict, loads: dict
     samples, summary = run_memory(db_path, embedder, url, args.every)
     loads["end"] = [round(x, 2) for x in os.getloadavg()]
     growth = rss_slope(samples, warmup_s=min(60.0, seconds / 5))
-    row = {"how": "door watch on a looping 640x480 MJPEG camera (memory)", "minutes": seconds / 60,
+    row = {"how": f"door watch on a looping 640x480 MJPEG camera (memory; {allocator()})", "minutes": seconds / 60,
            "processed": summary.processed, "processed_fps": summary.processed / summary.seconds,
            "events": summary.events, "rss_start_MiB": growth["start_MiB"],
            "rss_after_warmup_MiB": growth["after_warmup_MiB"], "rss_end_MiB": growth["end_MiB"],
            "MiB_per_1000_frames": growth["per_1000_frames"], "MiB_per_minute": growth["per_minute"]}
-    slope = growth["per_1000_frames"]
-    goals = [common.goal(f"memory flat over a {seconds / 60:g}-minute run ({summary.processed} frames)",
-                         f"no growth per frame (|slope| < {FLAT_MIB_PER_1000} MiB / 1000 frames after warm-up)",
-                         None if slope is None else f"{slope:+.3f} MiB / 1000 frames",
-                         slope is not None and abs(slope) < FLAT_MIB_PER_1000 and seconds >= 600,
-                         f"RSS {growth['start_MiB']:.0f} -> {growth['after_warmup_MiB'] or 0:.0f} (after "
-                         f"{growth['warmup_s']:g} s warm-up) -> {growth['end_MiB']:.0f} MiB, max "
-                         f"{growth['max_MiB']:.0f}; load average {loads}"
-                         + ("" if seconds >= 600 else "; shorter than the 10 minutes asked"))]
+    goals = [memory_goal(growth, seconds, summary.processed, loads)]
     notes = [f"camera: {CAMERA_FPS} fps MJPEG over loopback, visits of {EMPTY_S:g} s empty + {FACE_S:g} s face, "
              "cooldown 0 (every visit decided and stored)",
+             f"C allocator: {allocator()} (jemalloc: LD_PRELOAD=libjemalloc.so.2)",
              f"RSS sampled every {args.every:g} s ({'psutil' if psutil_here() else '/proc/self/status'}); "
              "slope: least squares of RSS against frames processed, samples after the warm-up",
              f"load average (1, 5, 15 min): {loads}; run under nice -n 10 beside other work (memory needs no "
              "quiet cores; rooflines are the quick ones and mean little here)"]
-    common.write("watch_memory", [row], goals, roof, args.out, notes,
+    name = "watch_memory" + ("" if allocator() == "glibc malloc" else "_" + allocator())
+    common.write(name, [row], goals, roof, args.out, notes,
                  extra={"rss_MiB": growth, "samples_s_frames_MiB": samples, "load_average": loads})
     return {"rows": [row], "goals": goals}
+
+
+def memory_goal(growth: dict, seconds: float, processed: int, loads: dict) -> dict:
+    """The issue's goal, memory flat over 10 minutes, for ``growth`` (rss_slope's answer)."""
+    slope, ci95 = growth["per_1000_frames"], growth.get("per_1000_frames_ci95")
+    measured = None if slope is None else f"{slope:+.3f}" + ("" if ci95 is None else f" ± {ci95:.3f} (95%)") \
+        + " MiB / 1000 frames"
+    return common.goal(f"memory flat over a {seconds / 60:g}-minute run ({processed} frames)",
+                       f"no growth per frame (|slope| < {FLAT_MIB_PER_1000} MiB / 1000 frames after warm-up)",
+                       measured, slope is not None and abs(slope) < FLAT_MIB_PER_1000 and seconds >= 600,
+                       f"RSS {growth['start_MiB']:.0f} -> {growth['after_warmup_MiB'] or 0:.0f} (after "
+                       f"{growth['warmup_s']:g} s warm-up) -> {growth['end_MiB']:.0f} MiB, max "
+                       f"{growth['max_MiB']:.0f}; load average {loads}"
+                       + ("" if seconds >= 600 else "; shorter than the 10 minutes asked"))
+
+
+def allocator() -> str:
+    """The C allocator of this process: jemalloc or tcmalloc when preloaded (LD_PRELOAD), else glibc's malloc."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "unknown"
+    return next((name for name in ("jemalloc", "tcmalloc") if f"lib{name}" in maps), "glibc malloc")
 
 
 def psutil_here() -> bool:

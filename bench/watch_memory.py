@@ -66,11 +66,14 @@ def rss_slope(samples: list[tuple[float, int, float]], warmup_s: float) -> dict:
     and at the end. ``samples``: (seconds, frames, MiB) rows as :class:`RssSampler` takes them."""
     s = np.asarray(samples, dtype=float).reshape(-1, 3)
     tail = s[s[:, 0] >= warmup_s]
-    per_kframe = per_minute = None
+    per_kframe = per_minute = ci95 = None
     if len(tail) >= 3 and np.ptp(tail[:, 1]) > 0:
         per_kframe = float(np.polyfit(tail[:, 1], tail[:, 2], 1)[0] * 1000)
         per_minute = float(np.polyfit(tail[:, 0], tail[:, 2], 1)[0] * 60)
+    if len(tail) >= 5 and np.ptp(tail[:, 1]) > 0:   # the slope's 95% interval, from the samples' scatter
+        ci95 = float(1.96 * np.sqrt(np.polyfit(tail[:, 1], tail[:, 2], 1, cov=True)[1][0, 0]) * 1000)
     return {"start_MiB": float(s[0, 2]), "after_warmup_MiB": float(tail[0, 2]) if len(tail) else None,
             "end_MiB": float(s[-1, 2]), "max_MiB": float(s[:, 2].max()), "per_1000_frames": per_kframe,
+            "per_1000_frames_ci95": ci95,
             "per_minute": per_minute, "frames_after_warmup": int(np.ptp(tail[:, 1])) if len(tail) else 0,
             "samples": len(s), "warmup_s": warmup_s}

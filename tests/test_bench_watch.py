@@ -25,7 +25,11 @@ def test_rss_slope_after_the_warm_up():
     got = rss_slope(samples, warmup_s=60.0)
     assert got["per_1000_frames"] == pytest.approx(0.5) and got["per_minute"] == pytest.approx(0.3)
     assert (got["start_MiB"], got["end_MiB"], got["frames_after_warmup"]) == (2000.0, 2043.0, 5400)
+    assert got["per_1000_frames_ci95"] == pytest.approx(0.0, abs=1e-6)           # samples exactly on the line
     assert rss_slope(samples[:2], warmup_s=60.0)["per_1000_frames"] is None     # nothing after the warm-up
+    sawtooth = [(t, 10 * t, 2040.0 + (8.0 if (t // 30) % 2 else -8.0)) for t in range(60, 601, 5)]
+    noisy = rss_slope(sawtooth, warmup_s=60.0)
+    assert noisy["per_1000_frames_ci95"] > abs(noisy["per_1000_frames"])       # flat within its own scatter
 
 
 def test_rss_from_proc_status(tmp_path):
