@@ -108,8 +108,8 @@ def whole_picture_goal(row: dict, isa: list) -> dict:
     """Issue 24's goal for one fast strategy on the CPU kind that ran it (``isa``: common.machine()'s
     flags): under 15 s on an AMX CPU (bfloat16 runs), under 45 s elsewhere."""
     amx = "amx_bf16" in isa and "float32" not in row["strategy"]
-    kind = ("AMX" if amx else "AVX2" if isa == ["avx2"] else
-            "an AMX CPU held to float32 (the AVX2 goal)" if "amx_bf16" in isa else f"{', '.join(isa)} (no AMX: the AVX2 goal)")
+    kind = ("AMX" if amx else "AVX2" if isa == ["avx2"] else "an AMX CPU held to float32 (the AVX2 goal)"
+            if "amx_bf16" in isa else f"{', '.join(isa)} (no AMX: the AVX2 goal)")
     note = ("oneDNN held to AVX2 on this faster CPU: a lower bound for an AVX2-only CPU, not a measurement of one"
             if row["strategy"].endswith("avx2") else "")
     return common.goal(f"whole 300x400 picture, {row['strategy']}, cost <= 200 Adam steps", f"< {15 if amx else 45} s "
