@@ -310,7 +310,8 @@ def memory_main(db_path: Path, embedder, url: str, args, roof: dict, loads: dict
     samples, summary = run_memory(db_path, embedder, url, args.every)
     loads["end"] = [round(x, 2) for x in os.getloadavg()]
     growth = rss_slope(samples, warmup_s=min(60.0, seconds / 5))
-    row = {"how": f"door watch on a looping 640x480 MJPEG camera (memory; {allocator()})", "minutes": seconds / 60,
+    c_allocator = allocator()
+    row = {"how": f"door watch on a looping 640x480 MJPEG camera (memory; {c_allocator})", "minutes": seconds / 60,
            "processed": summary.processed, "processed_fps": summary.processed / summary.seconds,
            "events": summary.events, "rss_start_MiB": growth["start_MiB"],
            "rss_after_warmup_MiB": growth["after_warmup_MiB"], "rss_end_MiB": growth["end_MiB"],
@@ -318,12 +319,12 @@ def memory_main(db_path: Path, embedder, url: str, args, roof: dict, loads: dict
     goals = [memory_goal(growth, seconds, summary.processed, loads)]
     notes = [f"camera: {CAMERA_FPS} fps MJPEG over loopback, visits of {EMPTY_S:g} s empty + {FACE_S:g} s face, "
              "cooldown 0 (every visit decided and stored)",
-             f"C allocator: {allocator()} (jemalloc: LD_PRELOAD=libjemalloc.so.2)",
+             f"C allocator: {c_allocator} (jemalloc: LD_PRELOAD=libjemalloc.so.2)",
              f"RSS sampled every {args.every:g} s ({'psutil' if psutil_here() else '/proc/self/status'}); "
              "slope: least squares of RSS against frames processed, samples after the warm-up",
              f"load average (1, 5, 15 min): {loads}; run under nice -n 10 beside other work (memory needs no "
              "quiet cores; rooflines are the quick ones and mean little here)"]
-    name = "watch_memory" + ("" if allocator() == "glibc malloc" else "_" + allocator())
+    name = "watch_memory" + ("" if c_allocator == "glibc malloc" else "_" + c_allocator)
     common.write(name, [row], goals, roof, args.out, notes,
                  extra={"rss_MiB": growth, "samples_s_frames_MiB": samples, "load_average": loads})
     return {"rows": [row], "goals": goals}

@@ -68,10 +68,11 @@ def rss_slope(samples: list[tuple[float, int, float]], warmup_s: float) -> dict:
     tail = s[s[:, 0] >= warmup_s]
     per_kframe = per_minute = ci95 = None
     if len(tail) >= 3 and np.ptp(tail[:, 1]) > 0:
-        per_kframe = float(np.polyfit(tail[:, 1], tail[:, 2], 1)[0] * 1000)
+        with_interval = len(tail) >= 5         # the slope's 95% interval, from the samples' scatter
+        fit = np.polyfit(tail[:, 1], tail[:, 2], 1, cov=with_interval)
+        slope, ci95 = (fit[0][0], float(1.96 * np.sqrt(fit[1][0, 0]) * 1000)) if with_interval else (fit[0], None)
+        per_kframe = float(slope * 1000)
         per_minute = float(np.polyfit(tail[:, 0], tail[:, 2], 1)[0] * 60)
-    if len(tail) >= 5 and np.ptp(tail[:, 1]) > 0:   # the slope's 95% interval, from the samples' scatter
-        ci95 = float(1.96 * np.sqrt(np.polyfit(tail[:, 1], tail[:, 2], 1, cov=True)[1][0, 0]) * 1000)
     return {"start_MiB": float(s[0, 2]), "after_warmup_MiB": float(tail[0, 2]) if len(tail) else None,
             "end_MiB": float(s[-1, 2]), "max_MiB": float(s[:, 2].max()), "per_1000_frames": per_kframe,
             "per_1000_frames_ci95": ci95,

@@ -6,7 +6,6 @@ Without the mosquitto binary the tests skip, saying why; in CI (``CI`` set) they
 """
 import getpass
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from paho.mqtt.client import CallbackAPIVersion, Client
 
 from happyhouse.door.mqtt import MqttPublisher, MqttSettings, camera_name, topic_part
 from happyhouse.door.watch_cli import unique_cameras
+from system_packages import missing
 from test_door_service import Server
 from test_door_watch import check_stored, door, noise, watch, write_video  # noqa: F401 (door: a fixture)
 
@@ -29,9 +29,7 @@ def mosquitto_binary() -> str:
     found = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).is_file()), None)
     if found:
         return found
-    if os.environ.get("CI"):
-        pytest.fail("mosquitto missing in CI: install it (apt-get install mosquitto); .ci/run does so")
-    pytest.skip("mosquitto not installed here (apt-get install mosquitto): no broker to test against")
+    missing("mosquitto", "apt-get install mosquitto")
 
 
 def free_port() -> int:

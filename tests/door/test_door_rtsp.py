@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from system_packages import missing
 from test_door_watch import FPS, SIZE, check_stored, door, watch  # noqa: F401 (door: a fixture)
 
 CAMERA = Path(__file__).with_name("rtsp_camera.py")
@@ -29,10 +30,7 @@ def need_gstreamer() -> None:
     except OSError:
         found = False
     if not found:
-        why = f"GStreamer's RTSP server is not usable from {SYSTEM_PYTHON} ({INSTALL})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{why}; .ci/run installs it")
-        pytest.skip(f"{why}: no RTSP server to test against")
+        missing(f"GStreamer's RTSP server for {SYSTEM_PYTHON}", INSTALL)
 
 
 @pytest.fixture
