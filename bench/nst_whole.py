@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from bench import common
+from happyhouse.style import fast
 
 #: The content and style of the issue's measurements (--images picks another pair).
 IMAGES = ("louvre_small.jpg", "monet.jpg")
@@ -37,7 +38,8 @@ STRATEGIES = [
      ["--optimizer", "lbfgs", "--init", "content", "--scales", "2", "--iterations", "30"]),
     ("fast-float32", "fast plan in float32 (what an AVX2-only CPU runs)", ["--precision", "float32"]),
     ("fast-float32-avx2", "fast plan in float32, oneDNN capped at AVX2", ["--precision", "float32"]),
-    ("fast", "fast plan, the nst default (L-BFGS 30 at 150x200, 15 Adam at 300x400, bf16 where the CPU has it)", []),
+    ("fast", f"fast plan, the nst default (L-BFGS {fast.COARSE_ITERATIONS} at half size from the noisy start, "
+             f"{fast.FINE_STEPS} Adam at full size, bf16 where the CPU has it)", []),
 ]
 
 

@@ -125,3 +125,23 @@ def test_whole_picture_goal_follows_the_cpu_kind():
     capped = whole_picture_goal({**row, "strategy": "fast-float32-avx2"}, ["amx_bf16", "avx2"])
     assert capped["target"].startswith("< 45 s") and "lower bound" in capped["note"]
     assert not whole_picture_goal({**row, "reached_target": False}, ["avx2"])["met"]
+
+
+def test_fast_plan_bench_scores_each_start_against_the_course(tmp_path, course_images):
+    """bench.fast_plan at a tiny size: per pair the course's target, then each start's fine pass scored
+    every 5 steps, where it crossed, and the plot."""
+    result = subprocess.run([sys.executable, "-m", "bench.fast_plan", "--quick", "--out", str(tmp_path),
+                             "--plot", str(tmp_path / "plan.png")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    doc = json.loads((tmp_path / "fast_plan_quick.json").read_text())
+    assert [r["start"] for r in doc["rows"]] == ["course", "content", "noise"] * 3
+    for pair, starts in doc["costs"].items():
+        target = next(r["target"] for r in doc["rows"] if r["pair"] == pair)
+        for start in ("content", "noise"):
+            steps, costs = zip(*starts[start])
+            assert steps == (5, 10) and all(c > 0 for c in costs)
+            row = next(r for r in doc["rows"] if r["pair"] == pair and r["start"] == start)
+            crossed = next((s for s, c in starts[start] if c <= target), None)
+            assert row["crosses_target_at"] == crossed
+    assert (tmp_path / "plan.png").stat().st_size > 0

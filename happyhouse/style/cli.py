@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None, help="keep the content's colours (default method: luminance)")
     add("--tv-weight", type=float, default=0.0, help="total-variation weight against grain (default 0)")
     add("--init", choices=start.INIT_MODES, default=None,
-        help="start from the content (the fast plan's default), the content with noise (the course's "
-             "default) or noise")
+        help="start from the content, the content with noise (the default: the course's, and the fast "
+             "plan's coarse pass) or noise")
     add("--noise-ratio", type=float, default=None,
         help=f"share of noise in the noisy start (default {start.NOISE_RATIO})")
     add("--network", choices=networks.NETWORKS, default="auto",

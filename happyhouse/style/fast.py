@@ -2,22 +2,26 @@
 
 At one scale (up to sizes.SINGLE_SCALE_MAX) it runs two passes instead of the course's 200 Adam
 steps: COARSE_ITERATIONS of L-BFGS (float32: its line search needs exact costs) at half the size,
-starting from the content, then FINE_STEPS of the course's Adam (learning rate 2.0) at the full
-size from the upsampled result, in the precision "auto" picks (happyhouse.precision: bfloat16
-where the CPU computes in it and it was measured as good). On louvre_small + monet
-at 300x400 (VGG-16) this ends below the total cost of the course's 200 Adam steps (fp32) in a
-fraction of the time; ``python -m bench.nst_whole`` measures it against the course's run.
+from the course's noisy start, then FINE_STEPS of the course's Adam (learning rate 2.0) at the
+full size from the upsampled result, in the precision "auto" picks (happyhouse.precision: bfloat16
+where the CPU computes in it and it was measured as good). The counts cover the slowest of the
+pairs measured at 300x400 (VGG-16) to reach the course's 200-step cost: louvre_small + monet,
+louvre_small + stone_style (a fine texture: the slowest) and persian_cat_content + sandstone
+(``python -m bench.fast_plan``). ``python -m bench.nst_whole [--images CONTENT STYLE]`` measures
+the whole run against the course's.
 """
 from __future__ import annotations
 
-#: L-BFGS iterations of the half-size pass (from the content).
+#: L-BFGS iterations of the half-size pass (from FAST_INIT).
 COARSE_ITERATIONS = 30
-#: Adam steps (the course's learning rate) of the full-size pass, from the upsampled coarse result.
-FINE_STEPS = 15
+#: Adam steps (the course's learning rate) of the full-size pass, from the upsampled coarse result:
+#: the stone texture crossed the course's cost after about 70 (Monet after 10, the sandstone 45).
+FINE_STEPS = 80
 #: The coarse pass runs at the full size divided by this.
 COARSE_FACTOR = 2
-#: Where the coarse pass starts: the content itself (it converges faster than the course's noisy start).
-FAST_INIT = "content"
+#: Where the coarse pass starts: the course's noisy content. From the content itself the passes
+#: stall on fine textures (the stone: 1.5x the course's cost after 80 full-size steps).
+FAST_INIT = "noise"
 
 
 def fast_schedule(final_size, min_side: int) -> list:
@@ -31,9 +35,14 @@ def fast_schedule(final_size, min_side: int) -> list:
     return [(coarse, COARSE_ITERATIONS, "lbfgs", "float32"), (tuple(final_size), FINE_STEPS, "adam", None)]
 
 
-def describe(passes, why: str) -> str:
-    """One line saying what the fast plan runs: ``passes`` [((H, W), iterations, optimizer, precision)]."""
+#: How each --init start reads in the plan's line.
+STARTS = {"noise": "the course's noisy content", "content": "the content", "random": "noise"}
+
+
+def describe(passes, why: str, init: str = FAST_INIT) -> str:
+    """One line saying what the fast plan runs: ``passes`` [((H, W), iterations, optimizer, precision)]
+    from the start ``init`` (an --init mode)."""
     parts = [f"{n} {'L-BFGS iterations' if opt == 'lbfgs' else 'Adam steps'} at {hw[0]}x{hw[1]} in {prec}"
              for hw, n, opt, prec in passes]
-    return (f"Fast plan: {' then '.join(parts)} ({why}; the coarse pass starts from the content); "
+    return (f"Fast plan: {' then '.join(parts)} ({why}; from {STARTS[init]}); "
             "--optimizer adam runs the course's 200 steps.")

@@ -40,8 +40,8 @@ class TransferSettings:
       "random"; ``seed``: the noise's.
     * ``fast``: the ``nst`` command's default (happyhouse.style.fast): where no ``optimizer``,
       ``iterations`` or ``scales`` are given and the size is single-scale, a half-size L-BFGS
-      pass from ``init`` (default "content") then fast.FINE_STEPS Adam steps at full size in
-      ``precision`` ("auto" resolved for style transfer). False (the library's and notebook's
+      pass from ``init`` (default fast.FAST_INIT: the course's noisy start) then fast.FINE_STEPS
+      Adam steps at full size in ``precision`` ("auto" resolved for style transfer). False (the library's and notebook's
       default): the course's run.
     * ``output_dir``: default DEFAULT_OUTPUT_DIR (False: nothing saved); ``save_every``,
       ``print_every``, ``progress`` (a progress bar).
@@ -161,7 +161,7 @@ def plan_passes(s: TransferSettings, final_size, min_side) -> tuple[list, list]:
         s.init = s.init or fast.FAST_INIT
         precision, why = resolve_precision(s.precision, "style")
         steps = [(hw, n, opt, prec or precision) for hw, n, opt, prec in fast.fast_schedule(final_size, min_side)]
-        print(fast.describe(steps, why))
+        print(fast.describe(steps, why, s.init))
         return [(hw, n) for hw, n, _, _ in steps], [(opt, prec) for _, _, opt, prec in steps]
     s.init = s.init or "noise"
     scales = s.scales or sizes.default_scales(final_size, min_side)

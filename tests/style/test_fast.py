@@ -1,5 +1,5 @@
 """The ``nst`` command's fast default plan (happyhouse.style.fast): a half-size L-BFGS pass from
-the content, then a few Adam steps at full size; the flags still give the course's Adam run, and
+the course's noisy start, then Adam steps at full size; the flags still give the course's Adam run, and
 the library's default stays the course's. Tiny pictures, few steps, vgg19-random (no weights)."""
 import numpy as np
 import pytest
@@ -60,18 +60,26 @@ def test_nst_default_runs_the_fast_plan_and_lowers_the_cost(pictures, tmp_path, 
     out = capsys.readouterr().out
     assert "Fast plan: 6 L-BFGS iterations at 32x40 in float32 then 4 Adam steps at 64x80 in float32" in out
     first, last = (float(v) for v in out.split(f"{NET}: J ")[1].split("; wrote")[0].split(" -> "))
-    assert last < first  # the start is the content at 32x40, the last cost is at 64x80
+    assert last < first  # the start is the noisy content at 32x40, the last cost is at 64x80
+    assert "; from the course's noisy content); --optimizer adam runs the course's 200 steps." in out
 
 
-def test_the_fast_plan_starts_from_the_content(pictures, monkeypatch, passes):
+def coarse_start(pictures, monkeypatch, init) -> np.ndarray:
+    """The image the fast plan's coarse pass starts from (1, 32, 40, 3), for ``init`` (None: the plan's)."""
     starts = []
     optimise = optimize.optimise
     monkeypatch.setattr(optimize, "optimise", lambda m, s, c, n, o: starts.append(np.array(s)) or optimise(m, s, c, n, o))
     settings = transfer.TransferSettings(network=NET, size=(64, 80), output_dir=False, progress=False, print_every=0,
-                                         fast=True, init=None)
+                                         fast=True, init=init, seed=3)
     transfer.run(pictures[0], [pictures[1]], settings)
-    content = transfer.images.normalize(pictures[0], (32, 40))
-    np.testing.assert_allclose(starts[0], content)  # no noise in the coarse pass's start
+    return starts[0]
+
+
+def test_the_fast_plan_starts_from_the_course_noisy_content(pictures, monkeypatch, passes):
+    content = transfer.images.normalize(pictures[0], (32, 40))   # from the content, fine textures stall
+    noisy = transfer.start.initial_image(content, "noise", 0.6, seed=3)
+    np.testing.assert_allclose(coarse_start(pictures, monkeypatch, None), noisy)
+    np.testing.assert_allclose(coarse_start(pictures, monkeypatch, "content"), content)   # --init still chooses
 
 
 def test_flags_still_force_the_course_adam_run(pictures, tmp_path, passes, capsys):

@@ -1,0 +1,133 @@
+"""How many full-size Adam steps the fast plan (happyhouse.style.fast) needs, and from which start:
+for each pair, the course's run (200 Adam steps from the noisy start, seed 0: the target) and the
+fast plan's two passes from each start (L-BFGS at half size from the content or from the course's
+noisy start, then Adam at full size), every picture scored as ``bench.nst_whole`` scores it (the
+fp32 cost of the 8-bit picture, the default network, 300x400). Writes the fine pass's cost every
+5 steps, the step where it crosses the target, and a plot of both (``--plot``).
+
+    python -m bench.fast_plan [--quick] [--steps 100] [--plot docs/nst_fast_plan.png]
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bench import common
+
+#: (content, style): the course's pair, a fine texture, a grainy one.
+PAIRS = [("louvre_small.jpg", "monet.jpg"), ("louvre_small.jpg", "stone_style.jpg"),
+         ("persian_cat_content.jpg", "sandstone.jpg")]
+STARTS = ("content", "noise")
+#: How each start reads in the plot.
+START_NAMES = {"content": "the content", "noise": "the course's noisy start"}
+EVERY = 5
+
+
+class Pair:
+    """The loss network with one pair's costs at the full and the half size."""
+
+    def __init__(self, model, content, style, size):
+        from happyhouse.style import images
+        from happyhouse.style.cost import StyleTransferCost
+        self.model, self.content, self.size = model, content, size
+        self.half = (size[0] // 2, size[1] // 2)
+        self.costs = {}
+        for hw in (size, self.half):
+            model.set_input_size(*hw)
+            self.costs[hw] = StyleTransferCost(model, images.normalize(content, hw), [images.normalize(style, hw)])
+
+    def score(self, image) -> float:
+        """fp32 total cost at full size of ``image`` (1, H, W, 3) once written as 8 bits."""
+        import tensorflow as tf
+        from happyhouse.style import images
+        self.model.set_input_size(*self.size)
+        return float(self.costs[self.size](tf.constant(images.normalize(images.deprocess(image), self.size)))[0])
+
+    def adam(self, begin, steps, checks=()) -> tuple:
+        """Adam (the course's, "auto" precision) at full size from ``begin``: (image, [(step, cost)])."""
+        import keras
+        from happyhouse.style.optimize import make_train_step
+        self.model.set_input_size(*self.size)
+        self.model["input"].assign(begin)
+        step = make_train_step(self.costs[self.size], self.model["input"], keras.optimizers.Adam(2.0, epsilon=1e-8))
+        scored = []
+        for i in range(1, steps + 1):
+            step()
+            if i in checks:
+                scored.append((i, self.score(self.model["input"].numpy())))
+        return self.model["input"].numpy(), scored
+
+    def coarse(self, init: str, iterations: int):
+        """The fast plan's first pass from ``init``, upsampled to full size (1, H, W, 3)."""
+        from happyhouse.style import images, start
+        from happyhouse.style.optimize import lbfgs_minimize
+        self.model.set_input_size(*self.half)
+        begin = start.initial_image(images.normalize(self.content, self.half), init, start.NOISE_RATIO, 0)
+        result = lbfgs_minimize(self.costs[self.half], begin, iterations)
+        return images.normalize(images.deprocess(result["image"]), self.size)
+
+
+def measure_pair(pair: Pair, steps: int, course_steps: int, coarse_iterations: int) -> list[dict]:
+    """The course's row (the target) then one row per start of the fast plan."""
+    from happyhouse.style import images, start
+    t0 = time.perf_counter()
+    noisy = start.initial_image(images.normalize(pair.content, pair.size), "noise", start.NOISE_RATIO, 0)
+    target = pair.score(pair.adam(noisy, course_steps)[0])
+    rows = [{"start": "course", "target": target, "seconds": time.perf_counter() - t0}]
+    for init in STARTS:
+        t0 = time.perf_counter()
+        _, scored = pair.adam(pair.coarse(init, coarse_iterations), steps, set(range(EVERY, steps + 1, EVERY)))
+        crossed = next((i for i, cost in scored if cost <= target), None)
+        rows.append({"start": init, "target": target, "seconds": time.perf_counter() - t0,
+                     "crosses_target_at": crossed, "costs": scored,
+                     "vs_target_at_end": scored[-1][1] / target})
+    return rows
+
+
+def plot(results: dict, path: Path) -> None:
+    """One panel a pair: the fine pass's cost over its steps from each start, the target dashed."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(4.2 * len(results), 3.4))
+    for ax, (name, rows) in zip(fig.subplots(1, len(results), squeeze=False)[0], results.items()):
+        for r in rows[1:]:
+            ax.semilogy(*zip(*r["costs"]), "o-", ms=3, label=f"coarse pass from {START_NAMES[r['start']]}")
+        ax.axhline(rows[0]["target"], ls="--", color="k", lw=1, label="the course's 200 Adam steps")
+        ax.set(title=name, xlabel="Adam steps at full size", ylabel="cost of the written picture")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> dict:
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=100, help="full-size Adam steps scored (default 100)")
+    p.add_argument("--plot", type=Path, default=None, help="write the trajectories' plot here")
+    args = p.parse_args(argv)
+    from happyhouse.style import fast
+    from happyhouse.style.networks import load_loss_network
+    size, network = ((64, 80), "vgg19-random") if args.quick else ((300, 400), "auto")
+    steps, course_steps = (10, 10) if args.quick else (args.steps, 200)
+    roof = common.rooflines(args.quick)
+    model = load_loss_network(network, size, verbose=False)
+    results, rows = {}, []
+    for content, style in PAIRS:
+        name = f"{Path(content).stem} + {Path(style).stem}"
+        results[name] = measure_pair(Pair(model, content, style, size), steps, course_steps, fast.COARSE_ITERATIONS)
+        rows += [{"pair": name, **{k: v for k, v in r.items() if k != "costs"}} for r in results[name]]
+    plan = [r for r in rows if r["start"] == fast.FAST_INIT]
+    needed = [r["crosses_target_at"] for r in plan]
+    goals = [common.goal(f"the fast plan's {fast.FINE_STEPS} full-size steps reach the course's cost on every pair",
+                         f"each pair crosses its target by step {fast.FINE_STEPS}", str(needed),
+                         all(n is not None and n <= fast.FINE_STEPS for n in needed))]
+    if args.plot is not None:
+        plot(results, args.plot)
+    common.write("fast_plan" + ("_quick" if args.quick else ""), rows, goals, roof, args.out,
+                 [f"{network} at {size[0]}x{size[1]}; coarse pass {fast.COARSE_ITERATIONS} L-BFGS iterations at half "
+                  f"size; Adam lr 2.0 in the 'auto' precision; costs scored every {EVERY} steps"],
+                 columns=["pair", "start", "seconds", "target", "crosses_target_at", "vs_target_at_end"],
+                 extra={"costs": {name: {r["start"]: r.get("costs") for r in rs} for name, rs in results.items()}})
+    return {"rows": rows, "goals": goals}
+
+
+if __name__ == "__main__":
+    main()
