@@ -1,7 +1,8 @@
 """`door watch rtsp://...` against a real RTSP server: GStreamer's gst-rtsp-server on loopback
 (tests/door/rtsp_camera.py, run by the system's Python with PyGObject), playing the same scenes as
-the MJPEG test, one clip per connection, then gone. Expected: the known person named once, the
-stranger "unknown", the drop and the reconnection logged, giving up once the camera stays away.
+the MJPEG test, one clip per connection, then gone, as RTP/JPEG and as H.264 (what most IP cameras
+send). Expected: the known person named once, the stranger "unknown", the drop and the reconnection
+logged, giving up once the camera stays away.
 
 Without GStreamer's RTSP server the test skips, saying why; in CI (``CI`` set) it fails instead.
 """
@@ -18,36 +19,40 @@ from test_door_watch import FPS, SIZE, check_stored, door, watch  # noqa: F401 (
 CAMERA = Path(__file__).with_name("rtsp_camera.py")
 #: Debian's Python, the one its python3-gi and gir1.2-gst-rtsp-server-1.0 packages serve.
 SYSTEM_PYTHON = os.environ.get("RTSP_PYTHON", "/usr/bin/python3")
-INSTALL = "apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good"
+INSTALL = "apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly"
+#: The GStreamer elements each codec's camera needs (rtsp_camera.PAYLOADS).
+ELEMENTS = {"jpeg": ["imagesequencesrc", "capssetter", "rtpjpegpay"],
+            "h264": ["imagesequencesrc", "capssetter", "jpegdec", "videoconvert", "x264enc", "rtph264pay"]}
 
 
-def need_gstreamer() -> None:
+def need_gstreamer(codec: str) -> None:
     probe = ("import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst, GstRtspServer; "
-             "Gst.init(None); assert Gst.ElementFactory.find('imagesequencesrc') and Gst.ElementFactory.find("
-             "'rtpjpegpay') and Gst.ElementFactory.find('capssetter')")
+             f"Gst.init(None); assert all(Gst.ElementFactory.find(e) for e in {ELEMENTS[codec]!r})")
     try:
         found = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=60).returncode == 0
     except OSError:
         found = False
     if not found:
-        missing(f"GStreamer's RTSP server for {SYSTEM_PYTHON}", INSTALL)
+        missing(f"GStreamer's RTSP server with {', '.join(ELEMENTS[codec])} for {SYSTEM_PYTHON}", INSTALL)
 
 
-@pytest.fixture
-def rtsp_camera(tmp_path):
-    """start(clips) -> the URL of an RTSP camera playing each clip (RGB frames) to one connection."""
-    need_gstreamer()
+@pytest.fixture(params=["jpeg", "h264"])
+def rtsp_camera(request, tmp_path):
+    """start(clips) -> the URL of an RTSP camera playing each clip (RGB frames) to one connection,
+    as RTP/JPEG or H.264 (the fixture's two runs)."""
+    codec = request.param
+    need_gstreamer(codec)
     procs = []
 
     def start(clips) -> str:
         folders = []
         for n, clip in enumerate(clips):
-            folder = tmp_path / f"clip{n}"
+            folder = tmp_path / f"{codec}{n}"
             folder.mkdir()
             for i, frame in enumerate(clip):
                 cv2.imwrite(str(folder / f"{i:05d}.jpg"), frame[..., ::-1])
             folders.append(str(folder))
-        proc = subprocess.Popen([SYSTEM_PYTHON, str(CAMERA), str(FPS), *map(str, SIZE), *folders],
+        proc = subprocess.Popen([SYSTEM_PYTHON, str(CAMERA), codec, str(FPS), *map(str, SIZE), *folders],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(proc)
         port = proc.stdout.readline().strip()
