@@ -106,13 +106,13 @@ def main(argv=None) -> dict:
     from happyhouse.style import fast
     from happyhouse.style.networks import load_loss_network
     size, network = ((64, 80), "vgg19-random") if args.quick else ((300, 400), "auto")
-    steps, course_steps = (10, 10) if args.quick else (args.steps, 200)
+    steps, course_steps, coarse = (10, 10, 5) if args.quick else (args.steps, 200, fast.COARSE_ITERATIONS)
     roof = common.rooflines(args.quick)
     model = load_loss_network(network, size, verbose=False)
     results, rows = {}, []
     for content, style in PAIRS:
         name = f"{Path(content).stem} + {Path(style).stem}"
-        results[name] = measure_pair(Pair(model, content, style, size), steps, course_steps, fast.COARSE_ITERATIONS)
+        results[name] = measure_pair(Pair(model, content, style, size), steps, course_steps, coarse)
         rows += [{"pair": name, **{k: v for k, v in r.items() if k != "costs"}} for r in results[name]]
     plan = [r for r in rows if r["start"] == fast.FAST_INIT]
     needed = [r["crosses_target_at"] for r in plan]
@@ -122,7 +122,7 @@ def main(argv=None) -> dict:
     if args.plot is not None:
         plot(results, args.plot)
     common.write("fast_plan" + ("_quick" if args.quick else ""), rows, goals, roof, args.out,
-                 [f"{network} at {size[0]}x{size[1]}; coarse pass {fast.COARSE_ITERATIONS} L-BFGS iterations at half "
+                 [f"{network} at {size[0]}x{size[1]}; coarse pass {coarse} L-BFGS iterations at half "
                   f"size; Adam lr 2.0 in the 'auto' precision; costs scored every {EVERY} steps"],
                  columns=["pair", "start", "seconds", "target", "crosses_target_at", "vs_target_at_end"],
                  extra={"costs": {name: {r["start"]: r.get("costs") for r in rs} for name, rs in results.items()}})

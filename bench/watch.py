@@ -195,6 +195,9 @@ def main(argv=None) -> dict:
                    help="memory only: the watcher on the looping camera for M minutes, RSS sampled every "
                         "--every s (writes watch_memory.json)")
     p.add_argument("--every", type=float, default=5.0, help="seconds between RSS samples (--minutes; default 5)")
+    p.add_argument("--capture-only", action="store_true",
+                   help="with --minutes: only read the camera (no model, no watcher), to tell the stream's "
+                        "memory from the watcher's (writes watch_memory_capture.json)")
     p.add_argument("--cameras", type=int, default=1,
                    help="several cameras: one camera, then N at once in one process (what `door watch A B ...` "
                         "runs), each for --seconds (writes watch_cameras.json)")
@@ -289,6 +292,20 @@ def cameras_main(db_path: Path, embedder, server, first_face: int, args, roof: d
     return {"rows": rows, "goals": goals}
 
 
+def run_capture_only(url: str, every: float) -> tuple[list, object]:
+    """The camera read (OpenCV's FFmpeg on its reader thread) and nothing done with the frames,
+    RSS sampled every ``every`` s: (samples, a summary with ``processed``, ``events``, ``seconds``)."""
+    from happyhouse.door.sources import open_source
+    from happyhouse.door.watch import Summary
+    summary, source = Summary(), open_source(url, give_up_after=0.5)
+    t0 = time.monotonic()
+    with RssSampler(lambda: summary.processed, every) as sampler:
+        for _ in source.frames():
+            summary.processed += 1
+    summary.seconds = time.monotonic() - t0
+    return sampler.samples, summary
+
+
 def run_memory(db_path: Path, embedder, url: str, every: float) -> tuple[list, object]:
     """The watcher on the camera until it stops, RSS sampled every ``every`` s: (samples, summary)."""
     from happyhouse.door import face_db
@@ -307,37 +324,44 @@ def memory_main(db_path: Path, embedder, url: str, args, roof: dict, loads: dict
     """``--minutes M``: the camera loops its visit for M minutes; RSS against frames processed."""
     seconds = 0.5 * 60 if args.quick else args.minutes * 60
     Camera.seconds, Camera.starts, Camera.plays = seconds, {}, 1
-    samples, summary = run_memory(db_path, embedder, url, args.every)
+    samples, summary = (run_capture_only(url, args.every) if args.capture_only
+                        else run_memory(db_path, embedder, url, args.every))
     loads["end"] = [round(x, 2) for x in os.getloadavg()]
     growth = rss_slope(samples, warmup_s=min(60.0, seconds / 5))
-    c_allocator = allocator()
-    row = {"how": f"door watch on a looping 640x480 MJPEG camera (memory; {c_allocator})", "minutes": seconds / 60,
+    c_allocator, settings = allocator(), allocator_settings()
+    how = c_allocator + (f", {settings}" if settings else "")
+    what = "the camera read alone" if args.capture_only else "door watch"
+    row = {"how": f"{what} on a looping 640x480 MJPEG camera (memory; {how})", "minutes": seconds / 60,
            "processed": summary.processed, "processed_fps": summary.processed / summary.seconds,
            "events": summary.events, "rss_start_MiB": growth["start_MiB"],
            "rss_after_warmup_MiB": growth["after_warmup_MiB"], "rss_end_MiB": growth["end_MiB"],
-           "MiB_per_1000_frames": growth["per_1000_frames"], "MiB_per_minute": growth["per_minute"]}
-    goals = [memory_goal(growth, seconds, summary.processed, loads)]
+           "MiB_per_1000_frames": growth["per_1000_frames"], "floor_MiB_per_1000_frames": growth["floor_per_1000_frames"],
+           "MiB_per_minute": growth["per_minute"]}
+    goals = [memory_goal(growth, seconds, summary.processed, loads, what)]
     notes = [f"camera: {CAMERA_FPS} fps MJPEG over loopback, visits of {EMPTY_S:g} s empty + {FACE_S:g} s face, "
              "cooldown 0 (every visit decided and stored)",
-             f"C allocator: {c_allocator} (jemalloc: LD_PRELOAD=libjemalloc.so.2)",
+             f"C allocator: {how} (jemalloc: LD_PRELOAD=libjemalloc.so.2)",
              f"RSS sampled every {args.every:g} s ({'psutil' if psutil_here() else '/proc/self/status'}); "
-             "slope: least squares of RSS against frames processed, samples after the warm-up",
+             "slope: least squares of RSS against frames processed, samples after the warm-up; floor: the same of "
+             "each minute's lowest sample (a block taken and given back does not tilt it)",
              f"load average (1, 5, 15 min): {loads}; run under nice -n 10 beside other work (memory needs no "
              "quiet cores; rooflines are the quick ones and mean little here)"]
-    name = "watch_memory" + ("" if c_allocator == "glibc malloc" else "_" + c_allocator)
+    name = ("watch_memory" + ("_capture" if args.capture_only else "")
+            + ("" if c_allocator == "glibc malloc" else "_" + c_allocator) + ("_tuned" if settings else ""))
     common.write(name, [row], goals, roof, args.out, notes,
                  extra={"rss_MiB": growth, "samples_s_frames_MiB": samples, "load_average": loads})
     return {"rows": [row], "goals": goals}
 
 
-def memory_goal(growth: dict, seconds: float, processed: int, loads: dict) -> dict:
-    """The issue's goal, memory flat over 10 minutes, for ``growth`` (rss_slope's answer)."""
+def memory_goal(growth: dict, seconds: float, processed: int, loads: dict, what: str = "door watch") -> dict:
+    """The issue's goal, memory flat over 10 minutes, for ``growth`` (rss_slope's answer) of ``what`` ran."""
     slope, ci95 = growth["per_1000_frames"], growth.get("per_1000_frames_ci95")
     measured = None if slope is None else f"{slope:+.3f}" + ("" if ci95 is None else f" ± {ci95:.3f} (95%)") \
         + " MiB / 1000 frames"
-    return common.goal(f"memory flat over a {seconds / 60:g}-minute run ({processed} frames)",
+    return common.goal(f"memory flat over a {seconds / 60:g}-minute run of {what} ({processed} frames)",
                        f"no growth per frame (|slope| < {FLAT_MIB_PER_1000} MiB / 1000 frames after warm-up)",
                        measured, slope is not None and abs(slope) < FLAT_MIB_PER_1000 and seconds >= 600,
+                       f"floor {growth['floor_per_1000_frames'] or 0:+.3f} MiB / 1000 frames; "
                        f"RSS {growth['start_MiB']:.0f} -> {growth['after_warmup_MiB'] or 0:.0f} (after "
                        f"{growth['warmup_s']:g} s warm-up) -> {growth['end_MiB']:.0f} MiB, max "
                        f"{growth['max_MiB']:.0f}; load average {loads}"
@@ -351,6 +375,13 @@ def allocator() -> str:
     except OSError:
         return "unknown"
     return next((name for name in ("jemalloc", "tcmalloc") if f"lib{name}" in maps), "glibc malloc")
+
+
+def allocator_settings() -> str:
+    """The allocator's settings from the environment (MALLOC_CONF for jemalloc, MALLOC_ARENA_MAX and
+    the other GLIBC tunables for glibc), "" when none are set."""
+    names = ("MALLOC_CONF", "MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+    return " ".join(f"{n}={os.environ[n]}" for n in names if os.environ.get(n))
 
 
 def psutil_here() -> bool:

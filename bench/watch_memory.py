@@ -60,14 +60,30 @@ class RssSampler:
         self.sample()
 
 
-def rss_slope(samples: list[tuple[float, int, float]], warmup_s: float) -> dict:
+def floor_slope(tail: np.ndarray, window_s: float) -> float | None:
+    """MiB per 1000 frames of the RSS floor: the least-squares slope of each ``window_s`` window's
+    lowest sample against its frames. ``tail``: (seconds, frames, MiB) rows. A block the allocator
+    takes and gives back (jemalloc's purges) moves the samples between levels and tilts the plain
+    slope by when it is caught; the floor is what stays."""
+    windows = np.floor((tail[:, 0] - tail[0, 0]) / window_s)
+    found, counts = np.unique(windows, return_counts=True)
+    full = found[counts >= max(2, np.median(counts) / 2)]    # a last window of a sample or two is no floor
+    lows = np.array([tail[windows == w][np.argmin(tail[windows == w, 2])] for w in full])
+    if len(lows) < 3 or np.ptp(lows[:, 1]) == 0:
+        return None
+    return float(np.polyfit(lows[:, 1], lows[:, 2], 1)[0] * 1000)
+
+
+def rss_slope(samples: list[tuple[float, int, float]], warmup_s: float, window_s: float = 60.0) -> dict:
     """Least-squares slope of RSS (MiB) against frames processed, over the samples taken after
-    ``warmup_s`` seconds: MiB per 1000 frames and per minute, with the RSS at start, after warm-up
-    and at the end. ``samples``: (seconds, frames, MiB) rows as :class:`RssSampler` takes them."""
+    ``warmup_s`` seconds: MiB per 1000 frames (with its 95% interval) and per minute, the floor's
+    slope (:func:`floor_slope` over ``window_s`` windows), with the RSS at start, after warm-up and
+    at the end. ``samples``: (seconds, frames, MiB) rows as :class:`RssSampler` takes them."""
     s = np.asarray(samples, dtype=float).reshape(-1, 3)
     tail = s[s[:, 0] >= warmup_s]
-    per_kframe = per_minute = ci95 = None
+    per_kframe = per_minute = ci95 = floor = None
     if len(tail) >= 3 and np.ptp(tail[:, 1]) > 0:
+        floor = floor_slope(tail, window_s)
         with_interval = len(tail) >= 5         # the slope's 95% interval, from the samples' scatter
         fit = np.polyfit(tail[:, 1], tail[:, 2], 1, cov=with_interval)
         slope, ci95 = (fit[0][0], float(1.96 * np.sqrt(fit[1][0, 0]) * 1000)) if with_interval else (fit[0], None)
@@ -75,6 +91,6 @@ def rss_slope(samples: list[tuple[float, int, float]], warmup_s: float) -> dict:
         per_minute = float(np.polyfit(tail[:, 0], tail[:, 2], 1)[0] * 60)
     return {"start_MiB": float(s[0, 2]), "after_warmup_MiB": float(tail[0, 2]) if len(tail) else None,
             "end_MiB": float(s[-1, 2]), "max_MiB": float(s[:, 2].max()), "per_1000_frames": per_kframe,
-            "per_1000_frames_ci95": ci95,
+            "per_1000_frames_ci95": ci95, "floor_per_1000_frames": floor,
             "per_minute": per_minute, "frames_after_warmup": int(np.ptp(tail[:, 1])) if len(tail) else 0,
             "samples": len(s), "warmup_s": warmup_s}

@@ -30,6 +30,17 @@ def test_rss_slope_after_the_warm_up():
     sawtooth = [(t, 10 * t, 2040.0 + (8.0 if (t // 30) % 2 else -8.0)) for t in range(60, 601, 5)]
     noisy = rss_slope(sawtooth, warmup_s=60.0)
     assert noisy["per_1000_frames_ci95"] > abs(noisy["per_1000_frames"])       # flat within its own scatter
+    assert got["floor_per_1000_frames"] == pytest.approx(0.5)
+
+
+def test_the_floor_ignores_a_block_taken_and_given_back():
+    from bench.watch_memory import rss_slope
+    # a flat 1478 MiB floor; a 14 MiB block held in more and more of the later samples
+    held = [(t, 10 * t, 1478.0 + (14.0 if (t % 20 == 0 and t > 300) or t % 60 == 0 else 0.0))
+            for t in range(60, 601, 5)]
+    got = rss_slope(held, warmup_s=60.0)
+    assert got["per_1000_frames"] > 0.5                        # the plain slope reads growth
+    assert got["floor_per_1000_frames"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_rss_from_proc_status(tmp_path):
