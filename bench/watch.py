@@ -339,7 +339,8 @@ def memory_main(db_path: Path, embedder, url: str, args, roof: dict, loads: dict
            "MiB_per_minute": growth["per_minute"]}
     goals = [memory_goal(growth, seconds, summary.processed, loads, what)]
     notes = [f"camera: {CAMERA_FPS} fps MJPEG over loopback, visits of {EMPTY_S:g} s empty + {FACE_S:g} s face, "
-             "cooldown 0 (every visit decided and stored)",
+             + ("no watcher (--capture-only: frames only counted)" if args.capture_only
+                else "cooldown 0 (every visit decided and stored)"),
              f"C allocator: {how} (jemalloc: LD_PRELOAD=libjemalloc.so.2)",
              f"RSS sampled every {args.every:g} s ({'psutil' if psutil_here() else '/proc/self/status'}); "
              "slope: least squares of RSS against frames processed, samples after the warm-up; floor: the same of "
