@@ -68,7 +68,7 @@ def floor_slope(tail: np.ndarray, window_s: float) -> float | None:
     windows = np.floor((tail[:, 0] - tail[0, 0]) / window_s)
     found, counts = np.unique(windows, return_counts=True)
     full = found[counts >= max(2, np.median(counts) / 2)]    # a last window of a sample or two is no floor
-    lows = np.array([tail[windows == w][np.argmin(tail[windows == w, 2])] for w in full])
+    lows = np.array([rows[np.argmin(rows[:, 2])] for rows in (tail[windows == w] for w in full)])
     if len(lows) < 3 or np.ptp(lows[:, 1]) == 0:
         return None
     return float(np.polyfit(lows[:, 1], lows[:, 2], 1)[0] * 1000)

@@ -12,6 +12,8 @@ the whole run against the course's.
 """
 from __future__ import annotations
 
+from happyhouse.style import start
+
 #: L-BFGS iterations of the half-size pass (from FAST_INIT).
 COARSE_ITERATIONS = 30
 #: Adam steps (the course's learning rate) of the full-size pass, from the upsampled coarse result:
@@ -35,14 +37,10 @@ def fast_schedule(final_size, min_side: int) -> list:
     return [(coarse, COARSE_ITERATIONS, "lbfgs", "float32"), (tuple(final_size), FINE_STEPS, "adam", None)]
 
 
-#: How each --init start reads in the plan's line.
-STARTS = {"noise": "the course's noisy content", "content": "the content", "random": "noise"}
-
-
 def describe(passes, why: str, init: str = FAST_INIT) -> str:
     """One line saying what the fast plan runs: ``passes`` [((H, W), iterations, optimizer, precision)]
     from the start ``init`` (an --init mode)."""
     parts = [f"{n} {'L-BFGS iterations' if opt == 'lbfgs' else 'Adam steps'} at {hw[0]}x{hw[1]} in {prec}"
              for hw, n, opt, prec in passes]
-    return (f"Fast plan: {' then '.join(parts)} ({why}; from {STARTS[init]}); "
+    return (f"Fast plan: {' then '.join(parts)} ({why}; from {start.INIT_WORDS[init]}); "
             "--optimizer adam runs the course's 200 steps.")

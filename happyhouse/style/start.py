@@ -5,6 +5,8 @@ import numpy as np
 
 #: --init choices: "noise" is the course's (content with NOISE_RATIO of uniform noise).
 INIT_MODES = ("content", "noise", "random")
+#: How each start reads in a printed plan.
+INIT_WORDS = {"content": "the content", "noise": "the course's noisy content", "random": "noise"}
 NOISE_RANGE = 20.0  # the course's uniform noise in [-20, 20] (normalised pixel units)
 NOISE_RATIO = 0.6  # the course's share of noise in the start
 
