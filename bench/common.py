@@ -25,6 +25,16 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` as well as `python -m bench
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# ----------------------------------------------------------------------------- pictures
+def picture_cost(cost, picture, size) -> float:
+    """How bench/ scores a style-transfer picture: ``cost`` (a StyleTransferCost in fp32) of
+    ``picture`` (a file, or (H, W, 3) uint8 RGB) resized to ``size`` (H, W)."""
+    import tensorflow as tf
+
+    from happyhouse.style import images
+    return float(cost(tf.constant(images.normalize(picture, size)))[0])
+
+
 # ----------------------------------------------------------------------------- machine
 def _cpu_model() -> str:
     info = {}

@@ -38,10 +38,9 @@ class Pair:
 
     def score(self, image) -> float:
         """fp32 total cost at full size of ``image`` (1, H, W, 3) once written as 8 bits."""
-        import tensorflow as tf
         from happyhouse.style import images
         self.model.set_input_size(*self.size)
-        return float(self.costs[self.size](tf.constant(images.normalize(images.deprocess(image), self.size)))[0])
+        return common.picture_cost(self.costs[self.size], images.deprocess(image), self.size)
 
     def adam(self, begin, steps, checks=()) -> tuple:
         """Adam (the course's, "auto" precision) at full size from ``begin``: (image, [(step, cost)])."""

@@ -61,14 +61,13 @@ def run_nst(flags, out, quick, avx2=False, pair=IMAGES) -> dict:
 def scorer(quick, pair=IMAGES):
     """fp32 total cost of a picture file at the run's size, with the default network, for ``pair``
     (content, style)."""
-    import tensorflow as tf
     from happyhouse.style import images
     from happyhouse.style.cost import StyleTransferCost
     from happyhouse.style.networks import load_loss_network
     size = (64, 80) if quick else (300, 400)
     model = load_loss_network("vgg19-random" if quick else "auto", size, verbose=False)
     cost = StyleTransferCost(model, images.normalize(pair[0], size), [images.normalize(pair[1], size)])
-    return lambda path: float(cost(tf.constant(images.normalize(images.read_image(path), size)))[0])
+    return lambda path: common.picture_cost(cost, path, size)
 
 
 def side_by_side(pictures: dict, path: Path) -> None:
