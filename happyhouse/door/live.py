@@ -44,12 +44,14 @@ class LiveWatch:
     """One watcher thread per camera: ``cameras`` [(WatchSettings, opened source)], all handing
     their events to ``hooks`` (objects with ``submit(event)`` and ``close()``)."""
 
-    def __init__(self, db_path: Path, cameras: list, hooks: list, search: str = "auto"):
-        self.db_path, self.cameras, self.hooks, self.search = db_path, cameras, hooks, search
+    def __init__(self, db_path: Path, cameras: list, hooks: list, search: str = "auto",
+                 timeout: float = face_db.DEFAULT_TIMEOUT):
+        self.db_path, self.cameras, self.hooks, self.search, self.timeout = db_path, cameras, hooks, search, timeout
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.print_lock = threading.Lock()
         self.summaries: dict[str, Summary] = {}     # source -> what its run did, once it has stopped
+        self.failures: dict[str, Exception] = {}    # source -> why it stopped early
 
     @property
     def where(self) -> str:
@@ -108,8 +110,8 @@ class LiveWatch:
 
         name = describe(settings.source)
         try:
-            with face_db.FaceDB(self.db_path, create=False, search=self.search) as db, \
-                    EventLog(self.db_path, settings.snapshots) as event_log:
+            with face_db.FaceDB(self.db_path, create=False, timeout=self.timeout, search=self.search) as db, \
+                    EventLog(self.db_path, settings.snapshots, self.timeout) as event_log:
                 if settings.keep_days:
                     event_log.prune(settings.keep_days)
                 watcher = SharedModelWatcher(db, embedder, event_log, settings, self.hooks, emit,
@@ -118,6 +120,7 @@ class LiveWatch:
             self.summaries[name] = summary
             print(f"watch: {name}: {summary.line()}", file=sys.stderr, flush=True)
         except Exception as err:   # the other cameras and the API stay up; the log says why this one stopped
+            self.failures[name] = err
             print(f"watch: {name} stopped: {err}", file=sys.stderr, flush=True)
         finally:
             source.close()

@@ -23,7 +23,7 @@ from happyhouse.door.hooks import HookSettings, Hooks
 from happyhouse.door.live import LiveWatch
 from happyhouse.door.mqtt import MqttPublisher, MqttSettings, camera_name, topic_part
 from happyhouse.door.sources import describe, open_source
-from happyhouse.door.watch import Watcher, WatchSettings
+from happyhouse.door.watch import WatchSettings
 
 #: ``serve`` options that only mean something with ``--watch`` (their default is None).
 WATCH_ONLY = ("fps", "max_frames", "give_up_after", "on_match", "webhook", "mqtt", "mqtt_camera", "keep_days")
@@ -142,7 +142,7 @@ def prepare_live(args, db_path) -> LiveWatch | None:
         raise
     if to_mqtt:
         hooks.append(MqttPublisher(to_mqtt))
-    return LiveWatch(db_path, cameras, hooks, args.search)
+    return LiveWatch(db_path, cameras, hooks, args.search, args.timeout)
 
 
 def stop_on_signals(stop: threading.Event, *sources) -> dict:
@@ -165,41 +165,9 @@ def restore_signals(previous: dict) -> None:
 
 
 def cmd_watch(args) -> int:
-    path = args.db or face_db.default_path()
-    if len(args.source) > 1:
-        return watch_cameras(args, path)
-    settings = watch_settings(args, args.source[0])
-    hooks = make_hooks(args)
-    to_mqtt = mqtt_settings(args)
-    with face_db.FaceDB(path, create=False, timeout=args.timeout, search=args.search) as db:
-        recognition.require_someone(db)
-        with EventLog(path, args.snapshots, args.timeout) as event_log:
-            if settings.keep_days:
-                event_log.prune(settings.keep_days)
-            source = open_source(settings.source, settings.fps, give_up_after=settings.give_up_after)
-            try:
-                embedder = recognition.load_embedder(args.model)
-            except BaseException:
-                source.close()
-                raise
-            stop = threading.Event()
-            previous = stop_on_signals(stop, source)
-            mqtt = MqttPublisher(to_mqtt) if to_mqtt else None
-            watcher = Watcher(db, embedder, event_log, settings, [hooks, mqtt] if mqtt else hooks)
-            try:
-                summary = watcher.run(source, stop)
-            finally:
-                hooks.close()
-                if mqtt:
-                    mqtt.close()
-                restore_signals(previous)
-    print(summary.line(), file=sys.stderr)
-    return 0
-
-
-def watch_cameras(args, path) -> int:
-    """``door watch SRC1 SRC2 ...``: a watcher thread per source, one model shared under a lock."""
-    cameras = prepare_live(args, path)
+    """``door watch SRC [SRC ...]``: a watcher thread per source, one model shared under a lock.
+    Exit 0 when every source ended or was stopped, 2 when one failed (its error printed)."""
+    cameras = prepare_live(args, args.db or face_db.default_path())
     try:
         embedder = recognition.load_embedder(args.model)
     except BaseException:
@@ -212,7 +180,7 @@ def watch_cameras(args, path) -> int:
     finally:
         cameras.stop()
         restore_signals(previous)
-    return 0
+    return 2 if cameras.failures else 0
 
 
 def cmd_log(args) -> int:

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from happyhouse.door import cli as door_cli
-from happyhouse.door import face_db
-from happyhouse.door.sources import FileSource, FolderSource, open_source
+from happyhouse.door import face_db, watch_cli
+from happyhouse.door.sources import FileSource, FolderSource, SourceError, open_source
 from happyhouse.image_io import read_rgb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,6 +148,32 @@ def test_several_cameras_in_one_process(door, tmp_path, capsys):
     assert sorted((e["source"], e["name"]) for e in events) == [(str(back), "unknown"), (str(front), "barack_obama")]
     assert f"watch: {front}: watched" in err and f"watch: {back}: watched" in err, err
     check_stored(db, events)
+
+
+class BreaksWhenRead:
+    """A source that opens, then fails on its first read (as a file none of whose frames decodes)."""
+    def frames(self):
+        raise SourceError("broken.avi: no frame could be decoded. Is it a video FFmpeg can read?")
+        yield
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_camera_failing_mid_run_stops_alone_and_the_exit_says_so(door, tmp_path, capsys, monkeypatch):
+    db, _, s = door
+    front = write_video(tmp_path / "front.avi", s["obama"] + [noise()])
+    monkeypatch.setattr(watch_cli, "open_source",
+                        lambda text, *a, **k: BreaksWhenRead() if text == "broken.avi" else open_source(text, *a, **k))
+    code, events, err = watch(["--db", db, "watch", front, "broken.avi", "--cooldown", "600"], capsys)
+    assert code == 2 and "watch: broken.avi stopped: broken.avi: no frame could be decoded" in err, err
+    assert [(e["source"], e["name"]) for e in events] == [(str(front), "barack_obama")]   # the other went on
+    assert f"watch: {front}: watched" in err and "Traceback" not in err
+    code, events, err = watch(["--db", db, "watch", "broken.avi"], capsys)                # one source: the same
+    assert code == 2 and events == [] and err.count("stopped: broken.avi") == 1, err
 
 
 def test_folder_with_a_corrupt_frame(door, tmp_path, capsys):
