@@ -122,24 +122,24 @@ def test_whole_picture_goal_follows_the_cpu_kind():
     amx = whole_picture_goal(row, ["amx_bf16", "avx2", "avx512_bf16", "avx512f"])
     assert amx["target"].startswith("< 15 s") and not amx["met"]          # 20 s misses AMX's goal
     assert whole_picture_goal(row, ["avx2"])["met"] and "AVX2" in whole_picture_goal(row, ["avx2"])["target"]
-    capped = whole_picture_goal({**row, "strategy": "fast-float32-avx2"}, ["amx_bf16", "avx2"])
+    capped = whole_picture_goal({**row, "strategy": "fast-avx2"}, ["amx_bf16", "avx2"])
     assert capped["target"].startswith("< 45 s") and "lower bound" in capped["note"]
     assert not whole_picture_goal({**row, "reached_target": False}, ["avx2"])["met"]
 
 
-def test_fast_plan_bench_scores_each_start_against_the_course(tmp_path, course_images):
-    """bench.fast_plan at a tiny size: per pair the course's target, then each start's fine pass scored
-    every 5 steps, where it crossed, and the plot."""
+def test_fast_plan_bench_scores_each_pass_against_the_course(tmp_path, course_images):
+    """bench.fast_plan at a tiny size: per pair the course's target, then each full-size pass scored
+    (L-BFGS after each iteration, Adam every 5 steps), where it crossed, and the plot."""
     from bench import fast_plan
     fast_plan.main(["--quick", "--out", str(tmp_path), "--plot", str(tmp_path / "plan.png")])
     doc = json.loads((tmp_path / "fast_plan_quick.json").read_text())
-    assert [r["start"] for r in doc["rows"]] == ["course", "content", "noise"] * 3
-    for pair, starts in doc["costs"].items():
+    assert [(r["start"], r["optimizer"]) for r in doc["rows"]] == [("course", "adam"), *fast_plan.PASSES] * 3
+    for pair, passes in doc["costs"].items():
         target = next(r["target"] for r in doc["rows"] if r["pair"] == pair)
-        for start in ("content", "noise"):
-            steps, costs = zip(*starts[start])
-            assert steps == (5, 10) and all(c > 0 for c in costs)
-            row = next(r for r in doc["rows"] if r["pair"] == pair and r["start"] == start)
-            crossed = next((s for s, c in starts[start] if c <= target), None)
-            assert row["crosses_target_at"] == crossed
+        for start, optimizer in fast_plan.PASSES:
+            steps, costs = zip(*passes[f"{start}/{optimizer}"])
+            assert steps == ((1, 2, 3, 4) if optimizer == "lbfgs" else (5, 10)) and all(c > 0 for c in costs)
+            row = next(r for r in doc["rows"] if r["pair"] == pair and (r["start"], r["optimizer"]) == (start, optimizer))
+            assert row["crosses_target_at"] == next((s for s, c in passes[f"{start}/{optimizer}"] if c <= target), None)
+            assert (row["evaluations"] or 0) >= (4 if optimizer == "lbfgs" else 0)
     assert (tmp_path / "plan.png").stat().st_size > 0

@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps (default 200 with Adam, 50 with L-BFGS; with several scales: at the coarsest, "
              "a third as many at each finer one). Without --optimizer, --iterations and --scales a "
              f"picture up to {sizes.SINGLE_SCALE_MAX} px runs the fast plan: {fast.COARSE_ITERATIONS} "
-             f"L-BFGS iterations at half size, then {fast.FINE_STEPS} Adam steps (in --precision)")
+             f"L-BFGS iterations at half size, then {fast.FINE_ITERATIONS} at full size (float32; with "
+             f"--precision bfloat16 {fast.FINE_STEPS} Adam steps)")
     add("--size", type=sizes.size_argument, default=None,
         help="LONG_SIDE (content's aspect kept) or HEIGHTxWIDTH (default 300x400)")
     add("--scales", type=int, default=None,

@@ -1,14 +1,15 @@
 """The ``nst`` command's default plan, the fast one: the course's 200-step Adam cost with less work.
 
-At one scale (up to sizes.SINGLE_SCALE_MAX) it runs two passes instead of the course's 200 Adam
-steps: COARSE_ITERATIONS of L-BFGS (float32: its line search needs exact costs) at half the size,
-from the course's noisy start, then FINE_STEPS of the course's Adam (learning rate 2.0) at the
-full size from the upsampled result, in the precision "auto" picks (happyhouse.precision: bfloat16
-where the CPU computes in it and it was measured as good). The counts cover the slowest of the
-pairs measured at 300x400 (VGG-16) to reach the course's 200-step cost: louvre_small + monet,
-louvre_small + stone_style (a fine texture: the slowest) and persian_cat_content + sandstone
-(``python -m bench.fast_plan``). ``python -m bench.nst_whole [--images CONTENT STYLE]`` measures
-the whole run against the course's.
+At one scale (up to sizes.SINGLE_SCALE_MAX) it runs two L-BFGS passes instead of the course's 200
+Adam steps, both in float32 (its line search needs exact costs) and both kept inside the pixels a
+picture can hold (images.pixel_range: unbounded, L-BFGS paints values the written picture clips,
+and stalled at 1.8x the course's cost on a fine texture): COARSE_ITERATIONS at half the size from
+the course's noisy start, then FINE_ITERATIONS at the full size from the upsampled result.
+``--precision bfloat16`` runs FINE_STEPS of the course's Adam in bfloat16 as the second pass instead
+(the plan before L-BFGS was bounded). The counts cover the slowest of the pairs measured at 300x400
+(VGG-16) to reach the course's 200-step cost: louvre_small + monet, louvre_small + stone_style (a
+fine texture: the slowest) and persian_cat_content + sandstone (``python -m bench.fast_plan``).
+``python -m bench.nst_whole [--images CONTENT STYLE]`` measures the whole run against the course's.
 """
 from __future__ import annotations
 
@@ -16,25 +17,32 @@ from happyhouse.style import start
 
 #: L-BFGS iterations of the half-size pass (from FAST_INIT).
 COARSE_ITERATIONS = 30
-#: Adam steps (the course's learning rate) of the full-size pass, from the upsampled coarse result:
-#: the stone texture crossed the course's cost after about 70 (Monet after 10, the sandstone 45).
+#: L-BFGS iterations of the full-size pass, from the upsampled coarse result: the stone texture
+#: crossed the course's cost after 13 (Monet after 5, the sandstone 11).
+FINE_ITERATIONS = 16
+#: Adam steps (the course's learning rate) of the full-size pass when bfloat16 is asked for: the
+#: stone crossed the course's cost after about 70 (Monet after 10, the sandstone 45).
 FINE_STEPS = 80
 #: The coarse pass runs at the full size divided by this.
 COARSE_FACTOR = 2
 #: Where the coarse pass starts: the course's noisy content. From the content itself the passes
-#: stall on fine textures (the stone: 1.5x the course's cost after 80 full-size steps).
+#: stall on fine textures (the stone: 1.5x the course's cost after 80 full-size Adam steps).
 FAST_INIT = "noise"
+#: Why the plan runs in float32 unless bfloat16 is asked for.
+WHY_FLOAT32 = "L-BFGS needs float32's exact costs; --precision bfloat16 runs Adam steps at full size instead"
 
 
-def fast_schedule(final_size, min_side: int) -> list:
-    """[((H, W), iterations, optimizer, precision or None)] of the fast plan for ``final_size``
-    (H, W): the half-size L-BFGS pass then the full-size Adam pass; only the L-BFGS pass (50
-    iterations) when half the size is under ``min_side``, the loss network's minimum.
-    A precision of None means the run's ("auto": resolved for style transfer)."""
+def fast_schedule(final_size, min_side: int, precision: str = "auto") -> list:
+    """[((H, W), iterations, optimizer, precision)] of the fast plan for ``final_size`` (H, W): the
+    half-size L-BFGS pass then the full-size one (``precision`` "bfloat16": Adam steps in bfloat16);
+    only an L-BFGS pass of 50 iterations when half the size is under ``min_side``, the loss
+    network's minimum."""
     coarse = (round(final_size[0] / COARSE_FACTOR), round(final_size[1] / COARSE_FACTOR))
     if min(coarse) < min_side:
         return [(tuple(final_size), 50, "lbfgs", "float32")]
-    return [(coarse, COARSE_ITERATIONS, "lbfgs", "float32"), (tuple(final_size), FINE_STEPS, "adam", None)]
+    fine = (tuple(final_size), FINE_STEPS, "adam", "bfloat16") if precision == "bfloat16" else \
+        (tuple(final_size), FINE_ITERATIONS, "lbfgs", "float32")
+    return [(coarse, COARSE_ITERATIONS, "lbfgs", "float32"), fine]
 
 
 def describe(passes, why: str, init: str = FAST_INIT) -> str:

@@ -37,6 +37,12 @@ def normalize(source, size, means=MEANS) -> np.ndarray:
     return (load_image(source, size)[None].astype(np.float32) - means).astype(np.float32)
 
 
+def pixel_range(means=MEANS) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high), each (1, 1, 1, 3): the normalised values of 8-bit pixels, what
+    :func:`deprocess` keeps (an optimiser bounded by them paints no value the picture loses)."""
+    return -means, 255.0 - means
+
+
 def deprocess(image, means=MEANS) -> np.ndarray:
     """(1, H, W, 3) normalised image -> (H, W, 3) uint8 RGB (adds ``means``, clips)."""
     image = np.asarray(image, dtype=np.float32) + means

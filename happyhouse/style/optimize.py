@@ -43,13 +43,16 @@ def make_train_step(cost, variable, optimizer, precision="auto"):
     return step_in_precision
 
 
-def lbfgs_minimize(cost, start, max_iterations=200, max_evals=None, target=None, callback=None) -> dict:
+def lbfgs_minimize(cost, start, max_iterations=200, max_evals=None, target=None, callback=None,
+                   bounds=None) -> dict:
     """Minimise ``cost`` over the image with L-BFGS (scipy's L-BFGS-B, as Gatys et al. and
     jcjohnson/neural-style do), from ``start`` (1, H, W, 3).
 
     One compiled function gives the cost and its gradient (one forward + backward pass per
     evaluation), in float32: L-BFGS's line search needs costs more exact than bfloat16's three
-    digits. Stops after ``max_iterations`` iterations, ``max_evals`` evaluations (default 10 per
+    digits. ``bounds``: (low, high), each broadcast to the image's shape (images.pixel_range: the
+    pixels a picture can hold), kept by L-BFGS-B and the start clipped into them; None: unbounded.
+    Stops after ``max_iterations`` iterations, ``max_evals`` evaluations (default 10 per
     iteration), or once the total cost is <= ``target``. ``callback(i, image, (J, Jc, Js))``
     runs after each iteration. Returns a dict: ``image`` (1, H, W, 3) float32, ``costs``
     [(J, J_content, J_style)] after each iteration, ``iterations``, ``evaluations``, ``seconds``.
@@ -57,6 +60,10 @@ def lbfgs_minimize(cost, start, max_iterations=200, max_evals=None, target=None,
     import scipy.optimize
     start = np.asarray(start, dtype=np.float32)
     shape = start.shape
+    box = None
+    if bounds is not None:
+        low, high = (np.broadcast_to(np.asarray(b, np.float32), shape) for b in bounds)
+        start, box = np.clip(start, low, high), scipy.optimize.Bounds(low.ravel(), high.ravel())
 
     @tf.function(autograph=False)  # no Python control flow to convert
     def value_and_grad(x):
@@ -83,7 +90,7 @@ def lbfgs_minimize(cost, start, max_iterations=200, max_evals=None, target=None,
 
     t0 = time.perf_counter()
     result = scipy.optimize.minimize(
-        fun, start.ravel().astype(np.float64), jac=True, method="L-BFGS-B", callback=on_iteration,
+        fun, start.ravel().astype(np.float64), jac=True, method="L-BFGS-B", callback=on_iteration, bounds=box,
         options={"maxiter": max_iterations, "maxfun": max_evals or 10 * max_iterations})
     return {"image": result.x.reshape(shape).astype(np.float32), "costs": costs,
             "iterations": int(result.nit), "evaluations": int(result.nfev),
@@ -226,7 +233,8 @@ def _lbfgs_loop(model, cost, steps, options, output_dir):
             raise checkpoint.Interrupted(i + 1, image)
 
     try:
-        result = lbfgs_minimize(cost, model["input"].numpy(), steps, callback=on_iteration)
+        result = lbfgs_minimize(cost, model["input"].numpy(), steps, callback=on_iteration,
+                                bounds=images.pixel_range())
     finally:
         bar.close()
     if not history.total:  # L-BFGS stopped before its first iteration (already at a minimum)

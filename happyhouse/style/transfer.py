@@ -40,9 +40,9 @@ class TransferSettings:
       "random"; ``seed``: the noise's.
     * ``fast``: the ``nst`` command's default (happyhouse.style.fast): where no ``optimizer``,
       ``iterations`` or ``scales`` are given and the size is single-scale, a half-size L-BFGS
-      pass from ``init`` (default fast.FAST_INIT: the course's noisy start) then fast.FINE_STEPS
-      Adam steps at full size in ``precision`` ("auto" resolved for style transfer). False (the library's and notebook's
-      default): the course's run.
+      pass from ``init`` (default fast.FAST_INIT: the course's noisy start) then fast.FINE_ITERATIONS
+      L-BFGS iterations at full size, both in float32 (``precision`` "bfloat16": fast.FINE_STEPS Adam
+      steps in bfloat16 as the second pass). False (the library's and notebook's default): the course's run.
     * ``output_dir``: default DEFAULT_OUTPUT_DIR (False: nothing saved); ``save_every``,
       ``print_every``, ``progress`` (a progress bar).
     * ``resume``: go on from ``state_file`` (default OUT/nst_state.npz), written on SIGINT
@@ -159,8 +159,8 @@ def plan_passes(s: TransferSettings, final_size, min_side) -> tuple[list, list]:
     None and resolves "auto". The fast plan prints one line saying what it runs and why."""
     if uses_fast_plan(s, final_size, min_side):
         s.init = s.init or fast.FAST_INIT
-        precision, why = resolve_precision(s.precision, "style")
-        steps = [(hw, n, opt, prec or precision) for hw, n, opt, prec in fast.fast_schedule(final_size, min_side)]
+        steps = fast.fast_schedule(final_size, min_side, s.precision)
+        why = resolve_precision(s.precision, "style")[1] if s.precision == "bfloat16" else fast.WHY_FLOAT32
         print(fast.describe(steps, why, s.init))
         return [(hw, n) for hw, n, _, _ in steps], [(opt, prec) for _, _, opt, prec in steps]
     s.init = s.init or "noise"

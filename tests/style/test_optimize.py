@@ -63,6 +63,20 @@ def test_lbfgs_stops_at_the_target(problem):
     assert again["iterations"] == 3 and again["costs"][-1][0] <= target
 
 
+def test_lbfgs_keeps_the_picture_in_the_pixel_range(problem):
+    """Bounded by images.pixel_range, L-BFGS paints nothing deprocess would clip (unbounded it
+    does, from a start pushed out of range), and the loop always bounds it."""
+    model, cost, begin = problem
+    low, high = images.pixel_range()
+    wild = 2.5 * begin                                                  # far out of range
+    inside = lambda image: bool(np.all(image >= low - 1e-3) and np.all(image <= high + 1e-3))  # noqa: E731
+    assert not inside(optimize.lbfgs_minimize(cost, wild, max_iterations=6)["image"])
+    bounded = optimize.lbfgs_minimize(cost, wild, max_iterations=6, bounds=(low, high))
+    assert inside(bounded["image"]) and bounded["costs"][-1][0] < float(cost(tf.constant(np.clip(wild, low, high)))[0])
+    generated, _ = optimize.optimise(model, wild, cost, 4, optimize.LoopOptions("lbfgs", progress=False, print_every=0))
+    assert inside(generated)
+
+
 def test_the_loop_with_lbfgs_prints_saves_and_records(problem, tmp_path, capsys):
     model, cost, start = problem
     generated, history = optimize.optimise(model, start, cost, 4, optimize.LoopOptions(
