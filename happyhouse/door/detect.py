@@ -74,12 +74,15 @@ class _CompiledStage:
         model = stage._model
         graph = tf.function(lambda x: model(x, training=False), input_signature=[
             tf.TensorSpec([None, patch, patch, 3], tf.float32)])   # one trace; PNet's size varies
-        stage._model = graph if patch is None else (lambda x: _padded_call(graph, x))
+        stage._model = graph if patch is None else (lambda x: padded_call(graph, x))
         self.stage, self._shared = stage, shared
         self.name, self.id = stage.name, stage.id
 
     def __call__(self, images_normalized, **kwargs):
         import tensorflow as tf
+        boxes = kwargs.get("bboxes_batch")
+        if boxes is not None and len(boxes) == 0:   # no candidates left: nothing to refine (mtcnn would
+            return boxes                            # run the network on no rows and catch its error)
         last = self._shared[0]   # (array, its tensor): one tuple read, safe across threads
         if isinstance(images_normalized, np.ndarray):
             if last is None or last[0] is not images_normalized:
@@ -96,7 +99,7 @@ def padded_rows(n: int) -> int:
     return max(PAD_BATCHES_FROM, 1 << (n - 1).bit_length())
 
 
-def _padded_call(graph, x):
+def padded_call(graph, x):
     """``graph``'s outputs for ``x`` (N, P, P, 3), run on ``x`` padded with zero rows to
     :func:`padded_rows` (N) and cut back to N rows (each row's result is its own)."""
     import tensorflow as tf
