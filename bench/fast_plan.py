@@ -106,15 +106,16 @@ def measure_pair(pair: Pair, steps: int, iterations: int, course_steps: int, coa
 def plot(results: dict, path: Path) -> None:
     """One panel a pair: each full-size pass's cost over its iterations or steps, the target dashed."""
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(4.2 * len(results), 3.6))
-    for ax, (name, rows) in zip(fig.subplots(1, len(results), squeeze=False)[0], results.items()):
+    fig = Figure(figsize=(4.2 * len(results), 3.9))
+    axes = fig.subplots(1, len(results), squeeze=False)[0]
+    for ax, (name, rows) in zip(axes, results.items()):
         for r in rows[1:]:
             what = "L-BFGS (the plan)" if r["optimizer"] == "lbfgs" else "Adam"
             ax.semilogy(*zip(*r["costs"]), "o-", ms=3, label=f"{what}, coarse pass from {START_NAMES[r['start']]}")
         ax.axhline(rows[0]["target"], ls="--", color="k", lw=1, label="the course's 200 Adam steps")
         ax.set(title=name, xlabel="full-size L-BFGS iterations or Adam steps", ylabel="cost of the written picture")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
 
 

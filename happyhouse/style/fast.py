@@ -18,15 +18,15 @@ from happyhouse.style import start
 #: L-BFGS iterations of the half-size pass (from FAST_INIT).
 COARSE_ITERATIONS = 30
 #: L-BFGS iterations of the full-size pass, from the upsampled coarse result: the stone texture
-#: crossed the course's cost after 13 (Monet after 5, the sandstone 11).
+#: crossed the course's cost after 14 (Monet after 6, the sandstone 12).
 FINE_ITERATIONS = 16
 #: Adam steps (the course's learning rate) of the full-size pass when bfloat16 is asked for: the
-#: stone crossed the course's cost after about 70 (Monet after 10, the sandstone 45).
+#: stone crossed the course's cost after 65 (Monet after 10, the sandstone 45).
 FINE_STEPS = 80
 #: The coarse pass runs at the full size divided by this.
 COARSE_FACTOR = 2
-#: Where the coarse pass starts: the course's noisy content. From the content itself the passes
-#: stall on fine textures (the stone: 1.5x the course's cost after 80 full-size Adam steps).
+#: Where the coarse pass starts: the course's noisy content (the texture grows from the noise; with
+#: the coarse pass unbounded, the content start stalled the stone at 1.5x the course's cost).
 FAST_INIT = "noise"
 #: Why the plan runs in float32 unless bfloat16 is asked for.
 WHY_FLOAT32 = "L-BFGS needs float32's exact costs; --precision bfloat16 runs Adam steps at full size instead"
