@@ -91,7 +91,9 @@ def measure_pair(pair: Pair, steps: int, iterations: int, course_steps: int, coa
     coarse = {}
     for init, optimizer in PASSES:
         t0 = time.perf_counter()
-        begin = coarse.setdefault(init, pair.coarse(init, coarse_iterations))
+        if init not in coarse:                     # one coarse pass a start, shared by its full-size passes
+            coarse[init] = pair.coarse(init, coarse_iterations)
+        begin = coarse[init]
         evaluations = None
         if optimizer == "lbfgs":
             _, scored, evaluations = pair.lbfgs(begin, iterations)
