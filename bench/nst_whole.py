@@ -37,10 +37,10 @@ STRATEGIES = [
     ("coarse-lbfgs", "L-BFGS 30 at 150x200 then 10 at 300x400, content start",
      ["--optimizer", "lbfgs", "--init", "content", "--scales", "2", "--iterations", "30"]),
     ("fast", f"fast plan, the nst default (L-BFGS {fast.COARSE_ITERATIONS} at half size from the noisy start, then "
-             f"{fast.FINE_ITERATIONS} at full size, float32, in the pixel range)", []),
-    ("fast-avx2", "fast plan, oneDNN capped at AVX2", []),
-    ("fast-bfloat16", f"fast plan with --precision bfloat16 (its full-size pass {fast.FINE_STEPS} Adam steps in bf16: "
-                      "the plan before)", ["--precision", "bfloat16"]),
+             f"{fast.FINE_ITERATIONS['float32']} (float32) or {fast.FINE_ITERATIONS['bfloat16']} (bfloat16) at full "
+             "size, in the pixel range, precision auto)", []),
+    ("fast-float32", "fast plan in float32 (the plan's precision on CPUs without bfloat16)", ["--precision", "float32"]),
+    ("fast-avx2", "fast plan, oneDNN capped at AVX2 (auto: float32)", []),
 ]
 
 
@@ -137,7 +137,7 @@ def main(argv=None) -> dict:
     goals = [whole_picture_goal(r, common.machine()["isa"]) for r in fast]
     if args.sheet is not None:
         side_by_side({f"{r['strategy']}: {r['seconds']:.0f} s, J {r['final_cost']:.3g}": r["picture"]
-                      for r in rows if r["strategy"] in ("course", "fast", "fast-bfloat16")}, args.sheet)
+                      for r in rows if r["strategy"] in ("course", "fast", "fast-float32")}, args.sheet)
     notes = [f"images: {' + '.join(pair)}, {'64x80 vgg19-random (quick)' if args.quick else '300x400, default network'}",
              f"load average (1, 5, 15 min) before: {load_before}, after: {common.machine()['load_average_1_5_15']}",
              f"target = fp32 cost of the baseline's picture = {rows[0]['final_cost']:.4g}; pictures in {workdir}",

@@ -133,13 +133,14 @@ def test_fast_plan_bench_scores_each_pass_against_the_course(tmp_path, course_im
     from bench import fast_plan
     fast_plan.main(["--quick", "--out", str(tmp_path), "--plot", str(tmp_path / "plan.png")])
     doc = json.loads((tmp_path / "fast_plan_quick.json").read_text())
-    assert [(r["start"], r["optimizer"]) for r in doc["rows"]] == [("course", "adam"), *fast_plan.PASSES] * 3
+    assert [(r["optimizer"], r["precision"]) for r in doc["rows"]] == [("course", "auto"), *fast_plan.PASSES] * 3
     for pair, passes in doc["costs"].items():
         target = next(r["target"] for r in doc["rows"] if r["pair"] == pair)
-        for start, optimizer in fast_plan.PASSES:
-            steps, costs = zip(*passes[f"{start}/{optimizer}"])
+        for optimizer, precision in fast_plan.PASSES:
+            steps, costs = zip(*passes[f"{optimizer}/{precision}"])
             assert steps == ((1, 2, 3, 4) if optimizer == "lbfgs" else (5, 10)) and all(c > 0 for c in costs)
-            row = next(r for r in doc["rows"] if r["pair"] == pair and (r["start"], r["optimizer"]) == (start, optimizer))
-            assert row["crosses_target_at"] == next((s for s, c in passes[f"{start}/{optimizer}"] if c <= target), None)
+            row = next(r for r in doc["rows"] if r["pair"] == pair and (r["optimizer"], r["precision"]) == (optimizer, precision))
+            assert row["crosses_target_at"] == next((s for s, c in passes[f"{optimizer}/{precision}"] if c <= target), None)
             assert (row["evaluations"] or 0) >= (4 if optimizer == "lbfgs" else 0)
+    assert [g["goal"].split(" in ")[1].split(" ")[0] for g in doc["goals"]] == ["float32", "bfloat16"]
     assert (tmp_path / "plan.png").stat().st_size > 0

@@ -100,19 +100,24 @@ def test_the_embedder_resolves_auto_per_batch(cpu, monkeypatch):
     assert emb.precision_for(64) == "float32"
 
 
-def test_style_transfer_resolves_auto(cpu, caplog):
+def test_style_transfer_resolves_auto(cpu, caplog, capsys):
     from happyhouse.style import cli, transfer
     cpu("amx")
     assert transfer.TransferSettings().precision == "auto"
     assert cli.build_parser().parse_args(["a.jpg", "b.jpg"]).precision == "auto"
     with caplog.at_level(logging.INFO, logger="happyhouse.precision"):
-        assert transfer.plan_precision("auto", "lbfgs") == "float32"   # L-BFGS's line search: float32
-    assert [r.getMessage() for r in caplog.records] == [
-        "Precision (auto) for style: float32 (L-BFGS's line search needs float32 costs)."]
-    assert transfer.plan_precision("auto", "adam") == "bfloat16"
-    assert transfer.plan_precision("float32", "adam") == "float32"
+        for optimizer in ("lbfgs", "adam"):           # bfloat16 for either optimiser where it wins
+            assert transfer.plan_passes(transfer.TransferSettings(optimizer=optimizer), (300, 400), 32)[1] == \
+                [(optimizer, "bfloat16")]
+    assert [r.getMessage() for r in caplog.records] == [   # said once
+        "Precision (auto) for style: bfloat16 (the CPU has amx and oneDNN is on; bfloat16 was measured faster "
+        "and as good for style)."]
+    assert transfer.plan_passes(transfer.TransferSettings(fast=True), (300, 400), 32)[1] == [("lbfgs", "bfloat16")] * 2
+    assert " at 300x400 in bfloat16 (the CPU has amx and oneDNN is on;" in capsys.readouterr().out  # the plan's line
+    assert transfer.plan_passes(transfer.TransferSettings(precision="float32"), (300, 400), 32)[1] == \
+        [("adam", "float32")]
     cpu(None)
-    assert transfer.plan_precision("auto", "adam") == "float32"
+    assert transfer.plan_passes(transfer.TransferSettings(), (300, 400), 32)[1] == [("adam", "float32")]
 
 
 # ------------------------------------------------------------------- oneDNN before TensorFlow's import

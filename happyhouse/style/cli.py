@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps (default 200 with Adam, 50 with L-BFGS; with several scales: at the coarsest, "
              "a third as many at each finer one). Without --optimizer, --iterations and --scales a "
              f"picture up to {sizes.SINGLE_SCALE_MAX} px runs the fast plan: {fast.COARSE_ITERATIONS} "
-             f"L-BFGS iterations at half size, then {fast.FINE_ITERATIONS} at full size (float32; with "
-             f"--precision bfloat16 {fast.FINE_STEPS} Adam steps)")
+             f"L-BFGS iterations at half size, then {fast.FINE_ITERATIONS['float32']} at full size, in --precision "
+             f"({fast.FINE_ITERATIONS['bfloat16']} in bfloat16)")
     add("--size", type=sizes.size_argument, default=None,
         help="LONG_SIDE (content's aspect kept) or HEIGHTxWIDTH (default 300x400)")
     add("--scales", type=int, default=None,
@@ -75,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
              "iterations for the same cost; the default coarse to fine). Either turns the fast plan off")
     add("--precision", choices=CHOICES, default="auto",
         help="arithmetic of the loss network: auto (the default) is bfloat16 where this CPU was measured "
-             "faster with it and as good (AMX, AVX512-BF16), else float32; bfloat16 is Adam only (L-BFGS "
-             "and the fast plan's L-BFGS pass run in float32)")
+             "faster with it and as good (AMX, AVX512-BF16), else float32; for Adam and L-BFGS alike")
     add("--resume", action="store_true",
         help="continue the interrupted run saved in OUT (without IMAGEs: with its saved settings)")
     add("--fetch-vgg", action="store_true", help="download Keras' VGG-19 weights into pretrained-model/ and exit")

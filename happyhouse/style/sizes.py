@@ -67,11 +67,10 @@ def scale_schedule(hw, scales: int, iterations: int) -> list[tuple[tuple[int, in
     return passes
 
 
-def default_optimizer(scales: int, precision: str = "float32") -> str:
+def default_optimizer(scales: int) -> str:
     """The optimiser when none is asked for: the course's Adam at one scale; L-BFGS coarse to
-    fine, where it reached a lower cost in 57% of Adam's time at 1024 px (docs/style_transfer.md),
-    unless the precision is bfloat16, which L-BFGS's line search cannot use."""
-    return "lbfgs" if scales > 1 and precision == "float32" else "adam"
+    fine, where it reached a lower cost in 57% of Adam's time at 1024 px (docs/style_transfer.md)."""
+    return "lbfgs" if scales > 1 else "adam"
 
 
 def style_size(content_hw, style_scale: float = 1.0) -> tuple[int, int]:

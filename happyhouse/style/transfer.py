@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from happyhouse.precision import choose_precision, resolve_precision, say_once
+from happyhouse.precision import choose_precision, resolve_precision
 from happyhouse.style import checkpoint, colors, contact_sheet, fast, images, networks, optimize, sizes, start
 from happyhouse.style.cost import StyleTransferCost, normalise_weights
 
@@ -41,8 +41,8 @@ class TransferSettings:
     * ``fast``: the ``nst`` command's default (happyhouse.style.fast): where no ``optimizer``,
       ``iterations`` or ``scales`` are given and the size is single-scale, a half-size L-BFGS
       pass from ``init`` (default fast.FAST_INIT: the course's noisy start) then fast.FINE_ITERATIONS
-      L-BFGS iterations at full size, both in float32 (``precision`` "bfloat16": fast.FINE_STEPS Adam
-      steps in bfloat16 as the second pass). False (the library's and notebook's default): the course's run.
+      L-BFGS iterations at full size, both in ``precision`` ("auto": bfloat16 where this CPU gains
+      by it). False (the library's and notebook's default): the course's run.
     * ``output_dir``: default DEFAULT_OUTPUT_DIR (False: nothing saved); ``save_every``,
       ``print_every``, ``progress`` (a progress bar).
     * ``resume``: go on from ``state_file`` (default OUT/nst_state.npz), written on SIGINT
@@ -118,14 +118,6 @@ def run(content, styles: list, settings: TransferSettings):
     return result, history
 
 
-def plan_precision(precision: str, optimizer) -> str:
-    """The run's precision: "auto" resolved for style transfer (said once), float32 with L-BFGS."""
-    if precision == "auto" and optimizer == "lbfgs":
-        say_once("style", "float32", "L-BFGS's line search needs float32 costs")
-        return "float32"
-    return choose_precision(precision, "style")
-
-
 def make_plan(content, styles, settings: TransferSettings) -> Plan:
     """Check the controls, read the content, load the network and plan the scales."""
     s = replace(settings, preserve_colors=colors.METHODS[0] if settings.preserve_colors is True
@@ -159,18 +151,18 @@ def plan_passes(s: TransferSettings, final_size, min_side) -> tuple[list, list]:
     None and resolves "auto". The fast plan prints one line saying what it runs and why."""
     if uses_fast_plan(s, final_size, min_side):
         s.init = s.init or fast.FAST_INIT
+        s.precision, why = resolve_precision(s.precision, "style")
         steps = fast.fast_schedule(final_size, min_side, s.precision)
-        why = resolve_precision(s.precision, "style")[1] if s.precision == "bfloat16" else fast.WHY_FLOAT32
         print(fast.describe(steps, why, s.init))
         return [(hw, n) for hw, n, _, _ in steps], [(opt, prec) for _, _, opt, prec in steps]
     s.init = s.init or "noise"
     scales = s.scales or sizes.default_scales(final_size, min_side)
-    optimizer = s.optimizer or sizes.default_optimizer(scales, "float32" if s.precision == "auto" else s.precision)
+    optimizer = s.optimizer or sizes.default_optimizer(scales)
     iterations = s.iterations
     if iterations is None:
         iterations = sizes.DEFAULT_ITERATIONS.get(optimizer, sizes.DEFAULT_ITERATIONS["adam"])
     schedule = sizes.scale_schedule(final_size, scales, iterations)
-    s.precision = plan_precision(s.precision, optimizer)
+    s.precision = choose_precision(s.precision, "style")
     return schedule, [(optimizer, s.precision)] * len(schedule)
 
 

@@ -1,5 +1,5 @@
 """The ``nst`` command's fast default plan (happyhouse.style.fast): a half-size L-BFGS pass from
-the course's noisy start, then L-BFGS at full size (Adam steps in bfloat16 when asked for); the flags
+the course's noisy start, then L-BFGS at full size, in the run's precision; the flags
 still give the course's Adam run, and the library's default stays the course's. Tiny pictures, few
 steps, vgg19-random (no weights)."""
 import numpy as np
@@ -17,8 +17,7 @@ def passes(monkeypatch):
     """Record (optimizer, precision, steps, (H, W), start cost) of each optimise() call; fewer
     iterations in the fast plan, and a CPU without bfloat16 (the plan's float32 path)."""
     monkeypatch.setattr(fast, "COARSE_ITERATIONS", 6)
-    monkeypatch.setattr(fast, "FINE_ITERATIONS", 3)
-    monkeypatch.setattr(fast, "FINE_STEPS", 4)
+    monkeypatch.setattr(fast, "FINE_ITERATIONS", {"float32": 3, "bfloat16": 3})
     monkeypatch.setattr(precision, "bfloat16_kind", lambda flags=None: None)
     seen, optimise = [], optimize.optimise
 
@@ -39,29 +38,32 @@ def run_cli(pictures, tmp_path, *flags):
 
 def test_the_plan_halves_the_size_and_falls_back_when_too_small():
     coarse, fine = fast.fast_schedule((300, 400), 32)
-    assert coarse[0] == (150, 200) and coarse[2:] == ("lbfgs", "float32")  # L-BFGS needs exact costs
-    assert fine == ((300, 400), fast.FINE_ITERATIONS, "lbfgs", "float32") and coarse[1] == fast.COARSE_ITERATIONS
-    assert fast.fast_schedule((300, 400), 32, "bfloat16")[1] == ((300, 400), fast.FINE_STEPS, "adam", "bfloat16")
-    assert [p[2] for p in fast.fast_schedule((40, 60), 32)] == ["lbfgs"]  # 20x30 is under the minimum
+    assert coarse[0] == (150, 200) and coarse[2:] == ("lbfgs", "float32")
+    assert fine == ((300, 400), fast.FINE_ITERATIONS["float32"], "lbfgs", "float32")
+    assert coarse[1] == fast.COARSE_ITERATIONS
+    assert [p[2:] for p in fast.fast_schedule((300, 400), 32, "bfloat16")] == [("lbfgs", "bfloat16")] * 2
+    assert fast.fast_schedule((40, 60), 32) == [((40, 60), fast.SMALL_ITERATIONS, "lbfgs", "float32")]  # 20x30: too small
 
 
-def test_the_plan_runs_float32_lbfgs_unless_bfloat16_is_asked(pictures, tmp_path, passes, monkeypatch, capsys):
-    monkeypatch.setattr(precision, "bfloat16_kind", lambda flags=None: "avx512_bf16")   # even where bf16 wins
+def test_the_plan_runs_in_the_precision_this_cpu_gains_by(pictures, tmp_path, passes, monkeypatch, capsys):
+    monkeypatch.setattr(precision, "bfloat16_kind", lambda flags=None: "avx512_bf16")   # where bf16 wins
     monkeypatch.setattr(precision, "onednn_enabled", lambda: True)
     run_cli(pictures, tmp_path)
-    assert [p[:2] for p in passes] == [("lbfgs", "float32"), ("lbfgs", "float32")]
-    assert f"in float32 ({fast.WHY_FLOAT32};" in capsys.readouterr().out
+    assert passes == [("lbfgs", "bfloat16", 6, (32, 40)), ("lbfgs", "bfloat16", 3, (64, 80))]
+    assert ("then 3 L-BFGS iterations at 64x80 in bfloat16 (the CPU has avx512_bf16 and oneDNN is on;"
+            in capsys.readouterr().out)
     passes.clear()
-    run_cli(pictures, tmp_path, "--precision", "bfloat16")
-    assert passes == [("lbfgs", "float32", 6, (32, 40)), ("adam", "bfloat16", 4, (64, 80))]
-    assert "then 4 Adam steps at 64x80 in bfloat16 (asked for;" in capsys.readouterr().out
+    run_cli(pictures, tmp_path, "--precision", "float32")
+    assert passes == [("lbfgs", "float32", 6, (32, 40)), ("lbfgs", "float32", 3, (64, 80))]
+    assert "at 64x80 in float32 (asked for;" in capsys.readouterr().out
 
 
 def test_nst_default_runs_the_fast_plan_and_lowers_the_cost(pictures, tmp_path, passes, capsys):
     run_cli(pictures, tmp_path)
     assert passes == [("lbfgs", "float32", 6, (32, 40)), ("lbfgs", "float32", 3, (64, 80))]
     out = capsys.readouterr().out
-    assert "Fast plan: 6 L-BFGS iterations at 32x40 in float32 then 3 L-BFGS iterations at 64x80 in float32" in out
+    assert ("Fast plan: 6 L-BFGS iterations at 32x40 then 3 L-BFGS iterations at 64x80 in float32 "
+            "(the CPU has neither AMX nor AVX512-BF16;") in out
     first, last = (float(v) for v in out.split(f"{NET}: J ")[1].split("; wrote")[0].split(" -> "))
     assert last < first  # the start is the noisy content at 32x40, the last cost is at 64x80
     assert "; from the course's noisy content); --optimizer adam runs the course's 200 steps." in out
