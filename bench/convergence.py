@@ -100,7 +100,7 @@ def main(argv=None) -> dict:
     ratio = lb["evaluations"] / steps
     notes = [f"images: {source}",
              f"network {model.name} ({model.description}); {size[0]}x{size[1]}; Adam precision {args.precision}, "
-             f"L-BFGS float32 (its line search needs exact costs); start cost {J0:.4g}; target = Adam's cost "
+             f"L-BFGS float32 (lbfgs_minimize's default precision); start cost {J0:.4g}; target = Adam's cost "
              f"after {steps} steps = {J_adam:.4g}; both timed from a cold start (one trace each)",
              f"L-BFGS: {lb['how']}",
              "L-BFGS steps = iterations; evaluations = forward+backward passes (each costs one Adam step)",
