@@ -14,7 +14,7 @@ same stream, one after the other:
 
     python -m bench.watch [--quick] [--seconds 600]
     python -m bench.watch --cameras 2 --seconds 60     # one camera, then two at once -> watch_cameras.json
-    nice -n 10 python -m bench.watch --minutes 10     # memory only: RSS every 5 s -> watch_memory.json
+    nice -n 10 python -m bench.watch --minutes 10     # memory only: RSS every 5 s -> watch_memory.json (chrt --idle 0: beside benchmarks)
 """
 from __future__ import annotations
 
@@ -345,8 +345,8 @@ def memory_main(db_path: Path, embedder, url: str, args, roof: dict, loads: dict
              f"RSS sampled every {args.every:g} s ({'psutil' if psutil_here() else '/proc/self/status'}); "
              "slope: least squares of RSS against frames processed, samples after the warm-up; floor: the same of "
              "each minute's lowest sample (a block taken and given back does not tilt it)",
-             f"load average (1, 5, 15 min): {loads}; run under nice -n 10 beside other work (memory needs no "
-             "quiet cores; rooflines are the quick ones and mean little here)"]
+             f"load average (1, 5, 15 min): {loads}; run at {scheduling()} (memory needs no quiet cores: "
+             "it is counted per frame; rooflines are the quick ones and mean little here)"]
     name = ("watch_memory" + ("_capture" if args.capture_only else "")
             + ("" if c_allocator == "glibc malloc" else "_" + c_allocator) + ("_tuned" if settings else ""))
     common.write(name, [row], goals, roof, args.out, notes,
@@ -383,6 +383,15 @@ def allocator_settings() -> str:
     the other GLIBC tunables for glibc), "" when none are set."""
     names = ("MALLOC_CONF", "MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
     return " ".join(f"{n}={os.environ[n]}" for n in names if os.environ.get(n))
+
+
+def scheduling() -> str:
+    """How this process is scheduled, for the notes: the idle class (``chrt --idle 0``), its
+    niceness (``nice -n N``) or normal priority."""
+    if os.sched_getscheduler(0) == os.SCHED_IDLE:
+        return "the idle scheduling class (chrt --idle 0: a core only when no other process wants one)"
+    niceness = os.nice(0)
+    return f"nice {niceness}" if niceness else "normal priority (nice 0)"
 
 
 def psutil_here() -> bool:

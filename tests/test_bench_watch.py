@@ -48,3 +48,15 @@ def test_rss_from_proc_status(tmp_path):
     status = tmp_path / "status"
     status.write_text("Name:\tpython\nVmPeak:\t 9000 kB\nVmRSS:\t 204800 kB\nThreads:\t4\n")
     assert proc_status_rss(status) == 200.0
+
+
+def test_the_notes_say_how_the_memory_run_was_scheduled(monkeypatch):
+    """The memory JSON says the priority the run really had, not a fixed 'nice -n 10'."""
+    import os
+    monkeypatch.setattr(os, "sched_getscheduler", lambda pid: os.SCHED_IDLE)
+    assert watch.scheduling().startswith("the idle scheduling class (chrt --idle 0")
+    monkeypatch.setattr(os, "sched_getscheduler", lambda pid: os.SCHED_OTHER)
+    monkeypatch.setattr(os, "nice", lambda increment: 10)
+    assert watch.scheduling() == "nice 10"
+    monkeypatch.setattr(os, "nice", lambda increment: 0)
+    assert watch.scheduling() == "normal priority (nice 0)"
