@@ -13,7 +13,7 @@ persian_cat_content + sandstone (``python -m bench.fast_plan``).
 """
 from __future__ import annotations
 
-from happyhouse.style import start
+from happyhouse.style import sizes, start
 
 #: L-BFGS iterations of the half-size pass (from FAST_INIT).
 COARSE_ITERATIONS = 30
@@ -21,8 +21,9 @@ COARSE_ITERATIONS = 30
 #: stone texture crossed the course's cost after 14 in float32 and 15 in bfloat16 (Monet after 6,
 #: the sandstone 12-13); two more for pairs slower than the stone.
 FINE_ITERATIONS = {"float32": 16, "bfloat16": 17}
-#: L-BFGS iterations of the one pass run where half the size is under the network's minimum.
-SMALL_ITERATIONS = 50
+#: L-BFGS iterations of the one pass run where half the size is under the network's minimum: the
+#: --optimizer lbfgs default.
+SMALL_ITERATIONS = sizes.DEFAULT_ITERATIONS["lbfgs"]
 #: The coarse pass runs at the full size divided by this.
 COARSE_FACTOR = 2
 #: Where the coarse pass starts: the course's noisy content (the texture grows from the noise; with
@@ -45,7 +46,6 @@ def fast_schedule(final_size, min_side: int, precision: str = "float32") -> list
 def describe(passes, why: str, init: str = FAST_INIT) -> str:
     """One line saying what the fast plan runs and in which precision: ``passes``
     [((H, W), iterations, optimizer, precision)], ``why`` that precision, from the start ``init``."""
-    parts = [f"{n} {'L-BFGS iterations' if opt == 'lbfgs' else 'Adam steps'} at {hw[0]}x{hw[1]}"
-             for hw, n, opt, _ in passes]
+    parts = [f"{n} L-BFGS iterations at {hw[0]}x{hw[1]}" for hw, n, _, _ in passes]
     return (f"Fast plan: {' then '.join(parts)} in {passes[0][3]} ({why}; from {start.INIT_WORDS[init]}); "
             "--optimizer adam runs the course's 200 steps.")
