@@ -112,13 +112,28 @@ def matmul_gflops(dtype: str = "float32", n: int = 2048, repeats: int = 5) -> fl
     return 2.0 * n**3 / float(np.min(times)) / 1e9
 
 
+def precisions_here() -> tuple:
+    """The precisions this process can time: ("float32", "bfloat16"), or ("float32",) where it has
+    no bfloat16 kernels (happyhouse.precision.bfloat16_missing says why)."""
+    from happyhouse.precision import PRECISIONS, bfloat16_missing
+    return PRECISIONS if bfloat16_missing() is None else PRECISIONS[:1]
+
+
+def share(gflops: float, roof_gflops: float | None) -> float | None:
+    """``gflops`` as a share of a roofline; None where that roofline was not measured."""
+    return None if roof_gflops is None else gflops / roof_gflops
+
+
 def rooflines(quick: bool = False) -> dict:
-    """fp32 and bfloat16 matmul GFLOP/s of this machine, measured now."""
+    """fp32 and bfloat16 matmul GFLOP/s of this machine, measured now (bf16: None where this
+    process has no bfloat16 kernels, and "how" says why)."""
+    from happyhouse.precision import bfloat16_missing
     n32, n16 = (512, 512) if quick else (2048, 4096)  # bf16 runs 4-5x faster: a larger product to time
+    missing = bfloat16_missing()
     return {"fp32_gflops": round(matmul_gflops("float32", n32), 1),
-            "bf16_gflops": round(matmul_gflops("bfloat16", n16), 1),
+            "bf16_gflops": None if missing else round(matmul_gflops("bfloat16", n16), 1),
             "how": f"tf.linalg.matmul of square matrices, n={n32} (fp32) and n={n16} (bf16), "
-                   "best of 5 after 3 warm-up calls"}
+                   "best of 5 after 3 warm-up calls" + (f"; no bf16 roofline: {missing}" if missing else "")}
 
 
 # ----------------------------------------------------------------------------- graphs

@@ -76,10 +76,11 @@ def main(argv=None) -> dict:
 
     from happyhouse.precision import compute_precision
     bf16_scope = lambda: compute_precision("bfloat16")  # noqa: E731 (the project's one bf16 switch)
+    bf16 = "bfloat16" in common.precisions_here()
     rng = np.random.default_rng(0)
     batches = (1, 4) if args.quick else BATCHES
     repeats = 2 if args.quick else 5
-    rows, goals, notes = [], [], []
+    rows, goals, notes = [], [], [] if bf16 else [f"no bf16 rows: {roof['how'].split('no bf16 roofline: ')[-1]}"]
     for name, emb, eager, graph, weights in embedders():
         flops = count_flops(graph, per_image=True) if graph is not None else float("nan")
         notes.append(f"{name}: {weights}; {flops / 1e9:.3f} GFLOP per image (Conv2D + MatMul)")
@@ -89,7 +90,8 @@ def main(argv=None) -> dict:
         variants = [("fp32", run, contextlib.nullcontext)]
         if eager is not None:
             variants.insert(0, ("eager", lambda x: eager(tf.constant(x)), contextlib.nullcontext))
-        variants.append(("bf16", run, bf16_scope))
+        if bf16:
+            variants.append(("bf16", run, bf16_scope))
         for b in batches:
             x = x_all[:b]
             for variant, fn, ctx in variants:
@@ -100,11 +102,13 @@ def main(argv=None) -> dict:
                 rows.append({"model": name, "variant": variant, "batch": b, "images_per_s": b / t,
                              "ms_per_batch": t * 1e3, "GFLOP_s": gflops,
                              "share_fp32_roof": gflops / roof["fp32_gflops"],
-                             "share_bf16_roof": gflops / roof["bf16_gflops"]})
+                             "share_bf16_roof": common.share(gflops, roof["bf16_gflops"])})
             times = common.timeit(lambda: emb.embed(faces[:b], batch_size=b), repeats=repeats if b < 64 else 3,
                                   warmup=1)
             rows.append({"model": name, "variant": "embed() end to end", "batch": b,
                          "images_per_s": b / float(np.median(times)), "ms_per_batch": float(np.median(times)) * 1e3})
+        if not bf16:
+            continue
         # the largest difference bf16 makes, on real faces
         ref = np.asarray(run(x_all[:64]))
         with bf16_scope():

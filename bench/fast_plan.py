@@ -83,15 +83,20 @@ class Pair:
         return images.normalize(images.deprocess(result["image"]), self.size)
 
 
+def passes_here() -> list:
+    """PASSES less the bfloat16 ones where this process has no bfloat16 kernels."""
+    return [(o, p) for o, p in PASSES if p in common.precisions_here() + ("auto",)]
+
+
 def measure_pair(pair: Pair, steps: int, iterations: int, course_steps: int, coarse_iterations: int) -> list[dict]:
-    """The course's row (the target) then one row per full-size pass in PASSES."""
+    """The course's row (the target) then one row per full-size pass in :func:`passes_here`."""
     from happyhouse.style import images, start
     t0 = time.perf_counter()
     noisy = start.initial_image(images.normalize(pair.content, pair.size), "noise", start.NOISE_RATIO, 0)
     target = pair.score(pair.adam(noisy, course_steps)[0])
     rows = [{"optimizer": "course", "precision": "auto", "target": target, "seconds": time.perf_counter() - t0}]
     coarse = {}
-    for optimizer, precision in PASSES:
+    for optimizer, precision in passes_here():
         t0 = time.perf_counter()
         coarse_precision = precision if optimizer == "lbfgs" else "float32"
         if coarse_precision not in coarse:          # one coarse pass a precision, shared by its full-size passes
@@ -145,7 +150,7 @@ def main(argv=None) -> dict:
         name = f"{Path(content).stem} + {Path(style).stem}"
         results[name] = measure_pair(Pair(model, content, style, size), steps, iterations, course_steps, coarse)
         rows += [{"pair": name, **{k: v for k, v in r.items() if k != "costs"}} for r in results[name]]
-    goals = [plan_goal(rows, precision, fast.FINE_ITERATIONS[precision]) for precision in ("float32", "bfloat16")]
+    goals = [plan_goal(rows, precision, fast.FINE_ITERATIONS[precision]) for precision in common.precisions_here()]
     if args.plot is not None:
         plot(results, args.plot)
     common.write("fast_plan" + ("_quick" if args.quick else ""), rows, goals, roof, args.out,

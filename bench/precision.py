@@ -33,13 +33,6 @@ ISAS = {"": {}, ", AVX2 only": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
         ", AVX-512 without VNNI/BF16": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}
 SETTINGS = {f"{state}{isa}": {"TF_ENABLE_ONEDNN_OPTS": flag, **extra}
             for isa, extra in ISAS.items() for state, flag in (("off", "0"), ("on", "1"))}
-PRECISION_NAMES = ("float32", "bfloat16")
-
-
-def precisions_here() -> tuple:
-    """The precisions to time in this process: float32 only where oneDNN is held to an older ISA
-    (its bfloat16 matmul then has no kernel and aborts the process)."""
-    return PRECISION_NAMES[:1] if os.environ.get("ONEDNN_MAX_CPU_ISA") else PRECISION_NAMES
 
 
 def step_rows(quick: bool, roof: dict) -> list[dict]:
@@ -59,14 +52,14 @@ def step_rows(quick: bool, roof: dict) -> list[dict]:
     layers = [cost.content_layer] + [n for n, _ in cost.style_layers]
     flops = 2 * forward_flops(model, layers, size) + 3 * gram_flops(model, layers, size)
     rows = []
-    for precision in precisions_here():
+    for precision in common.precisions_here():
         variable = tf.Variable(noisy_image(content, NOISE_RATIO, seed=0))
         step = make_train_step(cost, variable, keras.optimizers.Adam(2.0, epsilon=1e-8), precision)
         t = float(np.median(common.timeit(lambda: float(step()[0]), repeats=2 if quick else 5, warmup=2)))
         rows.append({"what": f"vgg16 step {size[0]}x{size[1]}", "precision": precision, "batch": 1,
                      "seconds": t, "GFLOP_s": flops / t / 1e9,
                      "share_fp32_roof": flops / t / 1e9 / roof["fp32_gflops"],
-                     "share_bf16_roof": flops / t / 1e9 / roof["bf16_gflops"]})
+                     "share_bf16_roof": common.share(flops / t / 1e9, roof["bf16_gflops"])})
     return rows
 
 
@@ -78,7 +71,7 @@ def embedder_rows(quick: bool) -> list[dict]:
     faces, _ = faces_for(emb.input_size, 64, np.random.default_rng(0))
     rows = []
     for batch in ((1, 4) if quick else (1, 64)):
-        for precision in precisions_here():
+        for precision in common.precisions_here():
             fixed = emb.with_precision(precision)
             times = common.timeit(lambda: fixed.embed(faces[:batch], batch_size=batch),
                                   repeats=2 if quick else (3 if batch >= 64 else 5), warmup=2)
@@ -91,8 +84,7 @@ def embedder_rows(quick: bool) -> list[dict]:
 def child(quick: bool) -> dict:
     """One process's measurements (its oneDNN environment as set by the parent)."""
     from happyhouse.precision import USES, onednn_enabled, resolve_precision
-    roof = common.rooflines(quick) if len(precisions_here()) == 2 else \
-        {"fp32_gflops": round(common.matmul_gflops("float32", 512 if quick else 2048), 1), "bf16_gflops": float("nan")}
+    roof = common.rooflines(quick)
     rows = step_rows(quick, roof) + embedder_rows(quick)
     return {"rooflines": roof, "rows": rows, "load": [round(x, 2) for x in os.getloadavg()],
             "onednn_enabled": onednn_enabled(), "auto": {use: resolve_precision("auto", use) for use in USES}}

@@ -38,17 +38,21 @@ said: set = set()
 
 
 def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError saying which are."""
+    """``precision`` if it is one of :data:`PRECISIONS` and this process can compute in it, else
+    a ValueError saying which are, or why bfloat16 cannot run here (:func:`check_bfloat16_runs`)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bfloat16":
+        check_bfloat16_runs()
     return precision
 
 
 def check_choice(precision: str) -> str:
-    """``precision`` if it is one of :data:`CHOICES` ("auto" or a precision), else a ValueError."""
+    """``precision`` if it is one of :data:`CHOICES` ("auto" or a precision this process can
+    compute in), else a ValueError."""
     if precision not in CHOICES:
         raise ValueError(f"precision must be one of {CHOICES}, got {precision!r}")
-    return precision
+    return precision if precision == "auto" else check_precision(precision)
 
 
 def bfloat16_kind(flags=None) -> str | None:
@@ -59,10 +63,30 @@ def bfloat16_kind(flags=None) -> str | None:
     return "avx512_bf16" if "avx512_bf16" in flags else None
 
 
+def bfloat16_missing() -> str | None:
+    """Why this process has no bfloat16 kernels, or None where it has them: the CPU lacks
+    AMX and AVX512-BF16, or ONEDNN_MAX_CPU_ISA holds oneDNN to an ISA without them."""
+    kind = bfloat16_kind()
+    if kind is None:
+        return "the CPU has neither AMX nor AVX512-BF16"
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if isa in ISAS_WITHOUT_BFLOAT16:
+        return f"the CPU has {kind} but oneDNN is held to {isa} (ONEDNN_MAX_CPU_ISA), which has no bfloat16 kernels"
+    return None
+
+
 def cpu_has_bfloat16() -> bool:
-    """Whether this CPU computes in bfloat16 (AVX512-BF16 or AMX flags in /proc/cpuinfo). Where it
-    does not, oneDNN's rewrite leaves graphs in float32 and "bfloat16" changes nothing."""
-    return bfloat16_kind() is not None
+    """Whether this process computes in bfloat16 (:func:`bfloat16_missing` says why not)."""
+    return bfloat16_missing() is None
+
+
+def check_bfloat16_runs() -> None:
+    """A ValueError saying why, where "bfloat16" was asked for and this process has no
+    bfloat16 kernels (oneDNN would abort the process, or TensorFlow run float32 unasked)."""
+    why = bfloat16_missing()
+    if why is not None:
+        raise ValueError(f"precision 'bfloat16' was asked for, but {why}: use precision 'auto' "
+                         "(float32 here) or 'float32'")
 
 
 def onednn_enabled() -> bool:
@@ -78,19 +102,18 @@ def onednn_enabled() -> bool:
 
 def resolve_precision(precision: str = "auto", use: str = "style") -> tuple[str, str]:
     """(precision, why) for ``precision`` in :data:`CHOICES` and ``use`` in :data:`USES`:
-    "float32"/"bfloat16" as asked; "auto": bfloat16 where the CPU has AMX or AVX512-BF16,
+    "float32"/"bfloat16" as asked (bfloat16 only where this process has bfloat16 kernels: else a
+    ValueError saying why); "auto": bfloat16 where the CPU has AMX or AVX512-BF16,
     TensorFlow's oneDNN is on and bfloat16 was measured faster and as good for ``use``
     (:data:`BFLOAT16_WINS`), else float32."""
     if check_choice(precision) != "auto":
         return precision, "asked for"
     if use not in USES:
         raise ValueError(f"use must be one of {USES}, got {use!r}")
+    missing = bfloat16_missing()
+    if missing is not None:
+        return "float32", missing
     kind = bfloat16_kind()
-    if kind is None:
-        return "float32", "the CPU has neither AMX nor AVX512-BF16"
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-    if isa in ISAS_WITHOUT_BFLOAT16:
-        return "float32", f"oneDNN is held to {isa} (ONEDNN_MAX_CPU_ISA), which has no bfloat16 kernels"
     if not onednn_enabled():
         return "float32", f"the CPU has {kind} but TensorFlow's oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0)"
     task = use.replace("_", " ")

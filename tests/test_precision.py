@@ -11,6 +11,7 @@ from happyhouse import precision
 def cpu(monkeypatch):
     """Pretend to be a CPU: cpu(kind, onednn) with kind "amx", "avx512_bf16" or None."""
     def pretend(kind, onednn=True):
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)   # the CPU pretended, oneDNN not held
         monkeypatch.setattr(precision, "bfloat16_kind", lambda flags=None: kind)
         monkeypatch.setattr(precision, "onednn_enabled", lambda: onednn)
         monkeypatch.setattr(precision, "said", set())
@@ -24,8 +25,9 @@ def test_the_cpu_kind_comes_from_its_flags():
 
 
 def test_an_asked_precision_is_kept(cpu):
-    cpu(None, onednn=False)
+    cpu("amx", onednn=False)
     assert precision.resolve_precision("bfloat16", "embed_single") == ("bfloat16", "asked for")
+    cpu(None, onednn=False)
     assert precision.resolve_precision("float32", "style") == ("float32", "asked for")
     with pytest.raises(ValueError, match="precision must be one of"):
         precision.resolve_precision("float16")
@@ -47,12 +49,31 @@ def test_auto_follows_the_cpu_and_onednn(cpu, monkeypatch):
     assert chosen == "float32" and "calibrated decisions" in why
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
     chosen, why = precision.resolve_precision("auto", "style")
-    assert chosen == "float32" and "held to AVX2" in why
+    assert chosen == "float32" and why == ("the CPU has amx but oneDNN is held to AVX2 (ONEDNN_MAX_CPU_ISA), "
+                                           "which has no bfloat16 kernels")
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     monkeypatch.setitem(precision.BFLOAT16_WINS, "avx512_bf16", set())
     cpu("avx512_bf16")
     chosen, why = precision.resolve_precision("auto", "style")
     assert chosen == "float32" and "avx512_bf16" in why
+
+
+def test_bfloat16_is_refused_where_this_process_has_no_kernels_for_it(cpu, monkeypatch):
+    """Asked for where it cannot run: a ValueError saying why and what to use, before TensorFlow
+    is touched (a capped oneDNN aborts the process on a bf16 convolution; without AMX or
+    AVX512-BF16 TensorFlow would run float32 unasked)."""
+    cpu(None)
+    for refuse in (lambda: precision.resolve_precision("bfloat16", "style"),
+                   lambda: precision.compute_precision("bfloat16").__enter__()):
+        with pytest.raises(ValueError, match="'bfloat16' was asked for, but the CPU has neither AMX nor "
+                                             "AVX512-BF16: use precision 'auto' .float32 here. or 'float32'"):
+            refuse()
+    cpu("avx512_bf16")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    with pytest.raises(ValueError, match="held to AVX512_CORE"):
+        precision.resolve_precision("bfloat16", "embed_batch")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")   # a limit that keeps bfloat16
+    assert precision.resolve_precision("bfloat16", "embed_batch") == ("bfloat16", "asked for")
 
 
 def test_auto_is_said_once_per_use(cpu, caplog):

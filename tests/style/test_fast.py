@@ -2,6 +2,8 @@
 the course's noisy start, then L-BFGS at full size, in the run's precision; the flags
 still give the course's Adam run, and the library's default stays the course's. Tiny pictures, few
 steps, vgg19-random (no weights)."""
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,14 +17,19 @@ NET = "vgg19-random"
 @pytest.fixture
 def passes(monkeypatch):
     """Record (optimizer, precision, steps, (H, W), start cost) of each optimise() call; fewer
-    iterations in the fast plan, and a CPU without bfloat16 (the plan's float32 path)."""
+    iterations in the fast plan, and a CPU without bfloat16 (the plan's float32 path). A test that
+    pretends a CPU with bfloat16 on one without its kernels gets its passes computed in float32."""
     monkeypatch.setattr(fast, "COARSE_ITERATIONS", 6)
     monkeypatch.setattr(fast, "FINE_ITERATIONS", {"float32": 3, "bfloat16": 3})
+    has_bfloat16 = precision.cpu_has_bfloat16()   # this process, before any pretending
     monkeypatch.setattr(precision, "bfloat16_kind", lambda flags=None: None)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)   # the CPU pretended, oneDNN not held
     seen, optimise = [], optimize.optimise
 
     def spy(model, start, cost, steps, options):
         seen.append((options.optimizer, options.precision, steps, tuple(np.shape(start)[1:3])))
+        if not has_bfloat16:
+            options = dataclasses.replace(options, precision="float32")
         return optimise(model, start, cost, steps, options)
     monkeypatch.setattr(optimize, "optimise", spy)
     return seen

@@ -1,11 +1,13 @@
 """The optimisers measured in bench/: the cost object's style cost, L-BFGS, the loop with
 L-BFGS, bfloat16 steps, the precision scope, and the command line's optimiser options."""
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from happyhouse.precision import PRECISIONS
+from happyhouse.precision import PRECISIONS, bfloat16_missing, cpu_has_bfloat16
 from happyhouse.style import cli, images, networks, optimize, start
 from happyhouse.style.cost import StyleTransferCost
 
@@ -93,6 +95,10 @@ def test_the_loop_with_lbfgs_prints_saves_and_records(problem, tmp_path, capsys)
 def test_bfloat16_step_follows_the_fp32_step(problem):
     import keras
     _, cost, start = problem
+    if not cpu_has_bfloat16():   # refused before any graph runs, saying why
+        with pytest.raises(ValueError, match=re.escape(f"'bfloat16' was asked for, but {bfloat16_missing()}")):
+            optimize.make_train_step(cost, tf.Variable(start), keras.optimizers.Adam(2.0), "bfloat16")()
+        return
     results = {}
     for precision in PRECISIONS:
         variable = tf.Variable(start)
@@ -120,12 +126,14 @@ def test_bad_optimizer_name(problem):
 def test_lbfgs_goes_on_in_float32_where_the_bfloat16_line_search_gives_up(problem, monkeypatch, capsys):
     model, cost, start = problem
     calls, lbfgs = [], optimize.lbfgs_minimize
+    runs_in = "bfloat16" if cpu_has_bfloat16() else "float32"   # the fallback's logic on any CPU
+    monkeypatch.setattr("happyhouse.precision.bfloat16_missing", lambda: None)
 
     def gives_up_in_bfloat16(cost, begin, iterations, precision="float32", **kwargs):
         calls.append((precision, iterations))
         if precision == "float32":
             return lbfgs(cost, begin, iterations, precision=precision, **kwargs)
-        result = lbfgs(cost, begin, 2, precision=precision, **kwargs)
+        result = lbfgs(cost, begin, 2, precision=runs_in, **kwargs)
         return {**result, "status": 2, "message": "ABNORMAL: "}
     monkeypatch.setattr(optimize, "lbfgs_minimize", gives_up_in_bfloat16)
     options = optimize.LoopOptions("lbfgs", precision="bfloat16", print_every=0, progress=False)
@@ -141,9 +149,11 @@ def test_command_line_lbfgs_either_precision(tmp_path, pictures, capsys):
                     "--network", "vgg19-random", "--seed", "1", "--optimizer", "lbfgs"])
     assert code == 0 and Image.open(out).size == (40, 32)
     assert "vgg19-random: J " in capsys.readouterr().out
-    code = cli.main([str(pictures[0]), str(pictures[1]), "-o", str(out), "--iterations", "2", "--size", "32x40",
-                    "--network", "vgg19-random", "--precision", "bfloat16"])
-    assert code == 0
-    code = cli.main([str(pictures[0]), str(pictures[1]), "-o", str(out), "--iterations", "2", "--size", "32x40",
-                    "--network", "vgg19-random", "--optimizer", "lbfgs", "--precision", "bfloat16"])
-    assert code == 0 and "vgg19-random: J " in capsys.readouterr().out
+    for optimizer in ("adam", "lbfgs"):
+        code = cli.main([str(pictures[0]), str(pictures[1]), "-o", str(out), "--iterations", "2", "--size", "32x40",
+                        "--network", "vgg19-random", "--optimizer", optimizer, "--precision", "bfloat16"])
+        printed = capsys.readouterr()
+        if cpu_has_bfloat16():
+            assert code == 0 and "vgg19-random: J " in printed.out
+        else:   # one line saying why and what to use, no traceback
+            assert code != 0 and "'bfloat16' was asked for, but" in printed.err and "Traceback" not in printed.err
