@@ -18,10 +18,11 @@ TF_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 #: x86 CPU kinds (:func:`cpu_kind`) where TensorFlow leaves oneDNN off and this project measured it
 #: faster (bench/precision.py, docs/benchmarks.md): TF_ENABLE_ONEDNN_OPTS=1 there. TensorFlow itself
 #: turns it on where the CPU has AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX.
-#: AVX2 (measured on an AVX-512 CPU with oneDNN held to AVX2, 2026-12-04): the embedder 1.5x at batch 1
-#: and 64, the VGG-16 style step 1.08x (0.89x in an earlier run on busy cores: a wash). AVX-512
-#: without VNNI/BF16 (the same way) is mixed: the style step 1.47x, the embedder 0.7-0.8x: left off.
-ONEDNN_FASTER = frozenset({"avx2"})
+#: Measured on an AVX-512 CPU with oneDNN held to the ISA (ONEDNN_MAX_CPU_ISA), two quiet runs of
+#: bench.precision, 2026-12-05: AVX2: the VGG-16 style step 1.13-1.16x, the embedder 1.09-1.17x;
+#: AVX-512 without VNNI/BF16: the style step 1.42-1.48x, the embedder 1.12-1.22x (an earlier run,
+#: 2026-12-04, had the embedder there at 0.7-0.8x; two later quiet runs did not repeat it).
+ONEDNN_FASTER = frozenset({"avx2", "avx512"})
 
 
 @functools.lru_cache(maxsize=1)
