@@ -74,13 +74,14 @@ def main(argv=None) -> dict:
     roof = common.rooflines(args.quick)
     import tensorflow as tf
 
-    from happyhouse.precision import compute_precision
+    from happyhouse.precision import bfloat16_missing, compute_precision
     bf16_scope = lambda: compute_precision("bfloat16")  # noqa: E731 (the project's one bf16 switch)
-    bf16 = "bfloat16" in common.precisions_here()
+    missing = bfloat16_missing()
+    bf16 = missing is None
     rng = np.random.default_rng(0)
     batches = (1, 4) if args.quick else BATCHES
     repeats = 2 if args.quick else 5
-    rows, goals, notes = [], [], [] if bf16 else [f"no bf16 rows: {roof['how'].split('no bf16 roofline: ')[-1]}"]
+    rows, goals, notes = [], [], [] if bf16 else [f"no bf16 rows: {missing}"]
     for name, emb, eager, graph, weights in embedders():
         flops = count_flops(graph, per_image=True) if graph is not None else float("nan")
         notes.append(f"{name}: {weights}; {flops / 1e9:.3f} GFLOP per image (Conv2D + MatMul)")

@@ -156,4 +156,14 @@ def test_command_line_lbfgs_either_precision(tmp_path, pictures, capsys):
         if cpu_has_bfloat16():
             assert code == 0 and "vgg19-random: J " in printed.out
         else:   # one line saying why and what to use, no traceback
-            assert code != 0 and "'bfloat16' was asked for, but" in printed.err and "Traceback" not in printed.err
+            assert code == 2 and "'bfloat16' was asked for, but" in printed.err and "Traceback" not in printed.err
+
+
+def test_command_line_refuses_bfloat16_where_the_cpu_has_none(tmp_path, pictures, capsys, monkeypatch):
+    monkeypatch.setattr("happyhouse.precision.bfloat16_kind", lambda flags=None: None)   # an AVX2-only CPU
+    code = cli.main([str(pictures[0]), str(pictures[1]), "-o", str(tmp_path / "painted.png"), "--iterations", "2",
+                     "--size", "32x40", "--network", "vgg19-random", "--precision", "bfloat16"])
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "painted.png").exists() and "Traceback" not in err
+    assert ("error: precision 'bfloat16' was asked for, but the CPU has neither AMX nor AVX512-BF16: use precision "
+            "'auto' (float32 here) or 'float32'") in err
