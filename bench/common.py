@@ -119,6 +119,16 @@ def precisions_here() -> tuple:
     return PRECISIONS if bfloat16_missing() is None else PRECISIONS[:1]
 
 
+def parse_precision_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``; a usage error saying why where ``--precision bfloat16`` was
+    asked for and this process has no bfloat16 kernels."""
+    from happyhouse.precision import bfloat16_missing
+    args = parser.parse_args(argv)
+    if args.precision == "bfloat16" and bfloat16_missing() is not None:
+        parser.error(f"--precision bfloat16: {bfloat16_missing()}; use --precision float32")
+    return args
+
+
 def share(gflops: float, roof_gflops: float | None) -> float | None:
     """``gflops`` as a share of a roofline; None where that roofline was not measured."""
     return None if roof_gflops is None else gflops / roof_gflops

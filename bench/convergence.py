@@ -71,7 +71,7 @@ def main(argv=None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--network", default="facenet", help="loss network (default facenet; VGG-16: bench.style_vgg16)")
-    args = p.parse_args(argv)
+    args = common.parse_precision_args(p, argv)
     roof = common.rooflines(args.quick)
     import tensorflow as tf
     from happyhouse.style.cost import StyleTransferCost

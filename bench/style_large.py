@@ -30,7 +30,7 @@ def main(argv=None) -> dict:
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--network", default="auto")
     p.add_argument("--picture", type=Path, default=None, help="also save the coarse-to-fine result here")
-    args = p.parse_args(argv)
+    args = common.parse_precision_args(p, argv)
     roof = common.rooflines(args.quick)
     import tensorflow as tf
     from happyhouse.style import images, networks, sizes, transfer

@@ -153,3 +153,17 @@ def test_fast_plan_bench_scores_each_pass_against_the_course(tmp_path, course_im
             assert (row["evaluations"] or 0) >= (4 if optimizer == "lbfgs" else 0)
     assert [g["goal"].split(" in ")[1].split(" ")[0] for g in doc["goals"]] == list(common.precisions_here())
     assert (tmp_path / "plan.png").stat().st_size > 0
+
+
+def test_a_bench_refuses_bfloat16_where_this_process_has_none(monkeypatch, capsys):
+    """--precision bfloat16 on a CPU without bfloat16 kernels: a usage error saying why (exit 2)."""
+    parser = common.parser("demo")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    monkeypatch.setattr("happyhouse.precision.bfloat16_missing", lambda: "the CPU has neither AMX nor AVX512-BF16")
+    assert common.parse_precision_args(parser, ["--precision", "float32"]).precision == "float32"
+    with pytest.raises(SystemExit) as stop:
+        common.parse_precision_args(parser, ["--precision", "bfloat16"])
+    assert stop.value.code == 2
+    assert "--precision bfloat16: the CPU has neither AMX nor AVX512-BF16; use --precision float32" in capsys.readouterr().err
+    monkeypatch.setattr("happyhouse.precision.bfloat16_missing", lambda: None)
+    assert common.parse_precision_args(parser, ["--precision", "bfloat16"]).precision == "bfloat16"
