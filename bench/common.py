@@ -124,8 +124,9 @@ def parse_precision_args(parser: argparse.ArgumentParser, argv=None) -> argparse
     asked for and this process has no bfloat16 kernels."""
     from happyhouse.precision import bfloat16_missing
     args = parser.parse_args(argv)
-    if args.precision == "bfloat16" and bfloat16_missing() is not None:
-        parser.error(f"--precision bfloat16: {bfloat16_missing()}; use --precision float32")
+    missing = bfloat16_missing() if args.precision == "bfloat16" else None
+    if missing is not None:
+        parser.error(f"--precision bfloat16: {missing}; use --precision float32")
     return args
 
 

@@ -2,8 +2,8 @@
 which optimiser: for each pair, the course's run (200 Adam steps from the noisy start, seed 0: the
 target) and full-size passes from the fast plan's coarse pass (L-BFGS at half size from the
 course's noisy start, kept in the pixel range, in the pass's precision): L-BFGS in float32 and in
-bfloat16 (the plan's, in the precision "auto" picks; on a CPU without bfloat16 the bfloat16 rows
-run float32) and the course's Adam ("auto" precision, from the float32 coarse pass: the plan before
+bfloat16 (the plan's, in the precision "auto" picks; left out where this process has no bfloat16
+kernels: :func:`passes_here`) and the course's Adam ("auto" precision, from the float32 coarse pass: the plan before
 L-BFGS was bounded). Every picture is scored as ``bench.nst_whole`` scores it (the fp32 cost of the
 8-bit picture, the default network, 300x400): L-BFGS after each iteration, Adam every 5 steps.
 Writes each pass's costs, where it crosses the target, and a plot (``--plot``).
@@ -173,6 +173,7 @@ def plan_goal(rows: list[dict], precision: str, budget: int) -> dict:
     return common.goal(f"the fast plan's {budget} full-size L-BFGS iterations in {precision} reach the course's "
                        "cost on every pair", f"each pair crosses its target by {budget}", str(needed),
                        all(n is not None and n <= budget for n in needed))
+
 
 if __name__ == "__main__":
     main()

@@ -104,8 +104,9 @@ def main(argv=None) -> dict:
     p.add_argument("--skip-style", action="store_true", help="the embeddings check only")
     args = p.parse_args(argv)
     from happyhouse.precision import bfloat16_missing
-    if bfloat16_missing() is not None:
-        p.error(f"it compares bfloat16 with float32, but {bfloat16_missing()}")
+    missing = bfloat16_missing()
+    if missing is not None:
+        p.error(f"it compares bfloat16 with float32, but {missing}")
     roof = common.rooflines(args.quick)
     rows, goals = style_check(args.quick) if not args.skip_style else ([], [])
     if not (args.skip_embeddings or args.quick):
