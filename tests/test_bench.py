@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench import common, identification, weights_load
+from bench import common, identification, suite, weights_load
 from happyhouse.precision import bfloat16_missing
 
 ROOT = common.ROOT
@@ -167,3 +167,27 @@ def test_a_bench_refuses_bfloat16_where_this_process_has_none(monkeypatch, capsy
     assert "--precision bfloat16: the CPU has neither AMX nor AVX512-BF16; use --precision float32" in capsys.readouterr().err
     monkeypatch.setattr("happyhouse.precision.bfloat16_missing", lambda: None)
     assert common.parse_precision_args(parser, ["--precision", "bfloat16"]).precision == "bfloat16"
+
+
+def test_suite_bench_reads_what_pytest_reports():
+    output = ("....s\n============ slowest 3 durations ============\n208.71s call     notebooks/N.ipynb::Cell 18\n"
+              "57.23s setup    tests/a.py::test_b\n====== 557 passed, 2 skipped, 1 failed in 529.10s (0:08:49) ======\n")
+    assert suite.counts(output) == {"passed": 557, "skipped": 2, "failed": 1}
+    assert suite.counts("6 passed in 3.50s\n") == {"passed": 6}
+    assert suite.counts("no tests ran in 0.01s\n") == {}
+    assert suite.slowest(output) == ["208.71s call notebooks/N.ipynb::Cell 18", "57.23s setup tests/a.py::test_b"]
+    busy, total = suite.cpu_ticks()
+    assert 0 <= busy <= total
+
+
+def test_suite_bench_times_one_worker_against_two(tmp_path):
+    """bench.suite --quick: the README's test command over one small file, on one worker and on two."""
+    result = subprocess.run([sys.executable, "-m", "bench.suite", "--quick", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    doc = json.loads((tmp_path / "suite.json").read_text())
+    one, two = doc["rows"]
+    assert (one["setting"], two["setting"]) == tuple(suite.SETTINGS)
+    assert one["exit"] == two["exit"] == 0 and one["passed"] == two["passed"] > 0
+    assert one["speed_up"] == 1 and two["seconds"] > 0 and 0 < two["cpu_busy"] <= 1
+    assert doc["goals"][1]["met"] and "-n 0" in one["setting"]
