@@ -52,6 +52,11 @@ def slowest(output: str) -> list:
     return [" ".join(line.split()) for line in output.splitlines() if re.match(r"\d+\.\d+s (call|setup|teardown) ", line)]
 
 
+def counts_of(row: dict) -> dict:
+    """The outcome counts of one row."""
+    return {k: row[k] for k in OUTCOMES if k in row}
+
+
 def run_suite(label: str, extra: list, paths: list) -> dict:
     """Run the test command with ``extra`` options over ``paths`` once: one row of the table."""
     before, start = cpu_ticks(), time.perf_counter()
@@ -90,11 +95,6 @@ def main(argv=None) -> dict:
     for row in rows:
         print(f"{row['setting']}: slowest", "; ".join(row["slowest"]))
     return {"rows": rows, "goals": goals}
-
-
-def counts_of(row: dict) -> dict:
-    """The outcome counts of one row."""
-    return {k: row[k] for k in OUTCOMES if k in row}
 
 
 if __name__ == "__main__":
