@@ -81,7 +81,8 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(0)
     batches = (1, 4) if args.quick else BATCHES
     repeats = 2 if args.quick else 5
-    rows, goals, notes = [], [], [] if bf16 else [f"no bf16 rows: {missing}"]
+    rows, goals = [], []
+    notes = [] if bf16 else [f"no bf16 rows: {missing}"]
     for name, emb, eager, graph, weights in embedders():
         flops = count_flops(graph, per_image=True) if graph is not None else float("nan")
         notes.append(f"{name}: {weights}; {flops / 1e9:.3f} GFLOP per image (Conv2D + MatMul)")
