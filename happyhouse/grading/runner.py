@@ -40,82 +40,109 @@ def harness_source(harness_dir: str, out_dir: str, exercise: str) -> str:
 
 def run_notebook(source: Path, target: Path, cell_timeout: float, workdir: Path, kernel: str = "python3",
                  harness: tuple[str, str, list[str]] | None = None, max_output: int = MAX_OUTPUT) -> None:
-    """Run ``source`` in a fresh kernel, saving it to ``target`` after every cell; then the hidden tests."""
+    """Run ``source`` in a fresh kernel, saving it to ``target`` after every cell; then the hidden tests.
+    ``harness``: (IN_DIR, OUT_DIR, [exercise]) or None."""
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
-    from traitlets.config import Config
 
-    nb = nbformat.read(source, as_version=4)
-    count = len(nb.cells)
-    nb.metadata["grading"] = {"cells": {}, "finished": False}
-    state = nb.metadata["grading"]
-    for index, cell in enumerate(nb.cells):
-        if RUNNER_SKIP_TAG in cell.get("metadata", {}).get("tags", []):
-            state["cells"][str(index)] = {"status": "skipped", "seconds": 0.0}
-    hidden = {}
-    if harness:
-        for exercise in harness[2]:
-            nb.cells.append(nbformat.v4.new_code_cell(harness_source(harness[0], harness[1], exercise)))
-    started = {}
-
-    def save():
-        cells, nb.cells = nb.cells, nb.cells[:count]
-        try:
-            partial = target.with_suffix(".partial")
-            nbformat.write(nb, partial)
-            os.replace(partial, target)
-        finally:
-            nb.cells = cells
-        if harness:
-            Path(harness[1], "harness.json").write_text(json.dumps(hidden))
-
-    def on_start(cell, cell_index):
-        started[cell_index] = time.monotonic()
-
-    def on_executed(cell, cell_index, execute_reply):
-        content = execute_reply.get("content", {}) if execute_reply else {}
-        status = content.get("status", "ok")
-        if status == "error" and content.get("ename") == TIMEOUT_NAME:
-            status = "timeout"
-        record = {"status": status, "seconds": round(time.monotonic() - started.get(cell_index, time.monotonic()), 3)}
-        if cell_index >= count:
-            hidden[harness[2][cell_index - count]] = {**record, "error": _error_text(cell) if status == "error" else None}
-            cell.outputs = []
-        else:
-            state["cells"][str(cell_index)] = record
-        save()
-
+    record = Record(nbformat.read(source, as_version=4), target, harness)
     sockets = tempfile.TemporaryDirectory(prefix="grading-kernel-")
-    transport = {"KernelManager": {"transport": "ipc", "ip": str(Path(sockets.name, "kernel"))}}
-    client = _client_class()(
-        nb, timeout=cell_timeout, kernel_name=kernel, allow_errors=True,
-        interrupt_on_timeout=True, iopub_timeout=10, skip_cells_with_tag=RUNNER_SKIP_TAG,
-        shutdown_kernel="immediate",
-        error_on_timeout={"ename": TIMEOUT_NAME, "evalue": f"ran longer than {cell_timeout:g} s", "traceback": []},
-        on_cell_start=on_start, on_cell_executed=on_executed,
-        resources={"metadata": {"path": str(workdir)}}, config=Config(transport))
-    client.max_output, client.state = max_output, state
-    save()
+    client = _client(record, cell_timeout, kernel, workdir, Path(sockets.name, "kernel"), max_output)
+    record.save()
     try:
         # the kernel's own stdout/stderr (not the cells' outputs, which come as messages) go nowhere
         client.execute(env=dict(os.environ), stdout=_devnull(), stderr=_devnull())
-        state["finished"] = True
+        record.state["finished"] = True
     except NoSuchKernel:
         available = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
         raise SystemExit(f"error: no Jupyter kernel named {kernel!r} (available: {available}); install one "
                          "with `python -m ipykernel install --sys-prefix`, or pass --kernel NAME.") from None
     except DeadKernelError:
-        running = [i for i in started if i < count and str(i) not in state["cells"]
-                   and nb.cells[i].cell_type == "code" and nb.cells[i].source.strip()]
-        state["died"] = max(running) if running else None
-        if harness and any(i >= count for i in started):
-            died_in = harness[2][max(started) - count]
-            hidden.setdefault(died_in, {"status": "died", "error": "the kernel died during the hidden tests"})
+        record.kernel_died()
     finally:
-        save()
+        record.save()
         sockets.cleanup()
+
+
+class Record:
+    """What a run leaves: each cell's status and seconds in the notebook's metadata ``grading``
+    (``state``), how each hidden test ended in OUT_DIR/harness.json (``hidden``); both saved after
+    every cell. The hidden tests run as cells appended after the notebook's ``count`` own ones,
+    which alone are saved."""
+
+    def __init__(self, nb, target: Path, harness: tuple[str, str, list[str]] | None):
+        from nbformat.v4 import new_code_cell
+
+        self.nb, self.target, self.harness = nb, target, harness
+        self.count = len(nb.cells)
+        nb.metadata["grading"] = {"cells": {}, "finished": False}
+        self.state = nb.metadata["grading"]  # the node nbformat made of the dict, not the dict
+        self.hidden, self.started = {}, {}
+        for index, cell in enumerate(nb.cells):
+            if RUNNER_SKIP_TAG in cell.get("metadata", {}).get("tags", []):
+                self.state["cells"][str(index)] = {"status": "skipped", "seconds": 0.0}
+        for exercise in harness[2] if harness else []:
+            nb.cells.append(new_code_cell(harness_source(harness[0], harness[1], exercise)))
+
+    def save(self) -> None:
+        """Write the notebook's own cells to ``target`` (atomically) and the hidden tests' endings."""
+        import nbformat
+
+        cells, self.nb.cells = self.nb.cells, self.nb.cells[:self.count]
+        try:
+            partial = self.target.with_suffix(".partial")
+            nbformat.write(self.nb, partial)
+            os.replace(partial, self.target)
+        finally:
+            self.nb.cells = cells
+        if self.harness:
+            Path(self.harness[1], "harness.json").write_text(json.dumps(self.hidden))
+
+    def on_cell_start(self, cell, cell_index) -> None:
+        self.started[cell_index] = time.monotonic()
+
+    def on_cell_executed(self, cell, cell_index, execute_reply) -> None:
+        content = execute_reply.get("content", {}) if execute_reply else {}
+        status = content.get("status", "ok")
+        if status == "error" and content.get("ename") == TIMEOUT_NAME:
+            status = "timeout"
+        seconds = time.monotonic() - self.started.get(cell_index, time.monotonic())
+        record = {"status": status, "seconds": round(seconds, 3)}
+        if cell_index >= self.count:
+            error = _error_text(cell) if status == "error" else None
+            self.hidden[self.harness[2][cell_index - self.count]] = {**record, "error": error}
+            cell.outputs = []
+        else:
+            self.state["cells"][str(cell_index)] = record
+        self.save()
+
+    def kernel_died(self) -> None:
+        """Record the notebook's cell (``died``) or the hidden test the kernel died in."""
+        nb, count = self.nb, self.count
+        running = [i for i in self.started if i < count and str(i) not in self.state["cells"]
+                   and nb.cells[i].cell_type == "code" and nb.cells[i].source.strip()]
+        self.state["died"] = max(running) if running else None
+        if self.harness and any(i >= count for i in self.started):
+            died_in = self.harness[2][max(self.started) - count]
+            self.hidden.setdefault(died_in, {"status": "died", "error": "the kernel died during the hidden tests"})
+
+
+def _client(record: Record, cell_timeout: float, kernel: str, workdir: Path, socket: Path, max_output: int):
+    """The nbclient client that runs ``record``'s notebook: kernel sockets at ``socket`` (ipc), a
+    cell past ``cell_timeout`` seconds interrupted and recorded as a timeout, outputs capped."""
+    from traitlets.config import Config
+
+    client = _client_class()(
+        record.nb, timeout=cell_timeout, kernel_name=kernel, allow_errors=True,
+        interrupt_on_timeout=True, iopub_timeout=10, skip_cells_with_tag=RUNNER_SKIP_TAG,
+        shutdown_kernel="immediate",
+        error_on_timeout={"ename": TIMEOUT_NAME, "evalue": f"ran longer than {cell_timeout:g} s", "traceback": []},
+        on_cell_start=record.on_cell_start, on_cell_executed=record.on_cell_executed,
+        resources={"metadata": {"path": str(workdir)}},
+        config=Config({"KernelManager": {"transport": "ipc", "ip": str(socket)}}))
+    client.max_output, client.state = max_output, record.state
+    return client
 
 
 def _devnull():
