@@ -1,7 +1,8 @@
 """The test suite's wall time: the README's test command on one worker (``-n 0``, the naive
 baseline) and on two (``pytest.ini``'s default, pytest-xdist), each in a fresh process on the same
 machine, with the share of the CPUs busy meanwhile (``/proc/stat``), the counts pytest reports and
-its slowest items. ``--isa AVX2`` holds oneDNN to AVX2 (``ONEDNN_MAX_CPU_ISA``), the nearest an
+its slowest items; on one worker, where the CPU time goes, per test file (bench.pytest_cpu).
+``--isa AVX2`` holds oneDNN to AVX2 (``ONEDNN_MAX_CPU_ISA``), the nearest an
 AVX-512 CPU comes to an AVX2-only one (issue 24: the whole CI run under 15 minutes there).
 
     python -m bench.suite [--quick] [--isa AVX2] [--out DIR]
@@ -11,17 +12,22 @@ test file instead (it checks that the script runs; the times mean nothing).
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
 
 from bench import common
 
 #: The README's test command, and what each setting adds to it.
 COMMAND = [sys.executable, "-m", "pytest", "--durations=3"]
-SETTINGS = {"one worker (-n 0)": ["-n", "0"], "two workers (pytest.ini)": []}
+SETTINGS = {"one worker (-n 0)": ["-n", "0", "-p", "bench.pytest_cpu"], "two workers (pytest.ini)": []}
+#: How many test files the CPU table lists.
+CPU_FILES = 8
 QUICK_PATHS = ["tests/test_data_policy.py"]
 #: The issue's goal is the whole CI run in 15 minutes; CI's install takes about one of them.
 GOAL_TEST_SECONDS = 14 * 60
@@ -57,16 +63,41 @@ def counts_of(row: dict) -> dict:
     return {k: row[k] for k in OUTCOMES if k in row}
 
 
+def cpu_by_file(times: dict) -> list:
+    """[(test file, CPU seconds)], the most first, from bench.pytest_cpu's {nodeid: [wall, own, children]}."""
+    per_file = Counter()
+    for nodeid, (_, own, children) in times.items():
+        per_file[nodeid.split("::")[0]] += own + children
+    return [(name, round(seconds, 3)) for name, seconds in per_file.most_common()]
+
+
+def cpu_columns(times_file: str) -> dict:
+    """The CPU columns of a row from bench.pytest_cpu's JSON file (none when it wrote nothing)."""
+    try:
+        with open(times_file) as f:
+            files = cpu_by_file(json.load(f))
+    except (OSError, ValueError):
+        return {}
+    total = sum(seconds for _, seconds in files)
+    return {"cpu_seconds": round(total, 3), "cpu_by_file": files[:CPU_FILES],
+            "cpu_top_share": round(files[0][1] / total, 3) if total else None}
+
+
 def run_suite(label: str, extra: list, paths: list) -> dict:
     """Run the test command with ``extra`` options over ``paths`` once: one row of the table."""
+    handle, times = tempfile.mkstemp(suffix=".json")
+    os.close(handle)
     before, start = cpu_ticks(), time.perf_counter()
-    done = subprocess.run(COMMAND + extra + paths, cwd=common.ROOT, capture_output=True, text=True)
+    done = subprocess.run(COMMAND + extra + paths, cwd=common.ROOT, capture_output=True, text=True,
+                          env={**os.environ, "BENCH_CPU_OUT": times})
     seconds, after = time.perf_counter() - start, cpu_ticks()
+    cpu = cpu_columns(times)
+    os.unlink(times)
     output = done.stdout + done.stderr
     busy = (after[0] - before[0]) / (after[1] - before[1]) if before and after and after[1] > before[1] else None
     return {"setting": label, "seconds": round(seconds, 1), "minutes": round(seconds / 60, 2),
             "cpu_busy": round(busy, 3) if busy is not None else None, "exit": done.returncode,
-            **counts(output), "slowest": slowest(output)}
+            **counts(output), **cpu, "slowest": slowest(output)}
 
 
 def main(argv=None) -> dict:
@@ -89,11 +120,16 @@ def main(argv=None) -> dict:
                          counts_of(two),
                          two["exit"] == one["exit"] == 0 and counts_of(one) == counts_of(two))]
     notes = [f"{held}; paths: {' '.join(paths) or 'pytest.ini testpaths (the whole suite)'}",
-             "cpu_busy: the share of every CPU's time not idle while the run lasted (/proc/stat)"]
+             "cpu_busy: the share of every CPU's time not idle while the run lasted (/proc/stat)",
+             "cpu_seconds, cpu_by_file (one worker): the tests' CPU time, their processes' and the children "
+             "they waited for (bench.pytest_cpu); cpu_top_share: the first file's share"]
     columns = ["setting", "seconds", "minutes", "speed_up", "cpu_busy", "exit", "passed", "skipped", "failed"]
     common.write(f"suite_{args.isa.lower()}" if args.isa else "suite", rows, goals, roof, args.out, notes, columns)
     for row in rows:
         print(f"{row['setting']}: slowest", "; ".join(row["slowest"]))
+    if one.get("cpu_by_file"):
+        print(f"CPU seconds on one worker: {one['cpu_seconds']}, by file:",
+              "; ".join(f"{name} {seconds}" for name, seconds in one["cpu_by_file"]))
     return {"rows": rows, "goals": goals}
 
 

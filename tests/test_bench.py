@@ -178,6 +178,9 @@ def test_suite_bench_reads_what_pytest_reports():
     assert suite.slowest(output) == ["208.71s call notebooks/N.ipynb::Cell 18", "57.23s setup tests/a.py::test_b"]
     busy, total = suite.cpu_ticks()
     assert 0 <= busy <= total
+    times = {"nb.ipynb::Cell 1": [9.0, 0.0, 400.0], "tests/a.py::t1": [2.0, 1.5, 0.5], "tests/a.py::t2": [1.0, 1.0, 0.0],
+             "tests/b.py::t": [3.0, 0.2, 3.0]}
+    assert suite.cpu_by_file(times) == [("nb.ipynb", 400.0), ("tests/b.py", 3.2), ("tests/a.py", 3.0)]
 
 
 def test_suite_bench_times_one_worker_against_two(tmp_path):
@@ -191,3 +194,5 @@ def test_suite_bench_times_one_worker_against_two(tmp_path):
     assert one["exit"] == two["exit"] == 0 and one["passed"] == two["passed"] > 0
     assert one["speed_up"] == 1 and two["seconds"] > 0 and 0 < two["cpu_busy"] <= 1
     assert doc["goals"][1]["met"] and "-n 0" in one["setting"]
+    assert one["cpu_seconds"] > 0 and one["cpu_by_file"][0][0] == suite.QUICK_PATHS[0] and one["cpu_top_share"] == 1
+    assert "cpu_seconds" not in two
