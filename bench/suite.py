@@ -7,7 +7,7 @@ AVX-512 CPU comes to an AVX2-only one (issue 24: the whole CI run under 15 minut
 
     python -m bench.suite [--quick] [--isa AVX2] [--out DIR]
 
-Takes the suite's time twice (22 minutes on 2 Zen 4 cores held to AVX2); ``--quick`` times one small
+Takes the suite's time twice (24 minutes on 2 Zen 4 cores held to AVX2); ``--quick`` times one small
 test file instead (it checks that the script runs; the times mean nothing).
 """
 from __future__ import annotations

@@ -279,11 +279,11 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
             bar.update()
 
         if scheduler:
-            from distributed import as_completed as completed
+            from distributed import as_completed
 
             with _connect(scheduler) as client:
                 futures = {client.submit(job, name, data, pure=False): name for name, data in jobs}
-                for future in completed(futures):
+                for future in as_completed(futures):
                     collect(futures[future], future)
         else:
             _run_here(jobs, job, workers, notebook_memory_mb, collect, bar)
