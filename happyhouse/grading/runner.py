@@ -108,13 +108,13 @@ class Record:
         if status == "error" and content.get("ename") == TIMEOUT_NAME:
             status = "timeout"
         seconds = time.monotonic() - self.started.get(cell_index, time.monotonic())
-        record = {"status": status, "seconds": round(seconds, 3)}
+        ending = {"status": status, "seconds": round(seconds, 3)}
         if cell_index >= self.count:
             error = _error_text(cell) if status == "error" else None
-            self.hidden[self.harness[2][cell_index - self.count]] = {**record, "error": error}
+            self.hidden[self.harness[2][cell_index - self.count]] = {**ending, "error": error}
             cell.outputs = []
         else:
-            self.state["cells"][str(cell_index)] = record
+            self.state["cells"][str(cell_index)] = ending
         self.save()
 
     def kernel_died(self) -> None:
