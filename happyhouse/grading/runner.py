@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
+
 RUNNER_SKIP_TAG = "happyhouse-grading-skip"
 TIMEOUT_NAME = "CellTimeout"
 MAX_OUTPUT = 8 * 2**20  # bytes of outputs kept per notebook
@@ -42,7 +44,6 @@ def run_notebook(source: Path, target: Path, cell_timeout: float, workdir: Path,
                  harness: tuple[str, str, list[str]] | None = None, max_output: int = MAX_OUTPUT) -> None:
     """Run ``source`` in a fresh kernel, saving it to ``target`` after every cell; then the hidden tests.
     ``harness``: (IN_DIR, OUT_DIR, [exercise]) or None."""
-    import nbformat
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     from nbclient.exceptions import DeadKernelError
 
@@ -72,8 +73,6 @@ class Record:
     which alone are saved."""
 
     def __init__(self, nb, target: Path, harness: tuple[str, str, list[str]] | None):
-        from nbformat.v4 import new_code_cell
-
         self.nb, self.target, self.harness = nb, target, harness
         self.count = len(nb.cells)
         nb.metadata["grading"] = {"cells": {}, "finished": False}
@@ -83,12 +82,10 @@ class Record:
             if RUNNER_SKIP_TAG in cell.get("metadata", {}).get("tags", []):
                 self.state["cells"][str(index)] = {"status": "skipped", "seconds": 0.0}
         for exercise in harness[2] if harness else []:
-            nb.cells.append(new_code_cell(harness_source(harness[0], harness[1], exercise)))
+            nb.cells.append(nbformat.v4.new_code_cell(harness_source(harness[0], harness[1], exercise)))
 
     def save(self) -> None:
         """Write the notebook's own cells to ``target`` (atomically) and the hidden tests' endings."""
-        import nbformat
-
         cells, self.nb.cells = self.nb.cells, self.nb.cells[:self.count]
         try:
             partial = self.target.with_suffix(".partial")
@@ -178,10 +175,8 @@ def _client_class():
 
 
 def _notice(limit: int):
-    from nbformat.v4 import new_output
-
-    return new_output("stream", name="stderr",
-                      text=f"[grading: output past {limit // 2**20} MB dropped: the notebook printed too much]\n")
+    return nbformat.v4.new_output("stream", name="stderr",
+                                  text=f"[grading: output past {limit // 2**20} MB dropped: the notebook printed too much]\n")
 
 
 def drop_privileges(uid: int) -> None:
