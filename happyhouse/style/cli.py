@@ -7,8 +7,8 @@
     nst --fetch-vgg          # Keras' VGG-19 weights into pretrained-model/
 
 Without --optimizer, --iterations or --scales a picture up to 512 px runs the fast plan
-(happyhouse.style.fast): L-BFGS at half size from the content, then a few Adam steps at full
-size; ``--optimizer adam`` runs the course's 200 Adam steps.
+(happyhouse.style.fast): L-BFGS at half size from the course's noisy content, then L-BFGS at the
+full size; ``--optimizer adam`` runs the course's 200 Adam steps.
 
 Exit codes: 0 done, 2 bad input (one line naming the file and what to do), 130 interrupted
 (the picture and the optimiser state saved; --resume goes on).
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted before the first iteration: nothing saved", file=sys.stderr)
         return 130
-    except (image_io.ImageReadError, data.DataNotFoundError, WeightsError, ValueError) as err:
+    except (image_io.ImageReadError, data.DataNotFoundError, WeightsError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

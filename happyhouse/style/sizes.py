@@ -49,16 +49,20 @@ def default_scales(hw, min_side: int = 1) -> int:
     return n
 
 
+def check_counts(iterations=None, scales=None) -> None:
+    """ValueError when ``iterations`` or ``scales`` is given (not None) and under 1."""
+    for name, count in (("scales", scales), ("iterations", iterations)):
+        if count is not None and count < 1:
+            raise ValueError(f"{name} must be at least 1, got {count}")
+
+
 def scale_schedule(hw, scales: int, iterations: int) -> list[tuple[tuple[int, int], int]]:
     """Coarse-to-fine passes [((height, width), iterations)], coarsest first, ending at ``hw``.
     Each scale halves the next one's sides; the coarsest runs ``iterations`` steps and each
     finer scale a third as many as the one before (ITERATION_DECAY, at least 1): a step costs
     4x more there and only refines the upsampled coarser result (1024 px, 50 iterations:
     256 px 50, 512 px 16, 1024 px 5)."""
-    if scales < 1:
-        raise ValueError(f"scales must be at least 1, got {scales}")
-    if iterations < 1:
-        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    check_counts(iterations, scales)
     passes = []
     for k in range(scales):
         factor = 2 ** (scales - 1 - k)

@@ -86,10 +86,11 @@ def style_transfer(content, style, network="auto", iterations=None, size=None, a
 
 @dataclass
 class Plan:
-    """What a run does: the content (H, W, 3) uint8, the result's (H, W), the loss network, the
-    scales [((H, W), iterations)], each scale's (optimizer, precision), the state file and the
-    checked controls."""
+    """What a run does: the content and the styles, (H, W, 3) uint8 each at its own size, the
+    result's (H, W), the loss network, the scales [((H, W), iterations)], each scale's (optimizer,
+    precision), the state file and the checked controls."""
     content_rgb: np.ndarray
+    style_rgbs: list
     final_size: tuple
     model: object
     schedule: list
@@ -110,7 +111,7 @@ def run(content, styles: list, settings: TransferSettings):
             if saved is not None and k < saved["scale"]:
                 first += steps
                 continue
-            generated, part, saved = run_scale(plan, styles, k, generated, first, saved, flag)
+            generated, part, saved = run_scale(plan, k, generated, first, saved, flag)
             history.extend(part)
             first += steps
     result = finish(plan, generated, plan.final_size)
@@ -119,7 +120,8 @@ def run(content, styles: list, settings: TransferSettings):
 
 
 def make_plan(content, styles, settings: TransferSettings) -> Plan:
-    """Check the controls, read the content, load the network and plan the scales."""
+    """Check the controls, read the pictures, check the output folder can be written, then load the
+    network and plan the scales: bad input fails before any slow work."""
     s = replace(settings, preserve_colors=colors.METHODS[0] if settings.preserve_colors is True
                 else settings.preserve_colors)
     if s.preserve_colors not in (None, False) + colors.METHODS:
@@ -128,15 +130,19 @@ def make_plan(content, styles, settings: TransferSettings) -> Plan:
         raise ValueError(f"init must be one of {', '.join(start.INIT_MODES)}, got {s.init!r}")
     s.style_weights = normalise_weights(s.style_weights, len(styles))
     s.noise_ratio = start.NOISE_RATIO if s.noise_ratio is None else s.noise_ratio
+    sizes.check_counts(s.iterations, s.scales)
     content_rgb = images.read_image(content)
+    style_rgbs = [images.read_image(style) for style in styles]
+    output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None
+    output_dir = Path(output_dir) if output_dir is not None else None
+    state_file = s.state_file if s.state_file is not None or output_dir is None else checkpoint.state_path(output_dir)
+    for folder in {output_dir, None if state_file is None else Path(state_file).parent} - {None}:
+        images.check_writable(folder)  # before the work, not after it
     final_size = sizes.resolve_size(s.size, content_rgb.shape[:2]) if s.size is not None else networks.DEFAULT_SIZE
     model = networks.load_loss_network(s.network, final_size, s.vgg_path)
     schedule, passes = plan_passes(s, final_size, model.min_size)
     check_sizes(model, schedule, s.style_scale)
-    output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None
-    output_dir = Path(output_dir) if output_dir is not None else None
-    state_file = s.state_file if s.state_file is not None or output_dir is None else checkpoint.state_path(output_dir)
-    return Plan(content_rgb, final_size, model, schedule, passes, state_file, output_dir, s)
+    return Plan(content_rgb, style_rgbs, final_size, model, schedule, passes, state_file, output_dir, s)
 
 
 def uses_fast_plan(s: TransferSettings, final_size, min_side) -> bool:
@@ -176,12 +182,12 @@ def check_sizes(model, schedule, style_scale) -> None:
                                  "--size, fewer --scales or a larger --style-scale")
 
 
-def scale_cost(plan: Plan, styles, hw) -> tuple:
+def scale_cost(plan: Plan, hw) -> tuple:
     """(content image (1, H, W, 3), StyleTransferCost) of one scale ``hw``."""
     s = plan.settings
     content_image = images.normalize(plan.content_rgb, hw)
     style_size = sizes.style_size(hw, s.style_scale)
-    style_rgbs = [images.load_image(style, style_size) for style in styles]
+    style_rgbs = [images.load_image(rgb, style_size) for rgb in plan.style_rgbs]
     if s.preserve_colors == "histogram":
         style_rgbs = [colors.match_color_histogram(rgb, images.load_image(plan.content_rgb, hw)) for rgb in style_rgbs]
     plan.model.set_input_size(*hw)
@@ -190,11 +196,11 @@ def scale_cost(plan: Plan, styles, hw) -> tuple:
     return content_image, cost
 
 
-def run_scale(plan: Plan, styles, k, generated, first, saved, flag):
+def run_scale(plan: Plan, k, generated, first, saved, flag):
     """Optimise at scale ``k`` from the saved state, the start image or the upsampled coarser
     ``generated``. Returns (generated (1, H, W, 3), CostHistory, the saved state still to use)."""
     s, (hw, steps) = plan.settings, plan.schedule[k]
-    content_image, cost = scale_cost(plan, styles, hw)
+    content_image, cost = scale_cost(plan, hw)
     done, opt_state = 0, None
     if saved is not None and k == saved["scale"]:
         begin, done, opt_state = saved["image"], saved["iteration"] - first, saved["optimizer_state"]

@@ -40,3 +40,26 @@ def test_python_m_nst_utils_is_the_command():
     assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m nst_utils")
     assert "--fetch-vgg" in proc.stdout
     assert proc.stderr == ""  # no TensorFlow start-up lines
+
+
+def test_bad_input_fails_before_the_network_loads(tmp_path, pictures, capsys, monkeypatch):
+    """An unreadable style, a count under 1 or an output that cannot be written: one line, exit 2,
+    and no loss network loaded (no work done that the error would throw away)."""
+    from happyhouse.style import networks
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the loss network was loaded before the input was checked")
+    monkeypatch.setattr(networks, "load_loss_network", no_network)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cases = [([str(pictures[0]), str(empty)], "empty.png"),
+             ([str(pictures[0]), str(pictures[1]), "--iterations", "0"], "iterations must be at least 1"),
+             ([str(pictures[0]), str(pictures[1]), "-o", str(blocker / "painted.png")], "a_file: cannot write there"),
+             ([str(pictures[0]), str(pictures[1]), "-o", str(blocker / "out")], "a_file/out: cannot write there")]
+    for argv, said in cases:
+        assert cli.main(argv + ["--network", "vgg19-random"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and said in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
