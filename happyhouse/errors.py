@@ -18,3 +18,7 @@ class WeightsError(ValueError):
         self.folder = folder
         self.missing = list(missing)
         self.mismatches = list(mismatches)
+
+
+class OutputError(ValueError):
+    """A result could not be written where it was asked to go; the message names the path and why."""

@@ -14,6 +14,9 @@ import json
 import sys
 from pathlib import Path
 
+from happyhouse.errors import OutputError
+from happyhouse.outputs import check_file, check_folder
+
 from .diff import diff_html, diff_text
 from .execute import execute_notebook
 from .grader import exit_code, grade, grade_class
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 all passed / same, 1 some failed / differ, 2 error)."""
     args = build_parser().parse_args(argv)
     try:
+        check_outputs(args)
         if args.command == "grade":
             report = grade(args.submission, args.reference, _options(args), args.execute_reference)
             print(format_table(report), end="")
@@ -167,7 +171,16 @@ def main(argv: list[str] | None = None) -> int:
             execute_notebook(source, Path(args.output), args.timeout,
                              Path(args.workdir) if args.workdir else source.resolve().parent, args.kernel)
             return EXIT_PASS
-    except GradingError as err:
+    except (GradingError, OutputError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_ERROR
+
+
+def check_outputs(args) -> None:
+    """Every file and folder the command will write, checked before it grades or runs anything."""
+    for name in ("json", "executed", "html", "output"):
+        if getattr(args, name, None):
+            check_file(getattr(args, name))
+    if args.command in ("class", "release"):
+        check_folder(args.out)

@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from happyhouse import data, image_io
+from happyhouse import data, image_io, outputs
 from happyhouse.errors import WeightsError
 from happyhouse.precision import CHOICES, say_choices_on_stderr
 from happyhouse.style import checkpoint, colors, fast, images, networks, optimize, sizes, start, transfer, vgg19
@@ -115,6 +115,8 @@ def main(argv=None) -> int:
             resume_options(args, out)
         if len(args.images) < 2:
             parser.error("give CONTENT and at least one STYLE image (or --fetch-vgg, or --resume -o OUT)")
+        if to_file:
+            outputs.check_file(out)
         image, history = transfer.run(args.images[0], list(args.images[1:]), settings_from(args, out, to_file))
         if to_file:
             images.write_rgb(out, image)

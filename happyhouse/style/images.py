@@ -2,7 +2,6 @@
 (RGB minus the ImageNet means, shape (1, H, W, 3) float32) and back, and saving."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -57,19 +56,6 @@ def write_rgb(path, rgb: np.ndarray) -> np.ndarray:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(path, **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
     return rgb
-
-
-def check_writable(folder) -> Path:
-    """Create ``folder`` if it is missing and check that a file can be written in it, before any
-    work is done there: ValueError naming the folder and the reason otherwise. Returns it as a Path."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise ValueError(f"{folder}: cannot write there ({err.strerror or err}); choose another output (-o)") from None
-    return folder
 
 
 def save_image(path, image, means=MEANS) -> np.ndarray:

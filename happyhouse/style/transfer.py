@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from happyhouse import outputs
 from happyhouse.precision import choose_precision, resolve_precision
 from happyhouse.style import checkpoint, colors, contact_sheet, fast, images, networks, optimize, sizes, start
 from happyhouse.style.cost import StyleTransferCost, normalise_weights
@@ -137,7 +138,7 @@ def make_plan(content, styles, settings: TransferSettings) -> Plan:
     output_dir = Path(output_dir) if output_dir is not None else None
     state_file = s.state_file if s.state_file is not None or output_dir is None else checkpoint.state_path(output_dir)
     for folder in {output_dir, None if state_file is None else Path(state_file).parent} - {None}:
-        images.check_writable(folder)  # before the work, not after it
+        outputs.check_folder(folder)  # before the work, not after it
     final_size = sizes.resolve_size(s.size, content_rgb.shape[:2]) if s.size is not None else networks.DEFAULT_SIZE
     model = networks.load_loss_network(s.network, final_size, s.vgg_path)
     schedule, passes = plan_passes(s, final_size, model.min_size)

@@ -121,6 +121,21 @@ def test_release_refuses_what_it_cannot_release(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_outputs_that_cannot_be_written_fail_before_the_work(tmp_path, capsys):
+    """Every command's output is checked first: one line naming it, exit 2, nothing graded or run."""
+    reference = str(ROOT / "notebooks" / "Face_Recognition.ipynb")
+    (tmp_path / "notes.txt").write_text("kept")
+    blocked = str(tmp_path / "notes.txt" / "out")
+    for argv in (["release", reference, "-o", blocked], ["execute", reference, "-o", blocked + ".ipynb"],
+                 ["grade", reference, "--reference", reference, "--json", blocked + ".json"],
+                 ["class", str(tmp_path), "--reference", reference, "--out", blocked],
+                 ["diff", reference, reference, "--html", blocked + ".html"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "notes.txt is a file, not a folder" in err and "Traceback" not in err
+    assert (tmp_path / "notes.txt").read_text() == "kept"
+
+
 # ----------------------------------------------------------------------------- a small assignment
 
 SQUARE = '''# GRADED FUNCTION: square

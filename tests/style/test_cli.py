@@ -56,8 +56,9 @@ def test_bad_input_fails_before_the_network_loads(tmp_path, pictures, capsys, mo
     blocker.write_text("not a folder")
     cases = [([str(pictures[0]), str(empty)], "empty.png"),
              ([str(pictures[0]), str(pictures[1]), "--iterations", "0"], "iterations must be at least 1"),
-             ([str(pictures[0]), str(pictures[1]), "-o", str(blocker / "painted.png")], "a_file: cannot write there"),
-             ([str(pictures[0]), str(pictures[1]), "-o", str(blocker / "out")], "a_file/out: cannot write there")]
+             ([str(pictures[0]), str(pictures[1]), "-o", str(blocker / "painted.png")], "a_file is a file, not a folder"),
+             ([str(pictures[0]), str(pictures[1]), "-o", str(blocker / "out")], "a_file is a file, not a folder"),
+             ([str(pictures[0]), str(pictures[1]), "-o", "/proc/painted.png"], "/proc: cannot write there")]
     for argv, said in cases:
         assert cli.main(argv + ["--network", "vgg19-random"]) == 2
         err = capsys.readouterr().err
