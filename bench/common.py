@@ -8,7 +8,7 @@ between runs and machines, so every result file carries the machine and its roof
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
+import datetime
 import json
 import os
 import platform
@@ -92,7 +92,7 @@ def machine() -> dict:
         "versions": {m: _version(m) for m in
                      ("tensorflow-cpu", "tensorflow", "keras", "numpy", "scipy", "faiss-cpu")
                      if _version(m)},
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 

@@ -30,10 +30,10 @@ BATCHES = (1, 16, 64, 256)
 def faces_for(size: int, n: int, rng) -> np.ndarray:
     """n face crops (n, size, size, 3) uint8: the course's residents (resized) where found."""
     try:
-        from happyhouse import data as course_data
+        from happyhouse import data
         from happyhouse.image_io import read_rgb
         import cv2
-        folder = course_data.find_folder("images")
+        folder = data.find_folder("images")
         files = sorted(p for p in folder.iterdir() if p.stem in RESIDENTS)
         faces = [cv2.resize(read_rgb(p), (size, size)) for p in files]
         if faces:

@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
     from mtcnn import MTCNN
 
     from bench.service import door_photo
-    from happyhouse import data as course_data
+    from happyhouse import data
     from happyhouse.door import face_db
     from happyhouse.door import detect, recognition
     from happyhouse.face.embedders import load_embedder
@@ -46,9 +46,9 @@ def main(argv=None) -> dict:
     n = 5 if args.quick else 20
     load_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-        data = door_photo(course_data.find_folder("images"), Path(tmp) / "door.jpg").read_bytes()
+        photo_bytes = door_photo(data.find_folder("images"), Path(tmp) / "door.jpg").read_bytes()
     embedder = load_embedder("inception-resnet-v1")
-    image = read_rgb(data)
+    image = read_rgb(photo_bytes)
     eager, compiled = MTCNN(), detect._detector()
     same = eager.detect_faces(image) == compiled.detect_faces(image)
     face = detect.detect_faces(image)[0]
@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
     vector = embedder.embed([crop])
     payload = {"photo": "door.jpg", "faces": [{"face": face.to_dict(), "candidates": []}]}
     steps = [
-        ("decode JPEG (read_rgb)", lambda: read_rgb(data)),
+        ("decode JPEG (read_rgb)", lambda: read_rgb(photo_bytes)),
         ("MTCNN, eager (mtcnn 1.0.0 as shipped)", lambda: eager.detect_faces(image)),
         ("MTCNN, tf.functions (the door's detector)", lambda: compiled.detect_faces(image)),
         ("facenet crop (warpAffine)", lambda: detect.crop_facenet(image, face)),

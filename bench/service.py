@@ -136,12 +136,12 @@ def cli_calls(photo: Path, db: Path, n: int) -> dict:
 def main(argv=None) -> dict:
     import json
 
-    from happyhouse import data as course_data
+    from happyhouse import data
     import psutil
 
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
     roof = common.rooflines(args.quick)
-    images = course_data.find_folder("images")
+    images = data.find_folder("images")
     levels = [(1, 5), (4, 2), (16, 1)] if args.quick else [(1, 10), (4, 4), (16, 2)]
     single_n = 5 if args.quick else 20
     loads = {"start": [round(x, 2) for x in os.getloadavg()]}

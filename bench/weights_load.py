@@ -143,8 +143,8 @@ def main(argv=None) -> dict:
                  f"CSV is never served stale)")
     notes.append(f"largest difference between the course's and our loaded weights: {max_diff:g}")
     try:
-        from happyhouse import data as course_data
-        real = course_data.find_folder("weights")
+        from happyhouse import data
+        real = data.find_folder("weights")
         have = sum((real / n).is_file() for n in shapes)
         notes.append(f"course folder {real}: {have} of {len(shapes)} CSVs"
                      + ("" if have == len(shapes) else " (incomplete: timed on the synthetic folder only)"))

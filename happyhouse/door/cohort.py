@@ -29,18 +29,18 @@ def public_faces(input_size: int) -> list[tuple[str, np.ndarray]]:
     """(name, face crop (input_size, input_size, 3)) of scikit-image's sample faces; [] without it."""
     import cv2
     try:
-        import skimage.data as samples
+        import skimage.data
     except ImportError:
         print("note: scikit-image is not installed: the enrolment checks compare with enrolled people only.",
               file=sys.stderr)
         return []
     from happyhouse.door.detect import face_crops
     out = []
-    for name, image in (("astronaut", samples.astronaut()), ("camera", samples.camera())):
+    for name, image in (("astronaut", skimage.data.astronaut()), ("camera", skimage.data.camera())):
         rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
         faces, crops = face_crops(np.ascontiguousarray(rgb[..., :3]), input_size, "align")
         out += [(f"cohort:{name}", crops[0])] if faces else []
-    lfw = samples.lfw_subset()[:LFW_FACES]
+    lfw = skimage.data.lfw_subset()[:LFW_FACES]
     lfw = np.clip(lfw * 255.0 if lfw.max() <= 1.0 else lfw, 0, 255).astype(np.uint8)
     for i, face in enumerate(lfw):
         rgb = cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from happyhouse.door import calibration as cal
-from happyhouse.door import cli as door_cli
+from happyhouse.door import cli
 from test_door_cli import ThumbnailEmbedder, pattern
 
 
@@ -58,7 +58,7 @@ def test_calibration_refuses_folders_without_pairs(tmp_path):
 
 
 def test_calibrate_command_writes_plot_and_json(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(door_cli, "load_embedder", lambda name: ThumbnailEmbedder())
+    monkeypatch.setattr(cli, "load_embedder", lambda name: ThumbnailEmbedder())
     folder = tmp_path / "people"
     for person, seeds in {"ann": (1, 2, 3), "bob": (4, 5), "cid": (6,)}.items():
         (folder / person).mkdir(parents=True)
@@ -66,7 +66,7 @@ def test_calibrate_command_writes_plot_and_json(tmp_path, capsys, monkeypatch):
             pattern(folder / person / f"{s}.png", s)
     (folder / "bob" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
     out = tmp_path / "out"
-    code = door_cli.main(["--crop", "whole", "calibrate", str(folder), "--out", str(out), "--far", "0.1"])
+    code = cli.main(["--crop", "whole", "calibrate", str(folder), "--out", str(out), "--far", "0.1"])
     stdout, stderr = capsys.readouterr()
     assert code == 0, stderr
     assert "skipped:" in stderr and "broken.jpg" in stderr
@@ -82,7 +82,7 @@ def test_calibrate_command_writes_plot_and_json(tmp_path, capsys, monkeypatch):
     assert "EER" in stdout and str(out / "roc.png") in stdout and "recommended threshold" in stdout
     with Image.open(out / "roc.png") as img:
         assert img.format == "PNG" and img.size[0] > 800
-    code = door_cli.main(["calibrate", str(folder), "--far", "2"])
+    code = cli.main(["calibrate", str(folder), "--far", "2"])
     assert code == 2 and "--far must be between 0 and 1" in capsys.readouterr().err
 
 

@@ -1,6 +1,6 @@
 """happyhouse.door.cli: the door's commands, exit codes, and the corpus of bad inputs.
 
-Most tests call ``door_cli.main`` in this process. The database plumbing uses a TEST DOUBLE
+Most tests call ``cli.main`` in this process. The database plumbing uses a TEST DOUBLE
 embedder (a 4x4 thumbnail, not a face model) so it needs no model; detection errors use
 the real MTCNN; the real embedder is exercised in test_door_evidence.py.
 """
@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from happyhouse.door import face_db
-from happyhouse.door import cli as door_cli
+from happyhouse.door import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ class ThumbnailEmbedder:
 
 @pytest.fixture
 def double(monkeypatch):
-    monkeypatch.setattr(door_cli, "load_embedder", lambda name: ThumbnailEmbedder())
+    monkeypatch.setattr(cli, "load_embedder", lambda name: ThumbnailEmbedder())
 
 
 def pattern(path, seed):
@@ -52,7 +52,7 @@ def pattern(path, seed):
 
 
 def run(argv, capsys):
-    code = door_cli.main([str(a) for a in argv])
+    code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -276,7 +276,7 @@ def test_incomplete_course_weights_error(tmp_path, capsys, course_weights, monke
 def test_usage_errors_exit_2(capsys):
     for argv in ([], ["fly"], ["verify", "ann"], ["--model", "vgg", "list"]):
         with pytest.raises(SystemExit) as exit_:
-            door_cli.main(argv)
+            cli.main(argv)
         assert exit_.value.code == 2
         assert "usage:" in capsys.readouterr().err
 
@@ -297,5 +297,5 @@ def test_one_shot_commands_search_exactly_unless_told(tmp_path, asked, used):
     """A one-shot identify would build an index for one search: auto means exact there."""
     import argparse
     args = argparse.Namespace(db=tmp_path / "faces.db", timeout=1.0, search=asked)
-    with door_cli._open_db(args, create=True) as db:
+    with cli._open_db(args, create=True) as db:
         assert db.search == used

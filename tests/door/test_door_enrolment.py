@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from happyhouse.door import cli as door_cli
+from happyhouse.door import cli
 from happyhouse.door import cohort, decision, enrolment, face_db, recognition
 from happyhouse.door.detect import Face
 from happyhouse.face import thresholds
@@ -22,7 +22,7 @@ from test_door_cli import ThumbnailEmbedder, pattern, run
 
 @pytest.fixture
 def double(monkeypatch):
-    monkeypatch.setattr(door_cli, "load_embedder", lambda name: ThumbnailEmbedder())
+    monkeypatch.setattr(cli, "load_embedder", lambda name: ThumbnailEmbedder())
     monkeypatch.setattr(cohort, "_CACHE", {("test-double", "None"): ([], np.zeros(0, np.int64),
                                                                      np.zeros((0, 16), np.float32))})
 

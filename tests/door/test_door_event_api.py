@@ -187,22 +187,22 @@ def test_redact_matched_only_and_require_person(tmp_path):
 
 
 def test_serve_watch_mistakes_are_one_error_before_the_model(tmp_path, capsys):
-    from happyhouse.door import cli as door_cli
+    from happyhouse.door import cli
     db = str(tmp_path / "faces.db")
-    assert door_cli.main(["--db", db, "serve", "--port", "0", "--fps", "2", "--on-match", "true"]) == 2
+    assert cli.main(["--db", db, "serve", "--port", "0", "--fps", "2", "--on-match", "true"]) == 2
     assert "--fps, --on-match only work with --watch SOURCE" in capsys.readouterr().err
     with face_db.FaceDB(db):
         pass
-    assert door_cli.main(["--db", db, "serve", "--port", "0", "--watch", str(tmp_path)]) == 2
+    assert cli.main(["--db", db, "serve", "--port", "0", "--watch", str(tmp_path)]) == 2
     assert "nobody is enrolled yet" in capsys.readouterr().err
     with face_db.FaceDB(db) as conn:
         conn.enroll("kian", np.ones((1, 8), np.float32), "m", ["a"])
     for source, message in [(str(tmp_path / "none.mp4"), "no such file, folder or camera"),
                             ("ftp://cam/x", "only http://"), (str(tmp_path), "holds no frames")]:
-        assert door_cli.main(["--db", db, "serve", "--port", "0", "--watch", source]) == 2
+        assert cli.main(["--db", db, "serve", "--port", "0", "--watch", source]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
-    assert door_cli.main(["--db", db, "serve", "--port", "0", "--watch", str(tmp_path), "--agree", "9"]) == 2
+    assert cli.main(["--db", db, "serve", "--port", "0", "--watch", str(tmp_path), "--agree", "9"]) == 2
     assert "--agree 9 must be between 1 and --window 5" in capsys.readouterr().err
 
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from happyhouse.door import cli as door_cli
+from happyhouse.door import cli
 from happyhouse.door import face_db
 from happyhouse.door.events import EventLog, parse_since
 from happyhouse.door.hooks import HookSettings, Hooks, check_webhook
@@ -82,20 +82,20 @@ def test_door_log_command(db_path, capsys):
     with EventLog(db_path) as log:
         log.record(event("kian", t=now - 3 * 86400))
         log.record(event("unknown", t=now - 60, track=2))
-    assert door_cli.main(["--db", str(db_path), "log", "--json", "--since", "1h"]) == 0
+    assert cli.main(["--db", str(db_path), "log", "--json", "--since", "1h"]) == 0
     rows = json.loads(capsys.readouterr().out)["events"]
     assert [(r["name"], r["track"]) for r in rows] == [("unknown", 2)]
-    assert door_cli.main(["--db", str(db_path), "log", "--name", "kian"]) == 0
+    assert cli.main(["--db", str(db_path), "log", "--name", "kian"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "\tkian\t0.500\ttrack 1\tcam" in out
-    assert door_cli.main(["--db", str(db_path), "log", "--keep-days", "1", "--json"]) == 0
+    assert cli.main(["--db", str(db_path), "log", "--keep-days", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pruned"] == 1
-    assert door_cli.main(["--db", str(db_path), "log", "--since", "last week"]) == 2
+    assert cli.main(["--db", str(db_path), "log", "--since", "last week"]) == 2
     assert "an age like" in capsys.readouterr().err
 
 
 def test_log_before_any_event(db_path, capsys):
-    assert door_cli.main(["--db", str(db_path), "log"]) == 0
+    assert cli.main(["--db", str(db_path), "log"]) == 0
     assert capsys.readouterr().out.strip() == "no events"
 
 

@@ -1,6 +1,6 @@
 """Evidence on the course's images, through the command line, with the offline embedder.
 
-The 12 residents are enrolled with ``enroll`` (in this process, through ``door_cli.main``,
+The 12 residents are enrolled with ``enroll`` (in this process, through ``cli.main``,
 since each new process pays TensorFlow's start-up; the impostor check runs as
 ``python -m fr_utils`` to prove the real entry point), then every
 camera shot is identified (but camera_1: too close to two residents to tell apart), the impostor claiming to be kian is turned away, and the
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from happyhouse.door import cli as door_cli
+from happyhouse.door import cli
 from test_door_detect import group_photo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +33,8 @@ def resident_photo(images: Path, name: str) -> Path:
     return images / (f"{name}.png" if name == "danielle" else f"{name}.jpg")
 
 
-def cli(argv, capsys):
-    code = door_cli.main([str(a) for a in argv])
+def run_door(argv, capsys):
+    code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -44,13 +44,13 @@ def door_db(course_images, tmp_path_factory):
     """A database with the 12 residents, enrolled through the CLI."""
     db = tmp_path_factory.mktemp("door") / "faces.db"
     for name in RESIDENTS:
-        assert door_cli.main(["--db", str(db), "--model", MODEL, "enroll", name,
+        assert cli.main(["--db", str(db), "--model", MODEL, "enroll", name,
                             str(resident_photo(course_images, name))]) == 0
     return db
 
 
 def test_residents_enrolled(door_db, capsys):
-    code, out, _ = cli(["--db", door_db, "--json", "list"], capsys)
+    code, out, _ = run_door(["--db", door_db, "--json", "list"], capsys)
     people = json.loads(out)["people"]
     assert [p["name"] for p in people] == RESIDENTS
     assert all(p["models"] == {MODEL: {"dim": 512, "embeddings": 1}} for p in people)
@@ -58,7 +58,7 @@ def test_residents_enrolled(door_db, capsys):
 
 @pytest.mark.parametrize("shot", sorted(CAMERA))
 def test_identify_names_each_camera_shot(door_db, course_images, capsys, shot):
-    code, out, err = cli(["--db", door_db, "--json", "identify", course_images / f"camera_{shot}.jpg"], capsys)
+    code, out, err = run_door(["--db", door_db, "--json", "identify", course_images / f"camera_{shot}.jpg"], capsys)
     result = json.loads(out)
     (face,) = result["faces"]
     assert code == (1 if shot in TOO_CLOSE else 0), err           # 1: nobody known
@@ -81,16 +81,16 @@ def test_group_photo_every_face_named(course_images, tmp_path, capsys):
         photo = tmp_path / f"{name}.png"
         Image.fromarray(group_photo(course_images, [resident_photo(course_images, name).name],
                                     size=(300, 300))).save(photo)
-        code, _, err = cli(["--db", db, "enroll", name, photo], capsys)
+        code, _, err = run_door(["--db", db, "enroll", name, photo], capsys)
         if code == 2 and "Nothing was stored" in err:
             assert "clearer, frontal, colour photo" in err and ("blurred" in err or "lies" in err), err
-            code, _, err = cli(["--db", db, "enroll", name, photo, "--force"], capsys)
+            code, _, err = run_door(["--db", db, "enroll", name, photo, "--force"], capsys)
             forced.append(name)
         assert code == 0, err
     assert "younes" not in forced and "benoit" in forced
     group = tmp_path / "group.png"
     Image.fromarray(group_photo(course_images, ["camera_0.jpg", "camera_2.jpg"])).save(group)
-    code, out, err = cli(["--db", db, "--json", "identify", group], capsys)
+    code, out, err = run_door(["--db", db, "--json", "identify", group], capsys)
     faces = sorted(json.loads(out)["faces"], key=lambda f: f["face"]["box"][0])
     assert code == 0, err
     assert [f["name"] for f in faces] == ["younes", "unknown"]
@@ -104,7 +104,7 @@ def run_module(*argv):
 
 
 def test_door_opens_for_younes(door_db, course_images, capsys):
-    code, out, err = cli(["--db", door_db, "verify", "younes", course_images / "camera_0.jpg"], capsys)
+    code, out, err = run_door(["--db", door_db, "verify", "younes", course_images / "camera_0.jpg"], capsys)
     assert code == 0, err
     assert out.startswith("it's younes, welcome in!")
 
@@ -126,7 +126,7 @@ def test_calibrate_on_the_course_images(course_images, tmp_path, capsys):
     for shot, name in CAMERA.items():
         (folder / name / f"camera_{shot}.jpg").symlink_to(course_images / f"camera_{shot}.jpg")
     out = tmp_path / "calibrate"
-    code, stdout, err = cli(["--model", MODEL, "calibrate", folder, "--out", out, "--far", "0.01"], capsys)
+    code, stdout, err = run_door(["--model", MODEL, "calibrate", folder, "--out", out, "--far", "0.01"], capsys)
     assert code == 0, err
     result = json.loads((out / "calibration.json").read_text())
     assert (result["people"], result["photos"], result["skipped"]) == (12, 18, 0)

@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from happyhouse import data as cd
-from happyhouse.door import calibration as cal
-from happyhouse.door import cli as door_cli
+from happyhouse import data
+from happyhouse.door import calibration
+from happyhouse.door import cli
 from happyhouse.door import face_db
 from happyhouse.door.detect import face_crops
 from happyhouse.face.thresholds import default_threshold
@@ -23,13 +23,13 @@ ALIGNED = default_threshold(MODEL, "aligned")  # the table's, calibrated on thes
 
 @pytest.fixture(scope="session")
 def irv1():
-    return door_cli.load_embedder(MODEL)
+    return cli.load_embedder(MODEL)
 
 
 @pytest.fixture(scope="session")
 def people(faces_data, irv1):
     """Every photo of people/: (labels, paths, crop paths taken, (n, 512) vectors), embedded once."""
-    photos = cal.photos_by_person(faces_data / "people", door_cli.PHOTO_SUFFIXES)
+    photos = calibration.photos_by_person(faces_data / "people", cli.PHOTO_SUFFIXES)
     kinds, crops = [], []
     for _, path in photos:
         faces, found = face_crops(read_rgb(path), irv1.input_size)
@@ -61,19 +61,19 @@ def test_aligned_default_meets_the_goal_on_the_calibration_photos(people, irv1):
     labels, _, _, vectors = people
     aligned, whole = irv1.threshold_for("aligned"), irv1.threshold_for("whole")
     assert (whole, aligned) == (default_threshold(MODEL, "whole"), ALIGNED)
-    result = cal.calibrate(vectors, labels, far=0.01, default_threshold=aligned)
+    result = calibration.calibrate(vectors, labels, far=0.01, default_threshold=aligned)
     assert (result["genuine_pairs"], result["impostor_pairs"]) == (18, 172)
     assert result["default"]["tar"] >= 0.95 and result["default"]["far"] <= 0.01, result["default"]
     # the course-crop threshold would turn most residents away on these photos: why there are two
-    at_course = cal.calibrate(vectors, labels, default_threshold=whole)["default"]
+    at_course = calibration.calibrate(vectors, labels, default_threshold=whole)["default"]
     assert at_course["tar"] < 0.6
 
 
 def test_aligned_default_is_the_rule_s_choice_and_holds_on_people_left_out(people):
     labels, _, _, vectors = people
-    d, genuine = cal.pair_distances(vectors, labels)
-    assert cal.choose_threshold(d, genuine, far=0.01) == pytest.approx(ALIGNED, abs=0.01)
-    held = cal.leave_one_person_out(vectors, labels, far=0.01)
+    d, genuine = calibration.pair_distances(vectors, labels)
+    assert calibration.choose_threshold(d, genuine, far=0.01) == pytest.approx(ALIGNED, abs=0.01)
+    held = calibration.leave_one_person_out(vectors, labels, far=0.01)
     assert held["genuine"] == 18 and held["impostor"] == 2 * 172   # each impostor pair is left out twice
     assert held["far"] <= 0.01, held["impostor_accepted_pairs"]
     # measured: 17 of 18 genuine pairs (the one refused lies 0.001 above the threshold chosen without its person)
@@ -81,7 +81,7 @@ def test_aligned_default_is_the_rule_s_choice_and_holds_on_people_left_out(peopl
 
 
 def identify(db, photo, capsys, *options):
-    code = door_cli.main(["--db", str(db), "--model", MODEL, "--json", *map(str, options), "identify", str(photo)])
+    code = cli.main(["--db", str(db), "--model", MODEL, "--json", *map(str, options), "identify", str(photo)])
     out, err = capsys.readouterr()
     assert code in (0, 1), err
     faces = json.loads(out)["faces"]
@@ -114,18 +114,18 @@ def test_verify_enrolled_from_one_photo_uses_the_aligned_threshold(people, faces
     (1.jpg itself is refused as an enrolment photo: it lies 0.964 from a face of the public cohort.)"""
     db = tmp_path / "biden.db"
     biden = faces_data / "people" / "joe_biden"
-    assert door_cli.main(["--db", str(db), "enroll", "joe_biden", str(biden / "2.jpg")]) == 0
+    assert cli.main(["--db", str(db), "enroll", "joe_biden", str(biden / "2.jpg")]) == 0
     capsys.readouterr()
     labels, paths, _, vectors = people
     stored = face_db.FaceDB(db).embeddings(MODEL)[2]
     np.testing.assert_allclose(stored[0], vectors[paths.index(biden / "2.jpg")], atol=1e-4)  # same as the fixture's
-    code = door_cli.main(["--db", str(db), "--json", "verify", "joe_biden", str(biden / "1.jpg")])
+    code = cli.main(["--db", str(db), "--json", "verify", "joe_biden", str(biden / "1.jpg")])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["match"] and result["crop"] == "aligned"
     assert result["threshold"] == ALIGNED and 0.7 < result["distance"] < 0.97
-    code = door_cli.main(["--db", str(db), "--threshold", "0.7", "verify", "joe_biden", str(biden / "1.jpg")])
+    code = cli.main(["--db", str(db), "--threshold", "0.7", "verify", "joe_biden", str(biden / "1.jpg")])
     assert code == 1 and "please go away" in capsys.readouterr().out
-    code = door_cli.main(["--db", str(tmp_path / "one.db"), "enroll", "joe_biden", str(biden / "1.jpg")])
+    code = cli.main(["--db", str(tmp_path / "one.db"), "enroll", "joe_biden", str(biden / "1.jpg")])
     assert code == 2 and "a stranger of the public cohort" in capsys.readouterr().err
 
 
@@ -137,13 +137,13 @@ def test_faces_are_found_through_faces_data_or_beside_course_data(tmp_path, monk
     (shared / "faces" / "people" / "ann").mkdir(parents=True)
     monkeypatch.delenv("FACES_DATA", raising=False)
     monkeypatch.setenv("COURSE_DATA", str(shared / "coursedata"))
-    assert cd.find_folder("faces") == shared / "faces"             # ../shared/faces, as in CI
+    assert data.find_folder("faces") == shared / "faces"             # ../shared/faces, as in CI
     elsewhere = tmp_path / "mine"
     (elsewhere / "people").mkdir(parents=True)
     monkeypatch.setenv("FACES_DATA", str(elsewhere))
-    assert cd.find_folder("faces") == elsewhere                    # FACES_DATA comes first
+    assert data.find_folder("faces") == elsewhere                    # FACES_DATA comes first
     monkeypatch.setenv("FACES_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "nothing"))
-    with pytest.raises(cd.DataNotFoundError, match="FACES_DATA=.*nowhere") as err:
-        cd.find_folder("faces")
+    with pytest.raises(data.DataNotFoundError, match="FACES_DATA=.*nowhere") as err:
+        data.find_folder("faces")
     assert "people/<person>/<photo>" in str(err.value)

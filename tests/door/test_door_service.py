@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from happyhouse.door import cli as door_cli
+from happyhouse.door import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-" + "x" * 20
@@ -184,7 +184,7 @@ def server(course_images, tmp_path_factory):
 def test_health(server):
     status, body, _ = server.call("GET", "/health")
     assert status == 200
-    assert body["status"] == "ok" and body["model"] == door_cli.DEFAULT_MODEL and body["people"] >= 1
+    assert body["status"] == "ok" and body["model"] == cli.DEFAULT_MODEL and body["people"] >= 1
 
 
 def test_openapi_docs(server):
@@ -208,10 +208,10 @@ def test_people_endpoints_need_the_token(server, course_images, token):
 def test_identify_and_verify_answer_as_the_cli_does(server, course_images, capsys):
     status, body, _ = server.call("POST", "/identify", [("photo", photo(course_images, "camera_0.jpg"))], TOKEN)
     assert status == 200 and body["faces"][0]["name"] == "younes"
-    code = door_cli.main(["--db", str(server.db), "--json", "identify", str(course_images / "camera_0.jpg")])
-    cli = json.loads(capsys.readouterr().out)
+    code = cli.main(["--db", str(server.db), "--json", "identify", str(course_images / "camera_0.jpg")])
+    from_cli = json.loads(capsys.readouterr().out)
     assert code == 0 and body["photo"] == "camera_0.jpg"
-    assert {**body, "photo": None} == {**cli, "photo": None}
+    assert {**body, "photo": None} == {**from_cli, "photo": None}
 
     status, body, _ = server.call("POST", "/verify", [("name", "younes"), ("photo", photo(course_images, "camera_0.jpg"))])
     assert status == 200 and body["match"] is True and body["distance"] < body["threshold"]
@@ -320,7 +320,7 @@ def test_a_server_with_an_index_follows_enrolments_and_removals(course_images, t
     after small ones (enrolments through the server, a removal by another process)."""
     folder = tmp_path / "ivf"
     folder.mkdir()
-    assert door_cli.main(["--db", str(folder / "faces.db"), "enroll", "younes", str(course_images / "younes.jpg")]) == 0
+    assert cli.main(["--db", str(folder / "faces.db"), "enroll", "younes", str(course_images / "younes.jpg")]) == 0
     srv = Server(folder, extra=("--search", "ivf"))
     try:
         def who(picture):
@@ -338,7 +338,7 @@ def test_a_server_with_an_index_follows_enrolments_and_removals(course_images, t
         assert who("camera_0.jpg") == "younes"
         enrol("bertrand", "bertrand.jpg", "camera_1.jpg")            # 2 rows on 10: in place
         assert who("camera_3.jpg") == "bertrand"
-        assert door_cli.main(["--db", str(srv.db), "remove", "bertrand"]) == 0      # another process
+        assert cli.main(["--db", str(srv.db), "remove", "bertrand"]) == 0      # another process
         assert who("camera_3.jpg") != "bertrand" and who("camera_0.jpg") == "younes"
         assert srv.call("DELETE", "/people/younes", token=TOKEN)[0] == 200
         assert who("camera_0.jpg") != "younes"
@@ -432,17 +432,17 @@ def test_concurrent_enrolments_and_identifications(server, course_images):
 
 def test_serve_refuses_bad_setups(tmp_path, capsys):
     db = str(tmp_path / "faces.db")
-    assert door_cli.main(["--db", db, "serve", "--host", "0.0.0.0"]) == 2
+    assert cli.main(["--db", db, "serve", "--host", "0.0.0.0"]) == 2
     assert "without --token-file" in capsys.readouterr().err
     (tmp_path / "short").write_text("abc")
-    assert door_cli.main(["--db", db, "serve", "--token-file", str(tmp_path / "short")]) == 2
+    assert cli.main(["--db", db, "serve", "--token-file", str(tmp_path / "short")]) == 2
     assert "at least 16 characters" in capsys.readouterr().err
-    assert door_cli.main(["--db", db, "serve", "--token-file", str(tmp_path / "missing")]) == 2
+    assert cli.main(["--db", db, "serve", "--token-file", str(tmp_path / "missing")]) == 2
     assert "cannot read it" in capsys.readouterr().err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        assert door_cli.main(["--db", db, "serve", "--port", str(taken.getsockname()[1])]) == 2
+        assert cli.main(["--db", db, "serve", "--port", str(taken.getsockname()[1])]) == 2
     assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
     assert not (tmp_path / "faces.db").exists()
 

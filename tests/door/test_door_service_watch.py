@@ -132,8 +132,8 @@ def test_get_events_answers_the_rows_as_door_log_json(watching, capsys):
     rows = json.loads(body)["events"]
     assert [(r["id"], r["name"]) for r in rows] == [(d["id"], d["name"]) for _, d in received]
     assert rows == [d for _, d in received]                              # the stream sends the same rows
-    from happyhouse.door import cli as door_cli
-    assert door_cli.main(["--db", str(srv.db), "--json", "log"]) == 0
+    from happyhouse.door import cli
+    assert cli.main(["--db", str(srv.db), "--json", "log"]) == 0
     logged = json.loads(capsys.readouterr().out)["events"]
     assert [{**r, "snapshot": bool(r["snapshot"])} for r in logged] == \
         [{**r, "snapshot": bool(r["snapshot"])} for r in rows]

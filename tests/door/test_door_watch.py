@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from happyhouse.door import cli as door_cli
+from happyhouse.door import cli
 from happyhouse.door import face_db, watch_cli
 from happyhouse.door.sources import FileSource, FolderSource, SourceError, open_source
 from happyhouse.image_io import read_rgb
@@ -83,7 +83,7 @@ def door(faces_data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("watch")
     db = folder / "faces.db"
     for person, names in KNOWN.items():
-        assert door_cli.main(["--db", str(db), "enroll", person,
+        assert cli.main(["--db", str(db), "enroll", person,
                               *[str(faces_data / "people" / person / n) for n in names]]) == 0
     p = lambda person, name: photo(faces_data, person, name)  # noqa: E731
     scenes = {"obama": scene([p("barack_obama", "3.jpg")], 8),
@@ -94,7 +94,7 @@ def door(faces_data, tmp_path_factory):
 
 
 def watch(argv, capsys):
-    code = door_cli.main([str(a) for a in argv])
+    code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, [json.loads(line) for line in out.splitlines() if line.strip()], err
 
