@@ -241,15 +241,8 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
     ``reports/<name>.json`` and ``executed/<name>.ipynb`` there. A failing, looping or crashing
     notebook never stops the others.
     """
-    from tqdm.auto import tqdm
-
     options = options or Options()
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise GradingError(f"{folder}: not a folder; give the folder holding the submissions (*.ipynb).")
-    paths = sorted(folder.glob("*.ipynb"))
-    if not paths:
-        raise GradingError(f"{folder}: no submissions (*.ipynb files) in this folder.")
+    paths = _submissions(Path(folder))
     _check_sandbox(options)
     spec = load_reference(reference, options, execute_reference)
     options = replace(options, workdir=str(options.workdir or Path(reference).resolve().parent))
@@ -258,24 +251,57 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
     prepare_hidden(spec, options, run["seed"])
     if out is not None:
         _write_json(Path(out) / "run.json", run)
-    jobs, reports = [], []
+    reports, jobs = _split_finished(paths, done)
+
+    def collect(name, future):
+        try:
+            report = future.result()
+        except Exception as err:  # a Dask worker died, or cannot import happyhouse.grading (see docs/grading.md)
+            report = _crashed(name, err, spec, options)
+        reports.append(report)
+        if out is not None:
+            write_report(report, Path(out))  # at once: an interrupted class resumes from here
+
+    job = partial(grade_source, spec=spec, options=asdict(options))
+    _grade_jobs(jobs, job, collect, scheduler, workers, notebook_memory_mb, progress)
+    reports.sort(key=lambda r: r["submission"])
+    if out is not None:
+        write_results(reports, list(spec["exercises"]), Path(out))
+    return reports
+
+
+def _submissions(folder: Path) -> list[Path]:
+    """The ``*.ipynb`` files in ``folder``, sorted; GradingError when it is no folder or holds none."""
+    if not folder.is_dir():
+        raise GradingError(f"{folder}: not a folder; give the folder holding the submissions (*.ipynb).")
+    paths = sorted(folder.glob("*.ipynb"))
+    if not paths:
+        raise GradingError(f"{folder}: no submissions (*.ipynb files) in this folder.")
+    return paths
+
+
+def _split_finished(paths: list[Path], done: dict) -> tuple[list[dict], list[tuple[str, bytes]]]:
+    """(the reports ``done`` already holds for these very bytes, graded by an earlier interrupted
+    run with the same seed and reference; the (name, bytes) jobs still to grade)."""
+    reports, jobs = [], []
     for p in paths:
         data = _read_submission(p)
         previous = done.get(p.name)
         if previous and previous.get("sha256") == hashlib.sha256(data).hexdigest():
-            reports.append(previous)  # graded by an earlier, interrupted run with the same seed and reference
+            reports.append(previous)
         else:
             jobs.append((p.name, data))
-    job = partial(grade_source, spec=spec, options=asdict(options))
+    return reports, jobs
+
+
+def _grade_jobs(jobs, job, collect, scheduler, workers, notebook_memory_mb, progress: bool) -> None:
+    """``job(name, data)`` for every job, on the Dask cluster at ``scheduler`` or here
+    (:func:`_run_here`); ``collect(name, future)`` as each ends, under one progress bar."""
+    from tqdm.auto import tqdm
+
     with tqdm(total=len(jobs), desc="grading", unit="notebook", disable=not progress) as bar:
-        def collect(name, future):
-            try:
-                report = future.result()
-            except Exception as err:  # a Dask worker died, or cannot import happyhouse.grading (see docs/grading.md)
-                report = _crashed(name, err, spec, options)
-            reports.append(report)
-            if out is not None:
-                write_report(report, Path(out))  # at once: an interrupted class resumes from here
+        def collect_and_count(name, future):
+            collect(name, future)
             bar.update()
 
         if scheduler:
@@ -284,13 +310,9 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
             with _connect(scheduler) as client:
                 futures = {client.submit(job, name, data, pure=False): name for name, data in jobs}
                 for future in as_completed(futures):
-                    collect(futures[future], future)
+                    collect_and_count(futures[future], future)
         else:
-            _run_here(jobs, job, workers, notebook_memory_mb, collect, bar)
-    reports.sort(key=lambda r: r["submission"])
-    if out is not None:
-        write_results(reports, list(spec["exercises"]), Path(out))
-    return reports
+            _run_here(jobs, job, workers, notebook_memory_mb, collect_and_count, bar)
 
 
 def _check_sandbox(options: Options) -> None:
