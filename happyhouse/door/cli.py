@@ -37,11 +37,12 @@ from happyhouse.door.recognition import (UsageError, embed_all_faces, embed_sing
                                          progress_bar,
                                          identify_result, load_embedder, refuse_duplicate, require_someone,
                                          verify_result)
-from happyhouse.errors import DataNotFoundError, WeightsError
+from happyhouse.errors import DataNotFoundError, OutputError, WeightsError
 from happyhouse.face.embedders import EMBEDDER_NAMES
 from happyhouse.face import thresholds
 from happyhouse.face.thresholds import check_threshold
 from happyhouse.image_io import ImageReadError, read_rgb
+from happyhouse.outputs import check_folder
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 MODELS = EMBEDDER_NAMES
@@ -54,7 +55,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from happyhouse.door.calibration import CalibrationError
     from happyhouse.door.cohort import CohortError
     return (CohortError, UsageError, ImageReadError, FaceNotFoundError, face_db.FaceDBError, CalibrationError,
-            DataNotFoundError, WeightsError, recognition.EnrolmentRefused)
+            DataNotFoundError, WeightsError, OutputError, recognition.EnrolmentRefused)
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -288,57 +289,67 @@ def cmd_calibrate(args) -> int:
 
     if not 0 < args.far < 1:
         raise UsageError(f"--far must be between 0 and 1 (e.g. 0.01), not {args.far}.")
+    check_folder(args.out)  # before the photos are embedded, not after
     photos = calibration.photos_by_person(args.folder, PHOTO_SUFFIXES)
     embedder = load_embedder(args.model)
-    crops, labels, kinds, sizes, skipped = [], [], [], [], []
-    for person, path in progress_bar(photos, "detecting"):
-        try:
-            face, crop = one_face(read_rgb(path), embedder.input_size, args.crop, what=str(path))
-        except (ImageReadError, FaceNotFoundError) as err:  # one bad photo should not stop a folder
-            skipped.append(str(err))
-            continue
-        crops.append(crop)
-        labels.append(person)
-        kinds.append(face.crop)
-        sizes.append(min(face.box[2:]))
-    for message in skipped:
-        print(f"skipped: {message}", file=sys.stderr)
+    crops, labels, kinds, sizes = calibration_faces(photos, embedder, args.crop)
     counts = {kind: kinds.count(kind) for kind in sorted(set(kinds))}
     path_taken = max(counts, key=counts.get) if counts else "aligned"   # the crop path most photos took
     if len(counts) > 1:
         print(f"note: the photos took both crop paths ({counts}); the default threshold reported is the one "
               f"for {path_taken} crops. Use --crop align (or whole) to calibrate one path.", file=sys.stderr)
     vectors = embedder.embed(crops) if crops else np.zeros((0, embedder.dim), np.float32)
-    threshold = face_threshold(embedder, path_taken, args.threshold)[0]
+    threshold, threshold_from = face_threshold(embedder, path_taken, args.threshold)
     result = calibration.calibrate(vectors, labels, far=args.far, model=embedder.name, default_threshold=threshold)
     result["crops"] = counts
-    result["default"].update(crop=path_taken, threshold_from=face_threshold(embedder, path_taken, args.threshold)[1])
-    result["skipped"] = len(skipped)
+    result["default"].update(crop=path_taken, threshold_from=threshold_from)
+    result["skipped"] = len(photos) - len(crops)
     result["by_face_size"] = calibration.by_face_size(vectors, labels, sizes, args.far, thresholds.SMALL_FACE_PX,
                                                       threshold) if len(set(labels)) > 1 else None
     args.out.mkdir(parents=True, exist_ok=True)
-    rec, held = result["recommended"], result["held_out"]
-    plot = calibration.plot_roc(result, args.out / "roc.png")
-    result["plot"] = str(plot)
+    result["plot"] = str(calibration.plot_roc(result, args.out / "roc.png"))
     (args.out / "calibration.json").write_text(json.dumps(result, indent=2))
-    _emit(args, result,
-          f"{result['people']} people, {result['photos']} photos: {result['genuine_pairs']} genuine and "
-          f"{result['impostor_pairs']} impostor pairs ({embedder.name})\n"
-          f"EER {result['eer']:.3f} at threshold {result['eer_threshold']:.3f}\n"
-          f"threshold at FAR <= {args.far:g}: {result['threshold']:.3f} "
-          f"(true-accept rate {result['tar_at_threshold']:.3f})\n"
-          f"recommended threshold (widest margin at that true-accept rate): {rec['threshold']:.3f} "
-          f"(false-accept rate {rec['far']:.3f}, true-accept rate {rec['tar']:.3f})\n"
-          + (f"  checked leaving each person out: true-accept rate {held['tar']:.3f} "
-             f"({held['genuine_accepted']}/{held['genuine']}), false-accept rate {held['far']:.3f} "
-             f"({held['impostor_accepted']}/{held['impostor']}), thresholds chosen "
-             f"{held['threshold_min']:.3f}-{held['threshold_max']:.3f}\n" if held else
-             "  (too few people with several photos to check it leaving one person out)\n")
-          + f"at threshold {result['default']['threshold']:g} ({result['default']['threshold_from']}): "
-          f"false-accept rate {result['default']['far']:.3f}, true-accept rate {result['default']['tar']:.3f}\n"
-          + _size_lines(result["by_face_size"]) +
-          f"wrote {plot} and {args.out / 'calibration.json'}")
+    _emit(args, result, calibration_text(result, args.far, embedder.name) +
+          f"wrote {result['plot']} and {args.out / 'calibration.json'}")
     return EXIT_MATCH
+
+
+def calibration_faces(photos, embedder, crop: str) -> tuple[list, list, list, list]:
+    """(crops (H, W, 3), person, crop path taken, face size in px) of each (person, path) in
+    ``photos`` holding one face; the others are skipped, each said on stderr after the progress bar."""
+    crops, labels, kinds, sizes, skipped = [], [], [], [], []
+    for person, path in progress_bar(photos, "detecting"):
+        try:
+            face, face_crop = one_face(read_rgb(path), embedder.input_size, crop, what=str(path))
+        except (ImageReadError, FaceNotFoundError) as err:  # one bad photo should not stop a folder
+            skipped.append(f"skipped: {err}")
+            continue
+        crops.append(face_crop)
+        labels.append(person)
+        kinds.append(face.crop)
+        sizes.append(min(face.box[2:]))
+    print(*skipped, sep="\n", file=sys.stderr, end="\n" if skipped else "")
+    return crops, labels, kinds, sizes
+
+
+def calibration_text(result: dict, far: float, model: str) -> str:
+    """What ``door calibrate`` prints of ``result`` (calibration.calibrate's, completed)."""
+    rec, held, default = result["recommended"], result["held_out"], result["default"]
+    return (f"{result['people']} people, {result['photos']} photos: {result['genuine_pairs']} genuine and "
+            f"{result['impostor_pairs']} impostor pairs ({model})\n"
+            f"EER {result['eer']:.3f} at threshold {result['eer_threshold']:.3f}\n"
+            f"threshold at FAR <= {far:g}: {result['threshold']:.3f} "
+            f"(true-accept rate {result['tar_at_threshold']:.3f})\n"
+            f"recommended threshold (widest margin at that true-accept rate): {rec['threshold']:.3f} "
+            f"(false-accept rate {rec['far']:.3f}, true-accept rate {rec['tar']:.3f})\n"
+            + (f"  checked leaving each person out: true-accept rate {held['tar']:.3f} "
+               f"({held['genuine_accepted']}/{held['genuine']}), false-accept rate {held['far']:.3f} "
+               f"({held['impostor_accepted']}/{held['impostor']}), thresholds chosen "
+               f"{held['threshold_min']:.3f}-{held['threshold_max']:.3f}\n" if held else
+               "  (too few people with several photos to check it leaving one person out)\n")
+            + f"at threshold {default['threshold']:g} ({default['threshold_from']}): "
+            f"false-accept rate {default['far']:.3f}, true-accept rate {default['tar']:.3f}\n"
+            + _size_lines(result["by_face_size"]))
 
 
 def cmd_audit(args) -> int:

@@ -86,6 +86,16 @@ def test_calibrate_command_writes_plot_and_json(tmp_path, capsys, monkeypatch):
     assert code == 2 and "--far must be between 0 and 1" in capsys.readouterr().err
 
 
+def test_calibrate_checks_its_output_folder_before_embedding(tmp_path, capsys, monkeypatch):
+    def no_embedder(name):
+        raise AssertionError("the photos were embedded before the output folder was checked")
+    monkeypatch.setattr(cli, "load_embedder", no_embedder)
+    (tmp_path / "notes.txt").write_text("kept")
+    code = cli.main(["calibrate", str(tmp_path), "--out", str(tmp_path / "notes.txt" / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "notes.txt is a file, not a folder" in err and "Traceback" not in err
+
+
 def test_choose_threshold_keeps_the_true_accepts_with_the_widest_margin():
     # genuine 0.1 0.2 0.3 | impostors 0.25 0.5 0.6 0.7
     d = np.array([0.1, 0.2, 0.3, 0.25, 0.5, 0.6, 0.7])
