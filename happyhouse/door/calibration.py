@@ -213,57 +213,68 @@ def _summary(x: np.ndarray) -> dict:
 
 def plot_roc(result: dict, path: str | os.PathLike) -> Path:
     """Draw the ROC curve and the two distance histograms of a :func:`calibrate` result into a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left as it is
 
     path = Path(path)
-    far, tar = np.array(result["roc"]["far"]), np.array(result["roc"]["tar"])
-    fig, (ax_roc, ax_hist) = plt.subplots(1, 2, figsize=(11, 4.5))
-    floor = 0.5 / max(result["impostor_pairs"], 1)
-    ax_roc.step(np.maximum(far, floor), tar, where="post", color="C0")
-    ax_roc.set_xscale("log")
-    ax_roc.set_xlim(floor / 1.6, 1.0)   # a FAR of 0 is drawn at ``floor``, inside the frame
-    ax_roc.set_ylim(0, 1.05)
-    ax_roc.plot([result["far_at_threshold"] or floor], [result["tar_at_threshold"]], "o", color="C3",
-                label=f"threshold {result['threshold']:.3f} (FAR <= {result['far_target']:g})")
-    ax_roc.plot([result["eer"] or floor], [1 - result["eer"]], "s", color="C2",
-                label=f"EER {result['eer']:.3f} at {result['eer_threshold']:.3f}")
-    if result.get("recommended"):
-        rec = result["recommended"]
-        ax_roc.plot([max(rec["far"], floor)], [rec["tar"]], "D", color="C4", mfc="none", ms=9,
-                    label=f"recommended {rec['threshold']:.3f} (FAR {rec['far']:.3f}, TAR {rec['tar']:.2f})")
-    if result.get("default"):
-        dflt = result["default"]
-        ax_roc.plot([max(dflt["far"], floor)], [dflt["tar"]], "^", color="C1",
-                    label=f"default {dflt['threshold']:g}{' (' + dflt['crop'] + ' crops)' if dflt.get('crop') else ''}: "
-                          f"FAR {dflt['far']:.3f}, TAR {dflt['tar']:.2f}")
-    ax_roc.set_xlabel("false-accept rate (impostor pairs accepted)")
-    ax_roc.set_ylabel("true-accept rate (genuine pairs accepted)")
-    ax_roc.set_title(f"ROC, {result.get('model') or 'embeddings'}: {result['people']} people, {result['photos']} photos")
-    ax_roc.legend(loc="lower right")
-    ax_roc.grid(alpha=0.3)
-
-    bins = np.array(result["histogram"]["bins"])
-    centres, width = (bins[:-1] + bins[1:]) / 2, np.diff(bins)
-    for key, colour in (("impostor", "C3"), ("genuine", "C0")):
-        counts = np.array(result["histogram"][key], dtype=float)
-        ax_hist.bar(centres, counts / max(counts.sum(), 1), width=width, alpha=0.5, color=colour,
-                    label=f"{key} pairs ({result[key + '_pairs']})")
-    ax_hist.axvline(result["threshold"], color="k", linestyle="--",
-                    label=f"FAR <= {result['far_target']:g} up to {result['threshold']:.3f}")
-    if result.get("recommended"):
-        ax_hist.axvline(result["recommended"]["threshold"], color="C4", linestyle="-.",
-                        label=f"recommended {result['recommended']['threshold']:.3f}")
-    if result.get("default"):
-        ax_hist.axvline(result["default"]["threshold"], color="C1", linestyle=":",
-                        label=f"model default {result['default']['threshold']:g}")
-    ax_hist.set_xlabel("L2 distance between embeddings")
-    ax_hist.set_ylabel("share of pairs")
-    ax_hist.set_title("distance distributions")
-    ax_hist.legend()
+    fig = Figure(figsize=(11, 4.5))
+    ax_roc, ax_hist = fig.subplots(1, 2)
+    draw_roc(ax_roc, result)
+    draw_distances(ax_hist, result)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
+
+
+def draw_roc(ax, result: dict) -> None:
+    """The ROC curve of a :func:`calibrate` result on ``ax`` (log FAR), its thresholds marked."""
+    far, tar = np.array(result["roc"]["far"]), np.array(result["roc"]["tar"])
+    floor = 0.5 / max(result["impostor_pairs"], 1)
+    ax.step(np.maximum(far, floor), tar, where="post", color="C0")
+    ax.set_xscale("log")
+    ax.set_xlim(floor / 1.6, 1.0)   # a FAR of 0 is drawn at ``floor``, inside the frame
+    ax.set_ylim(0, 1.05)
+    ax.plot([result["far_at_threshold"] or floor], [result["tar_at_threshold"]], "o", color="C3",
+            label=f"threshold {result['threshold']:.3f} (FAR <= {result['far_target']:g})")
+    ax.plot([result["eer"] or floor], [1 - result["eer"]], "s", color="C2",
+            label=f"EER {result['eer']:.3f} at {result['eer_threshold']:.3f}")
+    if result.get("recommended"):
+        rec = result["recommended"]
+        ax.plot([max(rec["far"], floor)], [rec["tar"]], "D", color="C4", mfc="none", ms=9,
+                label=f"recommended {rec['threshold']:.3f} (FAR {rec['far']:.3f}, TAR {rec['tar']:.2f})")
+    if result.get("default"):
+        dflt = result["default"]
+        ax.plot([max(dflt["far"], floor)], [dflt["tar"]], "^", color="C1",
+                label=f"default {dflt['threshold']:g}{' (' + dflt['crop'] + ' crops)' if dflt.get('crop') else ''}: "
+                      f"FAR {dflt['far']:.3f}, TAR {dflt['tar']:.2f}")
+    ax.set_xlabel("false-accept rate (impostor pairs accepted)")
+    ax.set_ylabel("true-accept rate (genuine pairs accepted)")
+    ax.set_title(f"ROC, {result.get('model') or 'embeddings'}: {result['people']} people, {result['photos']} photos")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+
+
+def draw_distances(ax, result: dict) -> None:
+    """The genuine and impostor distance histograms of a :func:`calibrate` result on ``ax``, the
+    thresholds as lines, the legend above the bars."""
+    bins = np.array(result["histogram"]["bins"])
+    centres, width = (bins[:-1] + bins[1:]) / 2, np.diff(bins)
+    tallest = 0.0
+    for key, colour in (("impostor", "C3"), ("genuine", "C0")):
+        counts = np.array(result["histogram"][key], dtype=float)
+        shares = counts / max(counts.sum(), 1)
+        tallest = max(tallest, shares.max(initial=0.0))
+        ax.bar(centres, shares, width=width, alpha=0.5, color=colour, label=f"{key} pairs ({result[key + '_pairs']})")
+    ax.axvline(result["threshold"], color="k", linestyle="--",
+               label=f"FAR <= {result['far_target']:g} up to {result['threshold']:.3f}")
+    if result.get("recommended"):
+        ax.axvline(result["recommended"]["threshold"], color="C4", linestyle="-.",
+                   label=f"recommended {result['recommended']['threshold']:.3f}")
+    if result.get("default"):
+        ax.axvline(result["default"]["threshold"], color="C1", linestyle=":",
+                   label=f"model default {result['default']['threshold']:g}")
+    ax.set_ylim(0, 1.7 * (tallest or 1.0))   # room above the bars for the legend
+    ax.set_xlabel("L2 distance between embeddings")
+    ax.set_ylabel("share of pairs")
+    ax.set_title("distance distributions")
+    ax.legend(loc="upper right", fontsize=9)

@@ -83,14 +83,12 @@ def public_report(report: dict) -> dict:
 
 def plot_pass_rates(reports: list[dict], exercises: list[str], path: Path) -> None:
     """A bar chart of the share of submissions passing each exercise."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left as it is
 
     rates = [sum(any(e["exercise"] == x and e["verdict"] == "pass" for e in r["exercises"]) for r in reports)
              / max(1, len(reports)) for x in exercises]
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(exercises)), 3))
+    fig = Figure(figsize=(max(4, 1.2 * len(exercises)), 3))
+    ax = fig.subplots()
     ax.bar(exercises, [100 * r for r in rates], color="tab:green")
     ax.set_ylim(0, 100)
     ax.set_ylabel("submissions passing (%)")
@@ -98,4 +96,3 @@ def plot_pass_rates(reports: list[dict], exercises: list[str], path: Path) -> No
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
