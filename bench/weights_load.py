@@ -85,44 +85,23 @@ def main(argv=None) -> dict:
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
     roof = common.rooflines(args.quick)
     from happyhouse.face import weights
-    from happyhouse.face.network import faceRecoModel
 
     shapes = weights.weight_files()
-    rng = np.random.default_rng(0)
-    model = faceRecoModel(input_shape=(3, 96, 96))
-    rows, notes = [], []
+    # the course's way (in --quick mode only its first layers, which checks the code path)
+    layers = weights.WEIGHTS[:6] if args.quick else weights.WEIGHTS
+    notes = []
     with tempfile.TemporaryDirectory(prefix="bench-weights-") as tmp:
         folder = Path(tmp) / "weights"
         t0 = time.perf_counter()
-        nbytes = write_csv_folder(folder, shapes, rng)
+        nbytes = write_csv_folder(folder, shapes, np.random.default_rng(0))
         notes.append(f"synthetic folder: {len(shapes)} CSVs, {nbytes / 2**20:.1f} MiB, written in "
                      f"{time.perf_counter() - t0:.1f} s")
-
-        # the course's way (in --quick mode only its first layers, which checks the code path)
-        layers = weights.WEIGHTS[:6] if args.quick else weights.WEIGHTS
-        t0 = time.perf_counter()
-        course_load_weights_from_FaceNet(model, folder, layers, weights.conv_shape)
-        course_s = time.perf_counter() - t0
-        course_weights = model_weights(model, weights.WEIGHTS)
-
-        # ours: first load into an empty cache, then cached loads
-        cache = Path(tmp) / "cache"
-        fresh = faceRecoModel(input_shape=(3, 96, 96))
-        t0 = time.perf_counter()
-        weights.set_weights(fresh, weights.load_weights(folder, cache_dir=cache))
-        first_s = time.perf_counter() - t0
-        cache_files = list(cache.glob("*"))
-        cache_mib = sum(p.stat().st_size for p in cache_files) / 2**20
-        cached = common.timeit(lambda: weights.set_weights(fresh, weights.load_weights(folder, cache_dir=cache)),
-                               repeats=3 if args.quick else 7, warmup=1)
-        cached_s = float(np.median(cached))
-        ours_weights = model_weights(fresh, weights.WEIGHTS)
-        n_course = len(model_weights(model, layers))
-        max_diff = max(float(np.abs(a - b).max()) for a, b in zip(course_weights[:n_course], ours_weights[:n_course]))
-
-        # where the time of a cached load goes: the checksum of the CSVs vs reading the cache
+        course_s, course_weights = time_course_way(folder, layers)
+        ours = time_our_way(folder, Path(tmp) / "cache", 3 if args.quick else 7)
+        n_course = len(course_weights)
+        max_diff = max(float(np.abs(a - b).max()) for a, b in zip(course_weights, ours["weights"][:n_course]))
         sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()   # where the time of a cached load goes: the checksum of the CSVs
         weights.checksum(folder, sorted(shapes))
         checksum_s = time.perf_counter() - t0
 
@@ -133,30 +112,63 @@ def main(argv=None) -> dict:
     rows = [
         {"way": "course: genfromtxt per CSV + set_weights" + (" (extrapolated)" if scale != 1 else ""),
          "seconds": course_full_s, "speedup_vs_course": 1.0},
-        {"way": "ours, first load (CSV -> check -> cache)", "seconds": first_s,
-         "speedup_vs_course": course_full_s / first_s},
-        {"way": "ours, cached load (median)", "seconds": cached_s, "speedup_vs_course": course_full_s / cached_s},
+        {"way": "ours, first load (CSV -> check -> cache)", "seconds": ours["first_s"],
+         "speedup_vs_course": course_full_s / ours["first_s"]},
+        {"way": "ours, cached load (median)", "seconds": ours["cached_s"],
+         "speedup_vs_course": course_full_s / ours["cached_s"]},
     ]
-    notes.append(f"cache: {len(cache_files)} file(s), {cache_mib:.1f} MiB; cached-load repeats (s): "
-                 + ", ".join(f"{t:.3f}" for t in cached))
-    notes.append(f"of a cached load, {checksum_s:.3f} s is the sha256 of the CSVs (the cache key: a changed "
-                 f"CSV is never served stale)")
-    notes.append(f"largest difference between the course's and our loaded weights: {max_diff:g}")
-    try:
-        from happyhouse import data
-        real = data.find_folder("weights")
-        have = sum((real / n).is_file() for n in shapes)
-        notes.append(f"course folder {real}: {have} of {len(shapes)} CSVs"
-                     + ("" if have == len(shapes) else " (incomplete: timed on the synthetic folder only)"))
-    except Exception as err:  # no course data here: the synthetic folder is all we need
-        notes.append(f"course folder not found ({type(err).__name__}); synthetic folder only")
-    speedup = course_full_s / cached_s
+    notes += [f"cache: {ours['cache_files']} file(s), {ours['cache_mib']:.1f} MiB; cached-load repeats (s): "
+              + ", ".join(f"{t:.3f}" for t in ours["cached"]),
+              f"of a cached load, {checksum_s:.3f} s is the sha256 of the CSVs (the cache key: a changed "
+              f"CSV is never served stale)",
+              f"largest difference between the course's and our loaded weights: {max_diff:g}",
+              course_folder_note(shapes)]
+    speedup = course_full_s / ours["cached_s"]
     goals = [common.goal("cached load vs the course's way", ">= 200x", round(speedup, 1), speedup >= 200),
              common.goal("same weights as the course's way", "identical", max_diff, max_diff == 0.0)]
     common.write("weights_load", rows, goals, roof, args.out, notes,
                  extra={"course_layers_timed": len(layers), "course_extrapolated": scale != 1})
     return {"rows": rows, "goals": goals}
 
+
+def time_course_way(folder: Path, layers) -> tuple[float, list]:
+    """(seconds, the loaded weights of ``layers``) of the course's loader on ``folder``."""
+    from happyhouse.face import weights
+    from happyhouse.face.network import faceRecoModel
+    model = faceRecoModel(input_shape=(3, 96, 96))
+    t0 = time.perf_counter()
+    course_load_weights_from_FaceNet(model, folder, layers, weights.conv_shape)
+    return time.perf_counter() - t0, model_weights(model, layers)
+
+
+def time_our_way(folder: Path, cache: Path, repeats: int) -> dict:
+    """Our loader on ``folder``: the first load into the empty ``cache``, then ``repeats`` cached
+    ones. Returns first_s, cached (each repeat's seconds), cached_s (their median), cache_files,
+    cache_mib and weights (every layer's, after the loads)."""
+    from happyhouse.face import weights
+    from happyhouse.face.network import faceRecoModel
+    model = faceRecoModel(input_shape=(3, 96, 96))
+    t0 = time.perf_counter()
+    weights.set_weights(model, weights.load_weights(folder, cache_dir=cache))
+    first_s = time.perf_counter() - t0
+    cache_files = list(cache.glob("*"))
+    cached = common.timeit(lambda: weights.set_weights(model, weights.load_weights(folder, cache_dir=cache)),
+                           repeats=repeats, warmup=1)
+    return {"first_s": first_s, "cached": cached, "cached_s": float(np.median(cached)),
+            "cache_files": len(cache_files), "cache_mib": sum(p.stat().st_size for p in cache_files) / 2**20,
+            "weights": model_weights(model, weights.WEIGHTS)}
+
+
+def course_folder_note(shapes) -> str:
+    """How many of the course's weight CSVs the data lookup finds here."""
+    from happyhouse import data
+    try:
+        real = data.find_folder("weights")
+    except data.DataNotFoundError as err:  # no course data here: the synthetic folder is all we need
+        return f"course folder not found ({type(err).__name__}); synthetic folder only"
+    have = sum((real / n).is_file() for n in shapes)
+    return (f"course folder {real}: {have} of {len(shapes)} CSVs"
+            + ("" if have == len(shapes) else " (incomplete: timed on the synthetic folder only)"))
 
 if __name__ == "__main__":
     main()
