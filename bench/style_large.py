@@ -11,6 +11,7 @@ size, sampled every 0.1 s during each run (psutil). ``--picture P.png`` saves bo
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -33,8 +34,7 @@ def main(argv=None) -> dict:
     args = common.parse_precision_args(p, argv)
     roof = common.rooflines(args.quick)
     import tensorflow as tf
-    from happyhouse.style import images, networks, sizes, transfer
-    from happyhouse.style.cost import StyleTransferCost
+    from happyhouse.style import images, networks, sizes
     tf.get_logger().setLevel("ERROR")
 
     long_side = args.size or (160 if args.quick else 1024)
@@ -46,27 +46,13 @@ def main(argv=None) -> dict:
     iterations = args.iterations or (8 if args.quick else sizes.DEFAULT_ITERATIONS[optimizer])
     schedule = sizes.scale_schedule(hw, n_scales, iterations)
     full_steps = schedule[-1][1]
-    load_before = [round(x, 2) for x in __import__("os").getloadavg()]
+    load_before = [round(x, 2) for x in os.getloadavg()]
     common_args = dict(seed=0, output_dir=False, optimizer=optimizer, precision=args.precision, print_every=0,
                        progress=False)
 
-    with common.PeakMemory() as mem_c2f:
-        t0 = time.perf_counter()
-        picture, _ = transfer.style_transfer(content_rgb, "monet_800600.jpg", model, iterations, long_side,
-                                             scales=n_scales, **common_args)
-        c2f_s = time.perf_counter() - t0
-    with common.PeakMemory() as mem_single:
-        t0 = time.perf_counter()
-        single, _ = transfer.style_transfer(content_rgb, "monet_800600.jpg", model, full_steps, long_side,
-                                            scales=1, **common_args)
-        single_s = time.perf_counter() - t0
-
-    model.set_input_size(*hw)
-    content = images.normalize(content_rgb, hw)
-    cost = StyleTransferCost(model, content, images.normalize("monet_800600.jpg", hw))
-    score = tf.function(lambda x: cost(x)[0])
-    J_c2f, J_single = (float(score(tf.constant(images.normalize(image, hw))))
-                       for image in (picture, single))
+    picture, c2f_s, c2f_mib = timed_transfer(content_rgb, model, iterations, long_side, n_scales, common_args)
+    single, single_s, single_mib = timed_transfer(content_rgb, model, full_steps, long_side, 1, common_args)
+    J_c2f, J_single = full_size_costs(model, content_rgb, hw, (picture, single))
     if args.picture:
         images.write_rgb(args.picture, picture)
         images.write_rgb(args.picture.with_name(args.picture.stem + "_single" + args.picture.suffix), single)
@@ -76,12 +62,12 @@ def main(argv=None) -> dict:
     passes = " -> ".join(f"{h}x{w} ({n})" for (h, w), n in schedule)
     rows = [
         {"run": f"coarse to fine, {optimizer} iterations: {passes}", "seconds": round(c2f_s, 1), "full_size_steps": full_steps,
-         "cost_at_full_size": J_c2f, "peak_rss_mib": round(mem_c2f.peak_mib)},
+         "cost_at_full_size": J_c2f, "peak_rss_mib": round(c2f_mib)},
         {"run": f"single scale {hw[0]}x{hw[1]} from the noisy start, {optimizer} iterations: {full_steps}",
          "seconds": round(single_s, 1), "full_size_steps": full_steps, "cost_at_full_size": J_single,
-         "peak_rss_mib": round(mem_single.peak_mib)},
+         "peak_rss_mib": round(single_mib)},
     ]
-    load_after = [round(x, 2) for x in __import__("os").getloadavg()]
+    load_after = [round(x, 2) for x in os.getloadavg()]
     notes = [f"network {model.name} ({model.description}); precision {args.precision}; content louvre.jpg, style "
              f"monet_800600.jpg; {hw[0]}x{hw[1]}",
              f"load average (1, 5, 15 min) before {load_before}, after {load_after}"]
@@ -92,6 +78,29 @@ def main(argv=None) -> dict:
                          round(ratio, 3), ratio > 1, "lower cost = closer to the style and content")]
     common.write("style_large", rows, goals, roof, args.out, notes)
     return {"rows": rows, "goals": goals}
+
+
+def timed_transfer(content_rgb, model, iterations: int, long_side: int, scales: int, settings: dict) -> tuple:
+    """(picture (H, W, 3) uint8, seconds, peak RSS MiB) of one style_transfer of the Louvre in
+    Monet's style at ``long_side`` px over ``scales`` scales."""
+    from happyhouse.style import transfer
+    with common.PeakMemory() as memory:
+        t0 = time.perf_counter()
+        picture, _ = transfer.style_transfer(content_rgb, "monet_800600.jpg", model, iterations, long_side,
+                                             scales=scales, **settings)
+        seconds = time.perf_counter() - t0
+    return picture, seconds, memory.peak_mib
+
+
+def full_size_costs(model, content_rgb, hw, pictures) -> list[float]:
+    """The float32 total cost at ``hw`` of each picture (H, W, 3) uint8 against the Louvre and Monet."""
+    import tensorflow as tf
+    from happyhouse.style import images
+    from happyhouse.style.cost import StyleTransferCost
+    model.set_input_size(*hw)
+    cost = StyleTransferCost(model, images.normalize(content_rgb, hw), images.normalize("monet_800600.jpg", hw))
+    score = tf.function(lambda x: cost(x)[0])
+    return [float(score(tf.constant(images.normalize(picture, hw)))) for picture in pictures]
 
 
 def save_side_by_side(path, c2f, single, schedule, optimizer, seconds, costs):
