@@ -137,13 +137,11 @@ def main(argv=None) -> dict:
     import json
 
     from happyhouse import data
-    import psutil
 
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
     roof = common.rooflines(args.quick)
     images = data.find_folder("images")
     levels = [(1, 5), (4, 2), (16, 1)] if args.quick else [(1, 10), (4, 4), (16, 2)]
-    single_n = 5 if args.quick else 20
     loads = {"start": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
         tmp = Path(tmp)
@@ -151,36 +149,20 @@ def main(argv=None) -> dict:
         token = secrets.token_urlsafe()
         proc, port, startup_s = start_server(tmp, token)
         try:
-            server = psutil.Process(proc.pid)
-            for name in RESIDENTS:
-                p = images / (f"{name}.png" if name == "danielle" else f"{name}.jpg")
-                status, out = post(port, f"/people/{name}", *multipart("photo", p.name, p.read_bytes()), token)
-                assert status == 201, out
-            rss_loaded = server.memory_info().rss / 2**20
-            body, ctype = multipart("photo", photo.name, photo.read_bytes())
-            status, out = post(port, "/identify", body, ctype)
-            answer = json.loads(out)
-            assert status == 200, answer
-            for _ in range(2):  # warm-up
-                post(port, "/identify", body, ctype)
-            single = clients(port, body, ctype, 1, single_n)
-            rows = [{"how": "service, 1 client (single-request latency)", **single}]
-            for n_clients, per_client in levels:
-                rows.append({"how": f"service, {n_clients} concurrent clients", **clients(port, body, ctype,
-                                                                                            n_clients, per_client)})
-            rss_after = server.memory_info().rss / 2**20
+            service = measure_service(proc, port, token, images, photo, levels, 5 if args.quick else 20)
             loads["after_service"] = [round(x, 2) for x in os.getloadavg()]
             cli = cli_calls(photo, tmp / "faces.db", 2)
             loads["after_cli"] = [round(x, 2) for x in os.getloadavg()]
         finally:
             proc.terminate()
             proc.wait(30)
+    rows, single, answer = service["rows"], service["rows"][0], service["answer"]
     cli_answer = json.loads(cli.pop("last_output"))
     rows.append({"how": "CLI: python -m fr_utils identify (one process per photo)", "clients": 1,
                  "requests": cli["calls"], "errors": 0, "throughput_per_s": 1e3 / cli["p50_ms"],
                  "p50_ms": cli["p50_ms"], "p95_ms": None, "load_1min": loads["after_cli"][0]})
     for r in rows:
-        r["rss_MiB"] = rss_after if r["how"].startswith("service") else cli["peak_rss_MiB"]
+        r["rss_MiB"] = service["rss_after"] if r["how"].startswith("service") else cli["peak_rss_MiB"]
     speedup = cli["p50_ms"] / single["p50_ms"]
     goals = [
         common.goal("/identify p50, 640x480 photo, one face, 2 cores", "< 300 ms", round(single["p50_ms"], 1),
@@ -191,8 +173,8 @@ def main(argv=None) -> dict:
     notes = [f"photo: 640x480, one face (camera_0.jpg scaled to 192 px); the service named it "
              f"{answer['faces'][0]['name']!r} at {answer['faces'][0]['distance']}, the CLI "
              f"{cli_answer['faces'][0]['name']!r} at {cli_answer['faces'][0]['distance']}",
-             f"server start to first /health: {startup_s:.1f} s; RSS {rss_loaded:.0f} MiB after loading and "
-             f"enrolling 12 people, {rss_after:.0f} MiB after the 16-client run",
+             f"server start to first /health: {startup_s:.1f} s; RSS {service['rss_loaded']:.0f} MiB after loading "
+             f"and enrolling 12 people, {service['rss_after']:.0f} MiB after the 16-client run",
              "one model behind a lock: concurrent requests queue for it, so throughput stays that of one "
              "request at a time on 2 cores; p95 grows with the queue (TensorFlow already uses both cores "
              "inside each request; the embedder, about a third of a request, is not batched across requests)",
@@ -201,10 +183,36 @@ def main(argv=None) -> dict:
     common.write("service", rows, goals, roof, args.out, notes,
                  columns=["how", "clients", "requests", "errors", "throughput_per_s", "p50_ms", "p95_ms", "rss_MiB",
                           "load_1min"],
-                 extra={"startup_s": startup_s, "rss_loaded_MiB": rss_loaded, "rss_after_MiB": rss_after,
-                        "cli": cli, "load_average": loads})
+                 extra={"startup_s": startup_s, "rss_loaded_MiB": service["rss_loaded"],
+                        "rss_after_MiB": service["rss_after"], "cli": cli, "load_average": loads})
     return {"rows": rows, "goals": goals}
 
+
+def measure_service(proc, port: int, token: str, images: Path, photo: Path, levels, single_n: int) -> dict:
+    """Enrol the residents over HTTP, then time /identify on ``photo``: one client ``single_n``
+    times, then each (clients, requests per client) of ``levels``. Returns rows (the single
+    client's first), answer (the first /identify's JSON), rss_loaded and rss_after (MiB)."""
+    import json
+
+    import psutil
+
+    server = psutil.Process(proc.pid)
+    for name in RESIDENTS:
+        p = images / (f"{name}.png" if name == "danielle" else f"{name}.jpg")
+        status, out = post(port, f"/people/{name}", *multipart("photo", p.name, p.read_bytes()), token)
+        assert status == 201, out
+    rss_loaded = server.memory_info().rss / 2**20
+    body, ctype = multipart("photo", photo.name, photo.read_bytes())
+    status, out = post(port, "/identify", body, ctype)
+    answer = json.loads(out)
+    assert status == 200, answer
+    for _ in range(2):  # warm-up
+        post(port, "/identify", body, ctype)
+    rows = [{"how": "service, 1 client (single-request latency)", **clients(port, body, ctype, 1, single_n)}]
+    for n_clients, per_client in levels:
+        rows.append({"how": f"service, {n_clients} concurrent clients",
+                     **clients(port, body, ctype, n_clients, per_client)})
+    return {"rows": rows, "answer": answer, "rss_loaded": rss_loaded, "rss_after": server.memory_info().rss / 2**20}
 
 if __name__ == "__main__":
     main()
