@@ -21,6 +21,7 @@ get the data (``python -m fr_utils fetch``).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from happyhouse.errors import DataNotFoundError  # noqa: F401  (raised here; callers catch it as data.DataNotFoundError)
@@ -78,38 +79,49 @@ def _check_kind(kind: str) -> None:
 
 
 def find_folder(kind: str, root: str | os.PathLike | None = None) -> Path:
-    """The first ``<root>/<kind>`` folder that holds data files (not only a README).
+    """The first folder of :func:`find_folders`: where ``kind``'s data is looked up first."""
+    return find_folders(kind, root)[0]
 
-    ``root`` may also name the ``kind`` folder itself (e.g. ``weights_dir``).
-    Raises DataNotFoundError naming every folder it looked in.
+
+def find_folders(kind: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """Every ``<data root>/<kind>`` folder that holds data files (not only a README), in the order
+    searched. An explicit ``root`` (a folder laid out like the project, or the ``kind`` folder
+    itself, e.g. ``weights_dir``) is the only place searched: nothing found there is an error, not
+    a quiet fallback to ``$COURSE_DATA``. Raises DataNotFoundError naming every folder it looked in.
     """
     _check_kind(kind)
-    looked = []
     candidates = []
-    if root is not None and Path(root).name == kind:
-        candidates.append(Path(root).expanduser().absolute())
-    if kind == "faces" and os.environ.get(FACES_ENV_VAR):
-        candidates.append(_from_env(FACES_ENV_VAR))
-    candidates += [r / kind for r in data_roots(root)]
-    if kind == "faces" and os.environ.get(ENV_VAR):
-        candidates.append(_from_env(ENV_VAR).parent / kind)
-    for folder in candidates:
-        looked.append(folder)
-        if folder.is_dir() and any(p.name != "README.md" for p in folder.iterdir()):
-            return folder
-    raise DataNotFoundError(_not_found_message(kind, f"the {kind}/ folder", looked))
+    if root is not None:
+        root = Path(root).expanduser().absolute()
+        candidates += [root] if root.name == kind else []
+        candidates.append(root / kind)
+    else:
+        if kind == "faces" and os.environ.get(FACES_ENV_VAR):
+            candidates.append(_from_env(FACES_ENV_VAR))
+        candidates += [r / kind for r in data_roots()]
+        if kind == "faces" and os.environ.get(ENV_VAR):
+            candidates.append(_from_env(ENV_VAR).parent / kind)
+    found = [f for f in candidates if f.is_dir() and any(p.name != "README.md" for p in f.iterdir())]
+    if not found:
+        raise DataNotFoundError(_not_found_message(kind, f"the {kind}/ folder", candidates))
+    return found
 
 
 def find_file(kind: str, name: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
     """Resolve a data file ``name`` (e.g. ``"camera_0.jpg"`` or ``"images/camera_0.jpg"``).
 
-    An existing path is returned as it is; otherwise ``<root>/<kind>/<basename>`` is tried
-    for each data root. Raises DataNotFoundError naming every place it looked.
+    An existing path is returned as it is; a bare name (or ``<kind>/<name>``) is tried as
+    ``<root>/<kind>/<name>`` in each data root; any other path that is not there is an error (a
+    typed path is never swapped for a course file of the same name). Raises DataNotFoundError
+    naming every place it looked.
     """
     _check_kind(kind)
     path = Path(name).expanduser()
     if path.is_file():
         return path
+    if path.parent != Path(".") and path.parent.name != kind:  # a path to a file that is not there
+        raise DataNotFoundError(f"{path}: no such file. Check the path, or give a bare name "
+                                f"(e.g. {path.name}) to look it up in the course's {kind}/.")
     looked = [path]
     tail = path.name
     for r in data_roots(root):
@@ -316,12 +328,17 @@ def main_fetch(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", default=str(MANIFEST), help="list of path, checksum, URL")
     parser.add_argument("--retries", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.retries < 1:
+        parser.error(f"--retries must be at least 1, not {args.retries}")
     kinds = (args.only,) if args.only else ("weights", "images")
     try:
         report = fetch(args.dest, kinds, args.manifest, retries=args.retries)
     except OfflineError as err:
         print(f"fetch: offline: {err}. Copy the data by hand, or set {ENV_VAR} to a folder holding it.")
         return 1
+    except OSError as err:  # an unreadable --manifest, a --dest that cannot hold folders
+        print(f"fetch: {err.filename or ''}: {err.strerror or err}; check --manifest and --dest.", file=sys.stderr)
+        return 2
     for rel, reason in sorted(report["failed"].items()):
         print(f"fetch: {rel}: {reason}")
     print(f"fetch: {len(report['ok'])} downloaded, {len(report['skipped'])} already present, "

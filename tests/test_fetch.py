@@ -179,3 +179,12 @@ def test_relative_course_data_gives_absolute_paths(tmp_path, monkeypatch):
     folder = cd.find_folder("images")
     assert folder.is_absolute() and folder == tmp_path / "data" / "images"
     assert cd.find_file("images", "face.jpg").is_absolute()
+
+
+def test_a_typed_path_is_never_swapped_for_a_course_file(tmp_path, monkeypatch):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "face.jpg").write_bytes(b"course")
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    assert cd.find_file("images", "face.jpg").read_bytes() == b"course"
+    with pytest.raises(cd.DataNotFoundError, match="elsewhere/face.jpg: no such file"):
+        cd.find_file("images", tmp_path / "elsewhere" / "face.jpg")

@@ -186,19 +186,24 @@ def _write_cache(path: Path, weights: dict) -> None:
 def load_weights(weights_dir=None, cache_dir=None) -> dict[str, list[np.ndarray]]:
     """The course's weights as ``{layer name: [arrays in Keras layout]}``.
 
-    The first load parses the CSVs and writes one ``.npz`` into the user cache
-    (``$XDG_CACHE_HOME/happyhouse``, default ``~/.cache/happyhouse``), named by the
-    checksum of the CSVs; later loads read that file only. Raises :class:`WeightsError`
-    listing every missing and every damaged file.
+    Each CSV is taken from ``weights_dir`` when given, else from the first weights/ folder of the
+    data lookup that has it (so a partial ``$COURSE_DATA`` and the files ``fetch`` added to the
+    project complete each other). The first load parses the CSVs and writes one ``.npz`` into the
+    user cache (``$XDG_CACHE_HOME/happyhouse``, default ``~/.cache/happyhouse``), named by the
+    checksum of the CSVs; later loads hash the CSVs (a changed file is never served stale) and
+    read that file instead of parsing them. Raises :class:`WeightsError` listing every missing
+    and every damaged file.
     """
-    folder = data.find_folder("weights", weights_dir)
+    folders = data.find_folders("weights", weights_dir)
+    folder = folders[0]
     expected = weight_files()
-    missing = [name for name in expected if not (folder / name).is_file()]
+    paths = {name: next((f / name for f in folders if (f / name).is_file()), None) for name in expected}
+    missing = [name for name in expected if paths[name] is None]
     present = [name for name in expected if name not in missing]
     cache, contents = None, {}
     if not missing:
         try:  # every file is read once: hashed here, parsed below on a cache miss
-            contents = {name: (folder / name).read_bytes() for name in present}
+            contents = {name: paths[name].read_bytes() for name in present}
             cache = data.cache_folder(cache_dir) / f"nn4.small2-{checksum(folder, present, contents)[:24]}.npz"
         except OSError:  # an unreadable file: parsing below reports it
             cache, contents = None, {}
@@ -208,20 +213,22 @@ def load_weights(weights_dir=None, cache_dir=None) -> dict[str, list[np.ndarray]
 
     arrays, mismatches = {}, []
     for name in present:
-        source = io.BytesIO(contents[name]) if name in contents else folder / name
+        source = io.BytesIO(contents[name]) if name in contents else paths[name]
         arrays[name], problem = read_csv(source, expected[name])
         if problem:
             mismatches.append((name, expected[name], problem))
     if missing or mismatches:
-        raise _weights_error(folder, len(expected), missing, mismatches)
+        raise _weights_error(folders, len(expected), missing, mismatches)
     weights = {layer: _to_keras(layer, [arrays[f] for f in layer_files(layer)]) for layer in WEIGHTS}
     if cache is not None:
         _write_cache(cache, weights)
     return weights
 
 
-def _weights_error(folder, total, missing, mismatches) -> WeightsError:
-    lines = [f"The course's FaceNet weights in {display_path(folder)} are incomplete or damaged, so no weights were "
+def _weights_error(folders, total, missing, mismatches) -> WeightsError:
+    folder = folders[0]
+    where = " and ".join(display_path(f) for f in folders)
+    lines = [f"The course's FaceNet weights in {where} are incomplete or damaged, so no weights were "
              f"loaded (the model is unchanged)."]
     if missing:
         lines.append(f"Missing ({len(missing)} of {total}): " + ", ".join(missing) + ".")

@@ -1,10 +1,12 @@
 """happyhouse.face.weights, the course's CSV weights: round trip, cache, and one clear error for every problem."""
 import os
+import shutil
 
 import numpy as np
 import pytest
 
-from happyhouse.errors import WeightsError
+from happyhouse import data
+from happyhouse.errors import DataNotFoundError, WeightsError
 from happyhouse.face import weights
 from happyhouse.face.network import faceRecoModel
 
@@ -184,3 +186,26 @@ def test_the_error_names_the_folder_relative_to_course_data(synthetic_weights, t
     assert str(tmp_path) not in str(caught.value) and caught.value.folder == folder
     assert weights.display_path(weights.data.PROJECT_ROOT / "weights") == "<project>/weights"
     assert weights.display_path("/nowhere/else") == "/nowhere/else"
+
+
+def test_a_partial_course_folder_is_completed_by_the_files_fetch_added(synthetic_weights, tmp_path, monkeypatch):
+    """fetch keeps what $COURSE_DATA has and puts the rest into the project: the loader reads both;
+    an explicit folder is the only one read."""
+    folder, arrays = synthetic_weights
+    env, project = tmp_path / "env" / "weights", tmp_path / "project" / "weights"
+    env.mkdir(parents=True)
+    project.mkdir(parents=True)
+    names = sorted(arrays)
+    for name in names:
+        shutil.copy(folder / name, (project if name in names[-5:] else env) / name)
+    monkeypatch.setenv("COURSE_DATA", str(env.parent))
+    monkeypatch.setattr(data, "PROJECT_ROOT", project.parent)
+    monkeypatch.setattr(data, "INSTALLED", False)
+    with pytest.raises(WeightsError, match=r"Missing \(5 of"):
+        weights.load_weights(env, cache_dir=tmp_path / "cache")
+    loaded = weights.load_weights(cache_dir=tmp_path / "cache")
+    moved = next(layer for layer in weights.WEIGHTS if names[-1] in weights.layer_files(layer))
+    for got, want in zip(loaded[moved], weights.load_weights(folder, cache_dir=tmp_path / "cache")[moved]):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(DataNotFoundError, match="nowhere"):
+        weights.load_weights(tmp_path / "nowhere")
