@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             reports = grade_class(args.folder, args.reference, _options(args), args.workers, args.scheduler,
                                   args.out, args.execute_reference, progress=not args.no_progress,
                                   notebook_memory_mb=args.notebook_memory)
+            for said in sorted({r["warning"] for r in reports if r.get("warning")}):
+                print(f"WARNING: {said}")
             for r in reports:
                 verdicts = ", ".join(f"{e['exercise']}={e['verdict']}" for e in r["exercises"]) or r["error"]
                 print(f"{r['submission']}: {r['passed']}/{r['total']}  {verdicts}")

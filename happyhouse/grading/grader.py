@@ -29,6 +29,8 @@ from .workers import MB, auto_workers, available_memory
 MAX_NOTEBOOK_BYTES = 64 * MB
 NO_SANDBOX = ("graded WITHOUT the sandbox (--no-sandbox): the notebook ran with the grader's rights and "
               "could read the reference and change results; use only for trusted notebooks")
+NO_HIDDEN_TESTS = ("graded WITHOUT hidden tests ({path} not found): verdicts compare printed outputs only, which "
+                   "a notebook can print without computing them; put the hidden tests there or pass --hidden-tests")
 
 
 def grade_source(name: str, data: bytes | str, spec: dict, options: Options | dict,
@@ -56,8 +58,7 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
               "max_points": float(sum(points.get(x, 1.0) for x in spec["exercises"])), "score": 0.0,
               "exercises": [], "sandbox": options.sandbox, "cells": None, "peak_memory_mb": None,
               "seconds": 0.0, "options": asdict(options), "executed": None}
-    if not options.sandbox:
-        report["warning"] = NO_SANDBOX
+    report.update(warnings(spec, options))
     try:
         if len(raw) > MAX_NOTEBOOK_BYTES:
             raise NotebookFileError(f"{name}: the notebook is {len(raw) / MB:.0f} MB, more than the "
@@ -149,7 +150,11 @@ def load_reference(reference: str | os.PathLike, options: Options, execute: bool
             {"id": nb.cells[i].get("id"), "source": nb.cells[i].source, "tags": list(nb.cells[i].metadata.get("tags", [])),
              "test": not graded_function(nb.cells[i].source)} for i in indices]
     hidden = Path(options.hidden_tests) if options.hidden_tests else hidden_tests_path(reference)
+    if options.hidden_tests and not hidden.is_file():
+        raise GradingError(f"--hidden-tests {hidden}: no such file; give the hidden tests' module, or leave the "
+                           f"option out to use {hidden_tests_path(reference)}.")
     spec["hidden_tests"] = str(hidden) if hidden.is_file() else None
+    spec["warning"] = None if hidden.is_file() else NO_HIDDEN_TESTS.format(path=hidden)
     spec["reference_path"] = str(Path(reference).resolve())
     spec["functions"] = function_specs(nb)  # graded functions: placeholders, cells (see assignment.py)
     spec["plan"] = [] if options.full else plan  # from the reference as written (tags, not the short sources)
@@ -411,4 +416,11 @@ def _crashed(name: str, err: Exception, spec: dict, options: Options) -> dict:
     return {"submission": name, "reference": spec["reference"], "status": "error",
             "error": f"grading crashed: {err!r}", "passed": 0, "total": len(spec["exercises"]),
             "score": 0.0, "exercises": [], "cells": None, "peak_memory_mb": None, "seconds": 0.0,
-            "options": asdict(options), "executed": None}
+            "sandbox": options.sandbox, "options": asdict(options), "executed": None, **warnings(spec, options)}
+
+
+def warnings(spec: dict, options: Options) -> dict:
+    """``{"hidden_tests": bool}``, plus ``{"warning": text}`` when a report's verdicts are weaker than
+    they should be: no sandbox, or no hidden tests."""
+    said = [w for w in (None if options.sandbox else NO_SANDBOX, spec.get("warning")) if w]
+    return {"hidden_tests": bool(spec.get("hidden_tests")), **({"warning": "; ".join(said)} if said else {})}

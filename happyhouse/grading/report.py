@@ -41,7 +41,7 @@ def write_results(reports: list[dict], exercises: list[str], out: Path) -> None:
     with open(out / "scores.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["submission", "status", "score", "passed", "total", *exercises, "skipped", "shortened",
-                         "peak_memory_mb", "points", "max_points", "sandbox", "notes"])
+                         "peak_memory_mb", "points", "max_points", "sandbox", "hidden_tests", "notes"])
         for r in reports:
             verdicts = {e["exercise"]: e["verdict"] for e in r["exercises"]}
             notes = r["error"] or "; ".join(f"{e['exercise']}: {e['verdict']}" for e in r["exercises"]
@@ -49,7 +49,8 @@ def write_results(reports: list[dict], exercises: list[str], out: Path) -> None:
             writer.writerow([r["submission"], r["status"], r["score"], r["passed"], r["total"],
                              *[int(verdicts.get(x) == "pass") for x in exercises], *_cells(r),
                              r.get("peak_memory_mb"), r.get("points"), r.get("max_points"),
-                             "yes" if r.get("sandbox", True) else "NO (--no-sandbox)", notes])
+                             "yes" if r.get("sandbox", True) else "NO (--no-sandbox)",
+                             "yes" if r.get("hidden_tests", True) else "NO (printed outputs only)", notes])
     for r in reports:
         write_report(r, out)
     plot_pass_rates(reports, exercises, out / "pass_rates.png")

@@ -152,6 +152,8 @@ def test_scores_csv_has_one_row_per_submission_and_a_column_per_exercise(serial,
     assert by_name["wrong_triplet.ipynb"]["score"] == str(round(2 / 3, 4))
     assert (work / "serial" / "pass_rates.png").stat().st_size > 0
     assert (work / "serial" / "executed" / "correct.ipynb").is_file()
+    # this small reference has no hidden tests: every row says its verdicts are the weaker kind
+    assert {r["hidden_tests"] for r in rows} == {"NO (printed outputs only)"}
 
 
 def test_a_failure_shows_expected_and_got(serial, work):
@@ -194,6 +196,11 @@ def test_grade_command_exit_codes_and_json(work, tmp_path):
     assert "3/3 exercises passed" in good.stdout
     report = json.loads((tmp_path / "r.json").read_text())
     assert [e["verdict"] for e in report["exercises"]] == ["pass"] * 3
+    assert report["hidden_tests"] is False and "WITHOUT hidden tests" in report["warning"]
+    assert "WARNING: graded WITHOUT hidden tests" in good.stdout
+    typo = subprocess.run(base + [str(work / "class" / "correct.ipynb"), *ref, "--hidden-tests", str(tmp_path / "typo.py")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert typo.returncode == grading.EXIT_ERROR and "typo.py: no such file" in typo.stderr
     bad = subprocess.run(base + [str(work / "class" / "not_a_notebook.ipynb"), *ref],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == grading.EXIT_ERROR and "not a notebook" in bad.stdout

@@ -276,6 +276,7 @@ def test_nothing_outside_the_sandbox_is_read_or_changed(graded_class):
     assert graded_class["after"] == graded_class["before"]
     rows = list(csv.DictReader(open(graded_class["root"] / "results" / "scores.csv")))
     assert {r["submission"] for r in rows} == {f"{n}.ipynb" for n in graded_class["expected"]}
+    assert {(r["sandbox"], r["hidden_tests"]) for r in rows} == {("yes", "yes")}
     assert "owned" not in (graded_class["root"] / "results" / "scores.csv").read_text()
 
 
