@@ -37,7 +37,8 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtol", type=float, default=d.rtol, help=f"relative tolerance for numbers (default {d.rtol:g})")
     parser.add_argument("--atol", type=float, default=d.atol, help=f"absolute tolerance for numbers (default {d.atol:g})")
     parser.add_argument("--kernel", default=d.kernel, help="Jupyter kernel name (default python3)")
-    parser.add_argument("--workdir", default=None, help="working folder of the kernel (default: the reference's folder)")
+    parser.add_argument("--workdir", default=None, help="working folder of the kernel, with --no-sandbox (default: the "
+                                                        "reference's folder); the sandbox runs every notebook in /workspace")
     parser.add_argument("--execute-reference", action="store_true",
                         help="execute the reference first (in the same mode) instead of using its recorded outputs")
     parser.add_argument("--full", action="store_true",
@@ -59,6 +60,9 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args) -> Options:
+    if args.workdir and not args.no_sandbox:
+        raise GradingError("--workdir sets the kernel's folder only with --no-sandbox; in the sandbox every notebook "
+                           "runs in /workspace, the student's workspace (--workspace).")
     return Options(cell_timeout=args.timeout, notebook_timeout=args.notebook_timeout, rtol=args.rtol,
                    atol=args.atol, kernel=args.kernel, workdir=args.workdir, full=args.full,
                    sandbox=not args.no_sandbox, workspace=args.workspace, hidden_tests=args.hidden_tests,
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "release":
             target = release(args.reference, args.out)
             if not args.notebook_only:
-                write_workspace(args.out)
+                write_workspace(args.out, data=False)
             names = [graded_function(c.source) for c in read_notebook(target).cells if c.cell_type == "code"]
             names = [n for n in names if n]
             print(f"{target}: {len(names)} graded functions ({', '.join(names)}), solutions replaced by "

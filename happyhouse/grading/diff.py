@@ -92,7 +92,8 @@ def _cell_block(a_cell, b_cell, ai, bi, outputs_only) -> str:
             parts.append(table)
     old_img, new_img = _images(a_cell), _images(b_cell)
     if old_img != new_img:
-        imgs = "".join("<td>" + "".join(f'<img src="data:image/png;base64,{"".join(i.split())}">' for i in side)
+        imgs = "".join("<td>" + "".join(f'<img src="data:image/png;base64,{html.escape("".join(i.split()))}">'
+                                        for i in side)
                        + "</td>" for side in (old_img, new_img))
         parts.append(f'<table class="images"><tr><th>images (A)</th><th>images (B)</th></tr><tr>{imgs}</tr></table>')
     return "<section>" + "\n".join(parts) + "</section>" if len(parts) > 1 else ""

@@ -135,7 +135,7 @@ def load_reference(reference: str | os.PathLike, options: Options, execute: bool
     plan = grading_plan(nb, str(reference))
     if execute:
         done = apply_plan(nb, [] if options.full else plan)
-        nb, problem, _ = run_submission(nb, options, Path(reference).resolve().parent)
+        nb, problem, _ = run_submission(nb, options, Path(options.workdir or Path(reference).resolve().parent))
         if problem:
             raise GradingError(f"{reference}: the reference could not be executed: {problem}")
         ran = nb.metadata["grading"]["cells"]
@@ -216,8 +216,13 @@ def grade(submission: str | os.PathLike, reference: str | os.PathLike, options: 
         raise NotebookFileError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}; "
                                 "expected a Jupyter notebook (.ipynb) file.")
     workdir = options.workdir or Path(reference).resolve().parent
+    raw = _read_submission(path)
+    try:
+        parse_notebook(raw, str(path))
+    except NotebookFileError:  # refused at once: the reference's hidden run would be wasted on it
+        return grade_source(str(path), raw, spec, options, workdir)
     prepare_hidden(spec, options)
-    return grade_source(str(path), path.read_bytes(), spec, options, workdir)
+    return grade_source(str(path), raw, spec, options, workdir)
 
 
 def _error_of(cell) -> str:

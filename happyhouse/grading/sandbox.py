@@ -42,6 +42,9 @@ SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "nsswitch.conf",
        "hosts", "fonts", "mime.types", "alternatives", "ssl/certs")
 DATA_VARIABLES = ("COURSE_DATA", "FACES_DATA")
+#: The data folders shown (read-only) under each variable's folder; nothing else there is, so a
+#: variable pointed at a project checkout shows neither its references nor their hidden tests.
+DATA_FOLDERS = {"COURSE_DATA": ("weights", "images", "pretrained-model", "faces"), "FACES_DATA": ("people", "groups")}
 
 
 class SandboxError(GradingError):
@@ -133,9 +136,13 @@ def command(argv: list[str], workspace: Path, in_dir: Path, out_dir: Path, env: 
     for root in _python_roots() + _packages():
         cmd += _parents(root, made) + ["--ro-bind", root, root]
     for var in DATA_VARIABLES:
-        if env.get(var):
-            cmd += _parents(env[var], made) + ["--ro-bind-try", env[var], env[var]]
+        for sub in DATA_FOLDERS[var] if env.get(var) else ():
+            folder = os.path.join(env[var], sub)
+            if os.path.isdir(folder):
+                cmd += _parents(folder, made) + ["--ro-bind", folder, folder]
     cmd += ["--proc", "/proc", "--dev", "/dev",
+            # /dev/shm is RAM: as small as the outputs, not the dev tmpfs's half of memory
+            "--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/dev/shm",
             "--ro-bind", str(workspace), WORKSPACE, "--perms", "0755", "--dir", "/grading",
             "--ro-bind", str(in_dir), IN, "--bind", str(out_dir), OUT,
             "--remount-ro", "/", "--chdir", WORKSPACE, "--clearenv"]

@@ -2,9 +2,10 @@
 
 A folder with the student version of each notebook, the course's modules (the project's top-level
 ``*.py``) and a copy of the ``happyhouse`` package without ``happyhouse.grading`` (the notebooks
-do not use it; the hidden tests and the grader stay out of the student's reach). Data stay where
-they are: the notebooks find them through ``COURSE_DATA`` / ``FACES_DATA`` (read-only in the
-sandbox). Nothing beside the references (``hidden_tests/``) is copied.
+do not use it; the hidden tests and the grader stay out of the student's reach). Data set by
+``COURSE_DATA`` / ``FACES_DATA`` stay where they are (their data folders shown read-only in the
+sandbox); a handout carries only the data folders' README.md. Nothing beside the references
+(``hidden_tests/``) is copied.
 """
 from __future__ import annotations
 
@@ -25,10 +26,13 @@ def course_modules(root: Path = PROJECT_ROOT) -> list[Path]:
     return sorted(p for p in root.glob("*.py") if not p.name.startswith(("_", ".", "setup")))
 
 
-def write_workspace(folder: str | Path, root: Path = PROJECT_ROOT) -> Path:
+def write_workspace(folder: str | Path, root: Path = PROJECT_ROOT, data: bool = True) -> Path:
     """Copy the course modules and the package (without grading) into ``folder``; returns it.
 
-    Folders are made 0755 and files 0644 so the sandbox's own user can read them.
+    ``data``: also the checkout's images/, weights/ and pretrained-model/ (a grading workspace: the
+    kernel's lookup finds them there when COURSE_DATA is not set); without it (a handout, ``grading
+    release``) only their README.md, which says where the data come from. Folders are made 0755
+    and files 0644 so the sandbox's own user can read them.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -39,9 +43,12 @@ def write_workspace(folder: str | Path, root: Path = PROJECT_ROOT) -> Path:
         shutil.rmtree(package)
     shutil.copytree(root / "happyhouse", package, ignore=lambda d, names: (
         IGNORED(d, names) | ({n for n in names if n in EXCLUDED} if Path(d) == root / "happyhouse" else set())))
-    for readme in ("images", "weights", "pretrained-model"):  # the data pointers (README.md: where data come from)
-        if (root / readme).is_dir():
-            shutil.copytree(root / readme, folder / readme, dirs_exist_ok=True, ignore=IGNORED)
+    for kind in ("images", "weights", "pretrained-model"):
+        if data and (root / kind).is_dir():  # the kernel's own lookup finds the checkout's data here
+            shutil.copytree(root / kind, folder / kind, dirs_exist_ok=True, ignore=IGNORED)
+        elif (root / kind / "README.md").is_file():  # a handout: only where the data come from
+            (folder / kind).mkdir(exist_ok=True)
+            shutil.copyfile(root / kind / "README.md", folder / kind / "README.md")
     for p in [folder, *folder.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     return folder

@@ -347,3 +347,15 @@ def test_files_that_are_not_notebooks_get_a_clear_error(tmp_path, content, says)
     with pytest.raises(grading.NotebookFileError, match=says) as err:
         grading.read_notebook(path)
     assert str(path) in str(err.value)
+
+
+def test_an_image_output_cannot_put_markup_into_the_html_diff(tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+    evil = 'AAAA"><script>alert(1)</script>'
+    a, b = new_notebook(cells=[new_code_cell("plot()")]), new_notebook(cells=[new_code_cell("plot()")])
+    b.cells[0].outputs = [new_output("display_data", data={"image/png": evil})]
+    for nb, name in ((a, "a.ipynb"), (b, "b.ipynb")):
+        nbformat.write(nb, tmp_path / name)
+    grading.diff_html(tmp_path / "a.ipynb", tmp_path / "b.ipynb", tmp_path / "diff.html")
+    page = (tmp_path / "diff.html").read_text()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;" in page

@@ -309,3 +309,22 @@ def test_nbgraders_stub_reads_as_not_implemented():
     assert verdicts["square"]["verdict"] == "error"
     assert verdicts["square"]["reason"].startswith("not implemented: cell 1 still has the placeholder `raise NotImplementedError()`")
     assert verdicts["sum_of_squares"]["verdict"] == "pass" and verdicts["sum_of_squares"]["depends_on"] == []
+
+
+def test_a_handout_carries_the_data_folders_readme_not_their_data(tmp_path):
+    from happyhouse.grading.workspace import write_workspace
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "happyhouse", project / "happyhouse")
+    (project / "images").mkdir()
+    (project / "images" / "README.md").write_text("where the images come from")
+    (project / "images" / "louvre.jpg").write_bytes(b"course picture")
+    handout = write_workspace(tmp_path / "handout", project, data=False)
+    assert (handout / "images" / "README.md").is_file() and not (handout / "images" / "louvre.jpg").exists()
+    grading = write_workspace(tmp_path / "grading", project)
+    assert (grading / "images" / "louvre.jpg").read_bytes() == b"course picture"
+
+
+def test_workdir_is_refused_where_the_sandbox_ignores_it(tmp_path, capsys):
+    reference = str(ROOT / "notebooks" / "Face_Recognition.ipynb")
+    assert main(["grade", reference, "--reference", reference, "--workdir", str(tmp_path)]) == 2
+    assert "--workdir sets the kernel's folder only with --no-sandbox" in capsys.readouterr().err

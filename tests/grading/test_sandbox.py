@@ -397,6 +397,13 @@ NONROOT_ATTACK = textwrap.dedent('''
         socket.create_connection(("1.1.1.1", 80), timeout=3); print("CONNECTED")
     except OSError as err:
         print("no network", type(err).__name__)
+    try:  # /dev/shm is RAM: bounded like /tmp (512 MB), not by half the machine's memory
+        with open("/dev/shm/fill", "wb") as fill:
+            for _ in range(513):
+                fill.write(bytes(2**20))
+        print("SHM FILLED")
+    except OSError as err:
+        print("shm bounded", type(err).__name__)
     subprocess.Popen([sys.executable, "-c", "import time; time.sleep(90)  # grading-nonroot-detached"],
                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print("detached")''')
@@ -479,6 +486,8 @@ def test_an_unprivileged_user_grades_in_a_sandbox_of_its_own():
     folder = Path(tempfile.mkdtemp(prefix="grading-nonroot-"))  # not pytest's tmp_path: 0700 under root's
     try:
         uid, grading = _unprivileged(folder)
+        # COURSE_DATA at this folder (as if at a project checkout): only its data folders are shown
+        grading.insert(grading.index("LANG=C.UTF-8") + 1, f"COURSE_DATA={folder}")
         project = _copy_project(folder)
         (folder / "hidden_tests").mkdir()
         (folder / "hidden_tests" / "reference.py").write_text(HIDDEN)
@@ -515,6 +524,7 @@ def test_an_unprivileged_user_grades_in_a_sandbox_of_its_own():
         assert printed.count("blocked read") == 4 and "READ" not in printed
         assert printed.count("blocked write") == 4 and "WROTE" not in printed
         assert "no network" in printed and "CONNECTED" not in printed and "detached" in printed
+        assert "shm bounded" in printed and "SHM FILLED" not in printed
         assert _digest(watched) == before and "owned" not in (folder / "results" / "scores.csv").read_text()
         assert all(p.stat().st_uid == uid for p in (folder / "results").rglob("*"))  # written by the grader, as nobody
         left = [p for p in psutil.process_iter(["cmdline"]) if "grading-nonroot-detached" in " ".join(p.info["cmdline"] or [])]
