@@ -1,18 +1,18 @@
-"""Grading: re-execute students' notebooks, compare their graded cells with a reference, diff notebooks.
+"""Grading: re-execute students' notebooks, judge their graded functions, diff notebooks.
 
-A graded cell carries the cell tag ``exercise:<name>`` in the reference notebook; its recorded
-outputs are what a submission must print. A submission's cells are matched by the same tag,
-else by the reference cell's id (nbformat cell ids survive copies). Outputs are compared as
-text in which every number is compared with a tolerance (``|got - expected| <= atol + rtol *
-|expected|``; integers exactly) and everything else exactly, up to white space.
-
-Each submission runs in its own process (``python -m happyhouse.grading execute``) which starts a
-fresh ``python3`` kernel through nbclient, in the reference notebook's folder, with ``PYTHONPATH``
-set to this project so ``import fr_utils`` and the data lookup (``COURSE_DATA``) work. A cell that
-runs past ``cell_timeout`` is interrupted and the rest of the notebook still runs; a notebook
-that runs past ``notebook_timeout`` is killed with its kernel. Exit codes: 0 every exercise
-passed, 1 some exercise did not, 2 the input could not be graded (not a notebook, no reference
-exercises, missing file).
+A graded cell carries the cell tag ``exercise:<name>`` in the reference notebook. A submission's
+graded cells are found by the reference's cell ids (else, for a test cell, by its source); the
+student's own tags never decide, and the reference's test cells replace the student's. Each
+submission runs in a bubblewrap sandbox (:mod:`.sandbox`: its own user and namespaces, no
+network, read-only project and data, bounded /tmp, memory and output) with a fresh kernel;
+hidden tests (``hidden_tests/<reference stem>.py`` beside the reference, :mod:`.hidden`) drawn
+per run decide each exercise's verdict, and the printed outputs, compared with tolerances
+(``|got - expected| <= atol + rtol * |expected|``), are feedback. A reference without hidden
+tests is graded on printed outputs, and every report says so. A cell that runs past
+``cell_timeout`` is interrupted and the rest of the notebook still runs; a notebook that runs
+past ``notebook_timeout`` is killed with its kernel. Exit codes: 0 every exercise passed, 1 some
+exercise did not, 2 the input could not be graded (not a notebook, no reference exercises,
+missing file).
 
 Modules, one per concern: :mod:`.notebook` (reading notebooks, errors, options),
 :mod:`.execute` (running notebooks), :mod:`.compare` (matching cells, tolerances, verdicts),
