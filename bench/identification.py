@@ -414,7 +414,7 @@ def approx_notes() -> list[str]:
     """What the approximate-index columns mean, with the indexes' settings."""
     from happyhouse.door import face_db
     return [
-        f"ivf: faiss IVF{{lists}},PQ{{d/8}}x4fs,RFlat; lists = db.ivf_lists(K) (4096 at 10^6), "
+        f"ivf: faiss IVF{{lists}},PQ{{d/8}}x4fs,RFlat; lists = face_db.ivf_lists(K) (4096 at 10^6), "
         f"{face_db.IVF_PROBE_FRACTION:g} of them probed, best {face_db.IVF_REFINE}x rows re-ranked exactly; "
         f"hnsw: IndexHNSWFlat M={face_db.HNSW_M}, efConstruction={face_db.HNSW_EF_CONSTRUCTION}, "
         f"efSearch={face_db.HNSW_EF_SEARCH}. One query per call; p50/p99 on the genuine queries at distance "

@@ -40,7 +40,10 @@ def read_rgb(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int = M
             raise ImageReadError(f"{name}: is a folder, not an image file.")
         if path.stat().st_size == 0:
             raise ImageReadError(f"{name}: the file is empty (0 bytes); copy the photo again.")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise ImageReadError(f"{name}: cannot be read ({err.strerror or err}); check its permissions.") from None
     else:
         data = bytes(source)
         if not data:
@@ -51,6 +54,8 @@ def read_rgb(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int = M
         Image.MAX_IMAGE_PIXELS = max_pixels
         try:
             img = Image.open(io.BytesIO(data))
+            if img.width * img.height > max_pixels:  # our own check: Pillow's limit is a process global
+                raise Image.DecompressionBombError(f"{img.width}x{img.height}")
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageReadError(

@@ -84,3 +84,26 @@ def test_decompression_bomb_is_refused(tmp_path):
     assert bomb.stat().st_size < 100_000
     with pytest.raises(ImageReadError, match="decompression bomb"):
         read_rgb(bomb, max_pixels=1_000_000)
+
+
+def test_the_bomb_check_holds_whatever_pillow_global_limit_says(tmp_path, monkeypatch):
+    """Another thread may have lifted Pillow's process-wide limit: our own check still refuses."""
+    bomb = save(tmp_path, Image.new("L", (3000, 3000)), "bomb.png")
+    pillow_open = Image.open
+
+    def open_after_another_thread_lifted_the_limit(*args, **kwargs):
+        Image.MAX_IMAGE_PIXELS = None
+        return pillow_open(*args, **kwargs)
+    monkeypatch.setattr(Image, "open", open_after_another_thread_lifted_the_limit)
+    with pytest.raises(ImageReadError, match="decompression bomb"):
+        read_rgb(bomb, max_pixels=1_000_000)
+
+
+def test_an_unreadable_file_is_one_clear_error(tmp_path, monkeypatch):
+    photo = save(tmp_path, Image.new("RGB", (8, 8)), "locked.png")
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(type(photo), "read_bytes", refuse)
+    with pytest.raises(ImageReadError, match="locked.png: cannot be read \\(Permission denied\\)"):
+        read_rgb(photo)

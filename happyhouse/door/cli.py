@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("check", "force", "cohort"):
         setattr(args, key, getattr(args, key, None if key == "cohort" else False))
     try:
+        if not 0 < args.timeout < float("inf"):
+            raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout}.")
         if args.threshold is not None:
             if not args.threshold > 0:
                 raise UsageError(f"--threshold must be a positive distance, not {args.threshold}.")

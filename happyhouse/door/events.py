@@ -52,8 +52,9 @@ class EventLogError(face_db.FaceDBError):
 
 
 def default_snapshots(db_path: Path) -> Path:
-    """Where snapshots go unless told: ``<db>.snapshots`` beside the database."""
-    return Path(f"{db_path}.snapshots")
+    """Where snapshots go unless told: ``<db>.snapshots`` beside the database, as an absolute path
+    (the log names the files; it is read from other folders too)."""
+    return Path(f"{Path(db_path).absolute()}.snapshots")
 
 
 def iso(t: float) -> str:
@@ -114,7 +115,7 @@ class EventLog:
         (h, w, 3) RGB is written (0600, fsynced) first and its path stored. Returns the event with
         ``id`` and ``snapshot`` filled in."""
         event = dict(event)
-        event["snapshot"] = str(self.save_snapshot(snapshot, event["time"])) if snapshot is not None else None
+        event["snapshot"] = str(self.save_snapshot(snapshot, event["time"]).absolute()) if snapshot is not None else None
         try:
             with self._conn:
                 self._conn.execute("BEGIN IMMEDIATE")

@@ -176,12 +176,20 @@ class Door:
             print(f"note: {note}", file=sys.stderr, flush=True)
 
 
+#: An upload's pixels at most (a 24-megapixel camera's photo; the door detects faces on at most
+#: 1280 px anyway): a small, flat PNG of 64 MP decodes to about 0.9 GB.
+UPLOAD_MAX_PIXELS = 25_000_000
+#: Uploads decoded at once: the rest wait (decoding runs outside the model's lock, on the server's threads).
+DECODING = threading.BoundedSemaphore(2)
+
+
 def read_upload(upload: UploadFile) -> tuple[np.ndarray, str, str]:
     """An uploaded photo -> (RGB (H, W, 3) uint8, sha256 of its bytes, its name for messages)."""
     what = f"upload {upload.filename or 'photo'!r}"
     data = upload.file.read()
     try:
-        return read_rgb(data), hashlib.sha256(data).hexdigest(), what
+        with DECODING:
+            return read_rgb(data, UPLOAD_MAX_PIXELS), hashlib.sha256(data).hexdigest(), what
     except ImageReadError as err:
         raise ImageReadError(str(err).replace("<bytes>", what, 1)) from None
 
@@ -376,9 +384,11 @@ def read_token(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        token = Path(path).read_text().strip()
+        token = Path(path).read_text(encoding="utf-8").strip()
     except OSError as err:
         raise recognition.UsageError(f"--token-file {path}: cannot read it ({err.strerror}).") from None
+    except UnicodeDecodeError:
+        raise recognition.UsageError(f"--token-file {path}: not UTF-8 text; write the token as text.") from None
     if len(token) < 16:
         raise recognition.UsageError(f"--token-file {path}: the token must be at least 16 characters "
                                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())' > FILE`).")
@@ -389,6 +399,8 @@ def read_token(path: Path | None) -> str | None:
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket, or UsageError saying why not (port taken, unknown address)."""
+    if not 0 <= port <= 65535:
+        raise recognition.UsageError(f"--port must be from 0 to 65535, not {port}.")
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family, backlog=128)

@@ -46,13 +46,31 @@ class Frame:
 
 
 def redact(url: str) -> str:
-    """A URL without its user name and password (what is logged and stored)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    """A URL without its user name and password (what is logged and stored); a URL that does not
+    parse keeps only its scheme and what follows the host."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:  # a bad port or bracketed host: show nothing of the part that may hold a password
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://<unreadable host>" + (rest[rest.find("/"):] if "/" in rest else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def check_url(text: str) -> None:
+    """SourceError unless ``text`` is a URL of a watched scheme with a host (and a port, if any, that
+    is a number from 1 to 65535)."""
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or 0 < parts.port
+    except ValueError as err:
+        raise SourceError(f"{describe(text)}: not a usable URL ({err}).") from None
+    if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname or not port_ok:
+        raise SourceError(f"{describe(text)}: only {', '.join(s + '://' for s in URL_SCHEMES)} URLs with a host "
+                          "and, if any, a port from 1 to 65535 are watched (a local file is given as its path).")
 
 
 def describe(source: str) -> str:
@@ -79,10 +97,7 @@ def open_source(text: str, fps: float | None = None, log=None, backoff: float = 
     if text.strip().isdigit():
         return LiveSource(int(text), text, fps, log, backoff, max_backoff, give_up_after)
     if "://" in text or text.lower().startswith(("rtsp:", "http:", "https:")):
-        scheme = urlsplit(text).scheme.lower()
-        if scheme not in URL_SCHEMES or not urlsplit(text).hostname:
-            raise SourceError(f"{describe(text)}: only {', '.join(s + '://' for s in URL_SCHEMES)} URLs with a host "
-                              "are watched (a local file is given as its path).")
+        check_url(text)
         return LiveSource(text, describe(text), fps, log, backoff, max_backoff, give_up_after)
     path = Path(text)
     if path.is_dir():

@@ -6,7 +6,8 @@
 Each frame's sightings are matched to the open tracks by IoU (greedy, best overlap first);
 a sighting that overlaps no track starts a new one. A track is decided once: a name when
 ``k`` of its last ``n`` sightings name the same person (each already under its threshold),
-"unknown" when it has ``n`` sightings and no name reaches ``k``. A track unseen for
+"unknown" when it has ``n`` sightings and no name reaches ``k`` (a face unknown at first, too far
+away, is still named when ``k`` of its later sightings agree: its one further decision). A track unseen for
 ``max_missing`` processed frames is closed (undecided if it had too few sightings).
 """
 from __future__ import annotations
@@ -92,8 +93,8 @@ class Tracker:
             track = by_id.get(matched.get(i)) or self._start(s, t)
             track.box, track.last_t, track.seen = s.box, t, track.seen + 1
             track.history.append(s)
-            decision = None if track.decided else self._decide(track, t)
-            if decision:
+            decision = self._decide(track, t) if track.decided in (None, UNKNOWN) else None
+            if decision and (track.decided is None or decision.name != UNKNOWN):  # unknown said once, a name after it
                 track.decided = decision.name
                 decisions.append(decision)
         return decisions

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command's options."""
     parser = argparse.ArgumentParser(prog="python -m nst_utils", description=(
         "Paint CONTENT in the style of STYLE (neural style transfer; several styles are blended). "
-        "OUT is a folder (gets <i>.png every 20 iterations, generated_image.jpg and progress.png) "
+        "OUT is a folder (gets <i>.png every 20 iterations, replacing an earlier run's, generated_image.jpg and "
+        "progress.png) "
         "or an image file (.jpg/.png). Ctrl-C saves the picture and the optimiser state; --resume goes on."))
     add = parser.add_argument
     add("images", nargs="*", metavar="IMAGE",
@@ -129,8 +130,9 @@ def main(argv=None) -> int:
         print(f"interrupted at iteration {stop.iteration}: saved {' and '.join(str(p) for p in stop.saved)}; "
               f"continue with: python -m nst_utils --resume -o {out}", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
-        print("interrupted before the first iteration: nothing saved", file=sys.stderr)
+    except KeyboardInterrupt:  # before the loop saves anything, or a second Ctrl-C that stops at once
+        print("interrupted: nothing saved (a first Ctrl-C during the iterations saves the picture and the state; "
+              "a second one stops without saving)", file=sys.stderr)
         return 130
     except (image_io.ImageReadError, data.DataNotFoundError, WeightsError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

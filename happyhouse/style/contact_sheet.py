@@ -16,6 +16,15 @@ def saved_iterations(folder) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def clear_saved(folder) -> int:
+    """Remove an earlier run's ``<i>.png`` pictures from ``folder`` (a new run's sheet shows its own
+    only); returns how many."""
+    saved = saved_iterations(folder) if Path(folder).is_dir() else []
+    for _, path in saved:
+        path.unlink()
+    return len(saved)
+
+
 def write(folder, final=None, out=None, columns=6) -> Path | None:
     """Draw the saved iterations of ``folder`` (and ``final``, an (H, W, 3) uint8 result, last)
     in a grid, each titled with its iteration and size; write ``out`` (default

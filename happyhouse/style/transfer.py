@@ -105,6 +105,8 @@ def run(content, styles: list, settings: TransferSettings):
     """:func:`style_transfer` with its controls in ``settings``."""
     plan = make_plan(content, styles, settings)
     saved = load_state(plan.state_file, plan.schedule) if settings.resume else None
+    if plan.output_dir is not None and not settings.resume:
+        contact_sheet.clear_saved(plan.output_dir)  # an earlier run's pictures are not this one's progress
     history, generated, first = optimize.CostHistory(plan.model.name), None, 0
     guard = checkpoint.sigint_flag() if plan.state_file is not None else contextlib.nullcontext()
     with guard as flag:
@@ -132,6 +134,10 @@ def make_plan(content, styles, settings: TransferSettings) -> Plan:
     s.style_weights = normalise_weights(s.style_weights, len(styles))
     s.noise_ratio = start.NOISE_RATIO if s.noise_ratio is None else s.noise_ratio
     sizes.check_counts(s.iterations, s.scales)
+    if not 0 <= s.noise_ratio <= 1:
+        raise ValueError(f"noise ratio must be between 0 and 1, got {s.noise_ratio:g}")
+    if not s.style_scale > 0:
+        raise ValueError(f"style scale must be positive, got {s.style_scale:g}")
     content_rgb = images.read_image(content)
     style_rgbs = [images.read_image(style) for style in styles]
     output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None

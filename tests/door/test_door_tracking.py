@@ -71,6 +71,12 @@ def test_decided_once_per_track():
     assert len(feed(Tracker(3, 5), ["kian"] * 20)) == 1
 
 
+def test_a_face_unknown_at_first_is_named_once_k_frames_agree():
+    """Someone too far away to be named at first, then close: unknown once, then the name, then nothing."""
+    decisions = feed(Tracker(3, 5), [UNKNOWN] * 5 + ["kian"] * 20)
+    assert [(frame, d.name) for frame, d in decisions] == [(4, UNKNOWN), (7, "kian")]
+
+
 def test_bad_k_n():
     with pytest.raises(ValueError):
         Tracker(6, 5)

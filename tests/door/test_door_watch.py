@@ -242,6 +242,9 @@ def tiny_db(tmp_path):
     ("file:///etc/passwd", "only http://, https://, rtsp://, rtsps:// URLs"),
     ("ftp://example.org/cam", "only http://"),
     ("http://", "only http://"),
+    ("rtsp://admin:hunter2@cam.local:abc/stream1", "rtsp://<unreadable host>/stream1: not a usable URL"),
+    ("http://[::1", "not a usable URL"),
+    ("rtsp://cam.local:0/stream1", "a port from 1 to 65535"),
     ("/no/such/video.mp4", "no such file, folder or camera"),
     ("9", "camera 9: cannot be opened"),
     ("NOTVIDEO", "cannot be read as a video"),
@@ -256,6 +259,7 @@ def test_bad_source_is_one_clear_error(tiny_db, tmp_path, capsys, source, messag
         source.mkdir()
     code, _, err = watch(["--db", tiny_db, "watch", source], capsys)
     assert code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err, err
+    assert "hunter2" not in err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -56,6 +56,8 @@ def test_bad_input_fails_before_the_network_loads(tmp_path, pictures, capsys, mo
     blocker.write_text("not a folder")
     cases = [([str(pictures[0]), str(empty)], "empty.png"),
              ([str(pictures[0]), str(pictures[1]), "--iterations", "0"], "iterations must be at least 1"),
+             ([str(pictures[0]), str(pictures[1]), "--noise-ratio", "2"], "noise ratio must be between 0 and 1"),
+             ([str(pictures[0]), str(pictures[1]), "--style-scale", "-1"], "style scale must be positive"),
              ([str(pictures[0]), str(pictures[1]), "-o", str(blocker / "painted.png")], "a_file is a file, not a folder"),
              ([str(pictures[0]), str(pictures[1]), "-o", str(blocker / "out")], "a_file is a file, not a folder"),
              ([str(pictures[0]), str(pictures[1]), "-o", "/proc/painted.png"], "/proc: cannot write there")]

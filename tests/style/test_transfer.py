@@ -29,6 +29,10 @@ def test_style_transfer_lowers_the_cost_and_writes_the_images(tmp_path, pictures
     assert "Iteration 4 :" in printed and "style cost = " in printed
     ax = history.plot()
     assert len(ax.get_lines()) == 3
+    # a shorter run in the same folder: its sheet shows its own pictures, not the earlier run's
+    transfer.style_transfer(*pictures, network="vgg19-random", iterations=2, size=(32, 48), output_dir=out,
+                            seed=0, print_every=0, save_every=2, progress=False)
+    assert sorted(p.name for p in out.glob("*.png")) == ["0.png", "progress.png"]
 
 
 def test_offline_facenet_run_lowers_the_cost(pictures):
