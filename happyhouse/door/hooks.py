@@ -1,7 +1,7 @@
 """Acting on a decision: a command run on each match (a relay, a lock) and a webhook for every event.
 
-Hooks run on one background thread, in order, so a slow or failing hook never stalls the
-watcher: each attempt that fails is logged on stderr and retried (``retries`` times, with
+Hooks run on two background threads, the command's and the webhook's, each in order, so a slow
+or failing hook never stalls the watcher, and a dead webhook never holds back the lock: each attempt that fails is logged on stderr and retried (``retries`` times, with
 doubling back-off), then dropped with a last message. The command is split once (shlex) and
 run without a shell; the decision reaches it only through environment variables
 (``DOOR_NAME``, ``DOOR_DISTANCE``, ``DOOR_THRESHOLD``, ``DOOR_TRACK``, ``DOOR_SOURCE``,
@@ -59,7 +59,9 @@ def event_environment(event: dict) -> dict[str, str]:
 
 
 class Hooks:
-    """The on-match command and the webhook, run on a worker thread (see the module docstring)."""
+    """The on-match command and the webhook, each run on its own worker thread (see the module docstring)."""
+
+    KINDS = ("command", "webhook")
 
     def __init__(self, settings: HookSettings, log=None):
         self.settings = settings
@@ -68,30 +70,38 @@ class Hooks:
             check_webhook(settings.webhook)
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
         self.failures = 0
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="door-hooks", daemon=True)
+        self._count = threading.Lock()
+        self._queues = {kind: queue.Queue() for kind in self.KINDS}
+        self._threads = {kind: threading.Thread(target=self._work, args=(kind,), name=f"door-{kind}", daemon=True)
+                         for kind in self.KINDS}
 
     def submit(self, event: dict) -> None:
         """Queue the hooks for ``event``: the command for a match, the webhook for any event."""
         if self.argv and event.get("name") not in (None, "unknown"):
-            self._queue.put(("command", event))
+            self._put("command", event)
         if self.settings.webhook:
-            self._queue.put(("webhook", event))
-        if not self._queue.empty() and not self._thread.is_alive():
-            self._thread.start()              # the worker starts with the first hook to run
+            self._put("webhook", event)
 
     def close(self, wait: float = 10.0) -> None:
-        """Stop after the queued hooks, waiting at most ``wait`` seconds."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(wait)
-            if self._thread.is_alive():
-                self.log(f"hooks: {self._queue.qsize()} hook(s) still queued at exit were dropped.")
+        """Stop after the queued hooks, waiting at most ``wait`` seconds in all."""
+        deadline = time.monotonic() + wait
+        running = {kind: t for kind, t in self._threads.items() if t.is_alive()}
+        for kind in running:
+            self._queues[kind].put(None)
+        for kind, thread in running.items():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                self.log(f"hooks: {self._queues[kind].qsize()} {kind} hook(s) still queued at exit were dropped.")
 
-    def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            kind, event = job
-            self._attempt(kind, event, self._run_command if kind == "command" else self._post)
+    def _put(self, kind: str, event: dict) -> None:
+        self._queues[kind].put(event)
+        if self._threads[kind].ident is None:   # its worker starts with its first hook
+            self._threads[kind].start()
+
+    def _work(self, kind: str) -> None:
+        action = self._run_command if kind == "command" else self._post
+        while (event := self._queues[kind].get()) is not None:
+            self._attempt(kind, event, action)
 
     def _attempt(self, kind: str, event: dict, action) -> bool:
         delay = self.settings.backoff
@@ -100,7 +110,8 @@ class Hooks:
                 action(event)
                 return True
             except Exception as err:   # any failure of a hook is logged, never raised
-                self.failures += 1
+                with self._count:
+                    self.failures += 1
                 last = attempt > self.settings.retries
                 self.log(f"hooks: {kind} for event {event.get('id', '?')} failed (attempt {attempt}): {err}"
                          + ("; giving up." if last else f"; retrying in {delay:g} s."))

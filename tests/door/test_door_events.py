@@ -158,6 +158,33 @@ def test_dead_webhook_is_logged_and_given_up():
     assert len(messages) == 3 and messages[-1].endswith("giving up.")
 
 
+class Hanging(BaseHTTPRequestHandler):
+    """Never answers in time: a webhook server that is down in the slow way."""
+
+    def do_POST(self):
+        time.sleep(3)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_hanging_webhook_never_holds_back_the_lock_command(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hanging)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    opened = tmp_path / "opened"
+    hooks = Hooks(HookSettings(on_match=f"{sys.executable} -c \"open('{opened}', 'w')\"",
+                               webhook=f"http://127.0.0.1:{server.server_port}/door", timeout=2, retries=0),
+                  log=lambda message: None)
+    hooks.submit(event("unknown"))   # a stranger first: its webhook hangs
+    hooks.submit(event("kian"))
+    deadline = time.monotonic() + 1.5
+    while not opened.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert opened.exists()   # the door opened while the webhook was still waiting for its answer
+    hooks.close(wait=5)
+    server.shutdown()
+
+
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://host/x", "http://", "javascript:alert(1)"])
 def test_webhook_url_checked(url):
     with pytest.raises(ValueError, match="http:// or https://"):
