@@ -13,6 +13,7 @@ down ``give_up_after`` seconds (None: never). A frame that cannot be decoded is 
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -90,10 +91,20 @@ def to_rgb(frame) -> np.ndarray | None:
     return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB if frame.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
+def quiet_video_logs() -> None:
+    """OpenCV's and FFmpeg's own warnings off (a source that fails is said once, in the door's words);
+    a level the user set in OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL is kept."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # read when OpenCV first opens a video with FFmpeg
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        import cv2
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def open_source(text: str, fps: float | None = None, log=None, backoff: float = 0.5, max_backoff: float = 10.0,
                 give_up_after: float | None = None):
     """The frame source ``text`` names (see the module docstring); SourceError when it cannot be used."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    quiet_video_logs()
     if text.strip().isdigit():
         return LiveSource(int(text), text, fps, log, backoff, max_backoff, give_up_after)
     if "://" in text or text.lower().startswith(("rtsp:", "http:", "https:")):

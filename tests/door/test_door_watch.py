@@ -250,14 +250,15 @@ def tiny_db(tmp_path):
     ("NOTVIDEO", "cannot be read as a video"),
     ("EMPTYDIR", "holds no frames"),
 ])
-def test_bad_source_is_one_clear_error(tiny_db, tmp_path, capsys, source, message):
+def test_bad_source_is_one_clear_error(tiny_db, tmp_path, capfd, source, message):
+    """One line on the process's stderr (capfd: OpenCV's and FFmpeg's own lines would show there)."""
     if source == "NOTVIDEO":
         source = tmp_path / "notes.mp4"
         source.write_text("not a video")
     elif source == "EMPTYDIR":
         source = tmp_path / "empty"
         source.mkdir()
-    code, _, err = watch(["--db", tiny_db, "watch", source], capsys)
+    code, _, err = watch(["--db", tiny_db, "watch", source], capfd)
     assert code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err, err
     assert "hunter2" not in err
 
