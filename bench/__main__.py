@@ -1,6 +1,6 @@
 """``python -m bench``: run every benchmark and write ``bench/results/<name>.json``.
 
-    python -m bench                      # everything, full sizes (about 10 minutes on 2 cores)
+    python -m bench                      # all fourteen, full sizes (well over an hour on 2 cores; each says its time)
     python -m bench --quick              # tiny sizes: checks that every script runs
     python -m bench --only identification style_step
     python -m bench --table              # print the README table from the JSON files
