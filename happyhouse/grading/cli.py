@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs-only", action="store_true", help="compare outputs only, not sources")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
-    p = commands.add_parser("execute", help="run a notebook the way the grader does")
+    p = commands.add_parser("execute", help="run a trusted notebook (a reference) as the grader's kernels run, "
+                                            "WITHOUT the sandbox: with your rights; students' notebooks go to grade")
     p.add_argument("notebook")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--timeout", type=float, default=Options.cell_timeout)
