@@ -181,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     except (GradingError, OutputError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        kept = (f"; the reports written in {args.out} are kept and the same command grades the rest"
+                if args.command == "class" else "")
+        print(f"interrupted: the running notebooks were stopped{kept}.", file=sys.stderr)
+        return 130
     return EXIT_ERROR
 
 

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -24,6 +25,8 @@ from .workers import MB, tree_rss
 
 #: Variables that size TensorFlow's (and oneDNN/OpenMP's) thread pools: see :func:`grading_env`.
 THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+#: Set to stop every running notebook at once (Ctrl-C on a class): each is killed with its processes.
+STOP = threading.Event()
 
 
 def grading_env(threads: int | None = None) -> dict:
@@ -169,6 +172,9 @@ def _wait(proc, timeout: float) -> tuple[str | None, bool, int]:
             proc.wait(timeout=0.2)
             return None, False, peak
         except subprocess.TimeoutExpired:
+            if STOP.is_set():
+                _kill_tree(proc)
+                return "grading was interrupted", True, peak
             if time.monotonic() > deadline:
                 _kill_tree(proc)
                 return f"the notebook ran longer than {timeout:g} s and was stopped", True, peak

@@ -16,7 +16,7 @@ import nbformat
 
 from .assignment import function_specs, review
 from .compare import judge, reference_spec
-from .execute import PROJECT_ROOT, run_submission
+from .execute import PROJECT_ROOT, STOP, run_submission
 from .hidden import fingerprint, hidden_tests_path, load_cases, verdict
 from .mode import apply_plan, grading_plan
 from .notebook import (EXERCISE_TAG, EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, NotebookFileError, Options,
@@ -388,7 +388,8 @@ def _run_here(jobs, job, workers, notebook_memory_mb, collect, bar) -> None:
 
     shown = None
     pending, running = list(jobs), {}
-    with ThreadPoolExecutor(max_workers=limit() if not auto else cores) as pool:  # each job is a process
+    pool = ThreadPoolExecutor(max_workers=limit() if not auto else cores)  # each job is a process
+    try:
         while pending or running:
             if auto and limit() != shown:
                 shown = limit()
@@ -405,6 +406,12 @@ def _run_here(jobs, job, workers, notebook_memory_mb, collect, bar) -> None:
                 collect(running.pop(future), future)
                 if future.exception() is None and future.result().get("peak_memory_mb"):
                     peak = max(peak or 0, future.result()["peak_memory_mb"] * MB)
+    except KeyboardInterrupt:  # Ctrl-C: the running notebooks are killed now, not waited for
+        STOP.set()
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
+        STOP.clear()
 
 
 def _connect(scheduler: str):

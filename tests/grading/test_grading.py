@@ -359,3 +359,37 @@ def test_an_image_output_cannot_put_markup_into_the_html_diff(tmp_path):
     grading.diff_html(tmp_path / "a.ipynb", tmp_path / "b.ipynb", tmp_path / "diff.html")
     page = (tmp_path / "diff.html").read_text()
     assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
+
+
+def test_ctrl_c_on_a_class_stops_its_running_notebooks_at_once(work, tmp_path):
+    """SIGINT to `grading class` while a notebook sleeps: one line, exit 130, within seconds, not
+    after the notebook's timeout; no process of the notebook left."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    sleeper = course_notebook()
+    sleeper.cells.insert(2, new_code_cell("import time; time.sleep(120)  # grading-ctrl-c-sleeper"))
+    nbformat.write(sleeper, folder / "sleeper.ipynb")
+    proc = subprocess.Popen([sys.executable, "-m", "happyhouse.grading", "class", str(folder), "--reference",
+                             str(work / "reference.ipynb"), "--out", str(tmp_path / "out"), "--no-progress"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def kernels():
+        return [p for p in psutil.Process(proc.pid).children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None and not kernels():
+        time.sleep(0.3)
+    assert kernels(), "the notebook's kernel never started"
+    time.sleep(5)  # the kernel is in the sleeping cell
+    start = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.monotonic() - start < 30, err[-2000:]
+    assert "interrupted: the running notebooks were stopped" in err and "Traceback" not in err
+    time.sleep(1)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "ipykernel" in " ".join(p.info["cmdline"] or [])
+                and p.info["cmdline"] and str(tmp_path) in " ".join(p.info["cmdline"])]
