@@ -262,27 +262,33 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def summary_table(out_dir=None) -> str:
-    """One Markdown table of every goal in the JSON files of ``out_dir``, with the machine."""
+    """One Markdown table of every goal in the JSON files of ``out_dir``; each row names its run's
+    machine (M1, M2, ... listed under the table with their CPU, rooflines, load and date), since the
+    files may come from different runs and machines."""
     out_dir = Path(out_dir) if out_dir is not None else RESULTS
-    lines, machines = [], set()
-    lines.append("| benchmark | goal | target | measured | met |")
-    lines.append("|---|---|---|---|---|")
+    lines, machines = [], {}
+    lines.append("| benchmark | goal | target | measured | met | run |")
+    lines.append("|---|---|---|---|---|---|")
     for path in sorted(out_dir.glob("*.json")):
         doc = json.loads(path.read_text())
-        m, r = doc.get("machine"), doc.get("rooflines")
-        if m and r:
-            machines.add(f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; fp32 {r['fp32_gflops']} / "
-                         f"bf16 {r['bf16_gflops']} GFLOP/s; load {m['load_average_1_5_15'][0]}; {m['date']}")
-        elif m:
-            machines.add(f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; load "
-                         f"{m['load_average_1_5_15'][0]}; {m['date']}")
+        described = machine_line(doc.get("machine"), doc.get("rooflines"))
+        run = f"M{machines.setdefault(described, len(machines) + 1)}" if described else "-"
         for g in doc.get("goals", []):
             measured = g["measured"]
             if isinstance(measured, dict):
                 measured = ", ".join(f"{k} {fmt(v)}" for k, v in measured.items())
             lines.append(f"| {doc.get('name', path.stem)} | {g['goal']} | {g['target']} | {fmt(measured)} | "
-                         f"{'yes' if g['met'] else '**no**'} |")
-    return "\n".join(lines) + "\n\nMachine(s):\n" + "\n".join(f"- {m}" for m in sorted(machines))
+                         f"{'yes' if g['met'] else '**no**'} | {run} |")
+    return "\n".join(lines) + "\n\nMachine(s):\n" + "\n".join(f"- M{k}: {m}" for m, k in machines.items())
+
+
+def machine_line(m: dict | None, r: dict | None) -> str | None:
+    """The machine and rooflines of one result file in one line, or None where the file has none."""
+    if not m:
+        return None
+    roofs = f"fp32 {r['fp32_gflops']} / bf16 {r['bf16_gflops']} GFLOP/s; " if r else ""
+    return (f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {roofs}load {m['load_average_1_5_15'][0]}; "
+            f"{m['date']}")
 
 
 class PeakMemory:

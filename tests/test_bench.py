@@ -74,10 +74,10 @@ def test_results_file_and_summary_table(tmp_path):
     assert doc["rooflines"] == roof and doc["machine"]["cores"] >= 1
     assert [g["met"] for g in doc["goals"]] == [False, True]
     table = common.summary_table(tmp_path)
-    assert "| demo | fast enough | >= 3x | 2.5 | **no** |" in table
-    assert "| demo | same | equal | 0 | yes |" in table
+    assert "| demo | fast enough | >= 3x | 2.5 | **no** | M1 |" in table
+    assert "| demo | same | equal | 0 | yes | M1 |" in table and "- M1: " in table
     (tmp_path / "older.json").write_text(json.dumps({"rows": [], "goals": [common.goal("kept", "0", 0, True)]}))
-    assert "| older | kept | 0 | 0 | yes |" in common.summary_table(tmp_path)  # no machine: still listed
+    assert "| older | kept | 0 | 0 | yes | - |" in common.summary_table(tmp_path)  # no machine: still listed
 
 
 def test_bench_command_writes_json(tmp_path):
