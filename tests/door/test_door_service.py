@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from happyhouse.door import cli
+from test_door_cli import png_claiming
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-" + "x" * 20
@@ -353,6 +354,9 @@ def _is_up(server) -> bool:
 @pytest.mark.parametrize("method, path, fields, status, words", [
     ("POST", "/identify", [("photo", ("notes.txt", b"not a picture"))], 400, ["upload 'notes.txt'", "not an image"]),
     ("POST", "/identify", [("photo", ("half.jpg", b"\xff\xd8\xff\xe0" + b"\0" * 200))], 400, ["upload 'half.jpg'"]),
+    # a few hundred bytes that would decode to 90 MB: refused before decoding, under the CLI's own cap
+    ("POST", "/identify", [("photo", ("wide.png", png_claiming(6000, 5000)))], 400,
+     ["upload 'wide.png'", "more than 25,000,000 pixels"]),
     ("POST", "/identify", [("photo", "cat.jpg")], 400, ["no face found"]),
     ("POST", "/verify", [("name", "nobody"), ("photo", "camera_0.jpg")], 404, ["'nobody' is not enrolled", "younes"]),
     ("DELETE", "/people/nobody", [], 404, ["'nobody' is not enrolled"]),
