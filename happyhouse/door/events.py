@@ -115,7 +115,8 @@ class EventLog:
         (h, w, 3) RGB is written (0600, fsynced) first and its path stored. Returns the event with
         ``id`` and ``snapshot`` filled in."""
         event = dict(event)
-        event["snapshot"] = str(self.save_snapshot(snapshot, event["time"]).absolute()) if snapshot is not None else None
+        saved = self.save_snapshot(snapshot, event["time"]) if snapshot is not None else None
+        event["snapshot"] = str(saved.absolute()) if saved is not None else None
         try:
             with self._conn:
                 self._conn.execute("BEGIN IMMEDIATE")

@@ -1,8 +1,9 @@
 """Acting on a decision: a command run on each match (a relay, a lock) and a webhook for every event.
 
 Hooks run on two background threads, the command's and the webhook's, each in order, so a slow
-or failing hook never stalls the watcher, and a dead webhook never holds back the lock: each attempt that fails is logged on stderr and retried (``retries`` times, with
-doubling back-off), then dropped with a last message. The command is split once (shlex) and
+or failing hook never stalls the watcher, and a dead webhook never holds back the lock: each
+attempt that fails is logged on stderr and retried (``retries`` times, with doubling back-off),
+then dropped with a last message. The command is split once (shlex) and
 run without a shell; the decision reaches it only through environment variables
 (``DOOR_NAME``, ``DOOR_DISTANCE``, ``DOOR_THRESHOLD``, ``DOOR_TRACK``, ``DOOR_SOURCE``,
 ``DOOR_TIME``, ``DOOR_SNAPSHOT``, ``DOOR_EVENT`` the whole JSON), never through its command line.
