@@ -182,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        stopped = ("the cluster's running jobs are left to it" if getattr(args, "scheduler", None)
+                   else "the running notebooks were stopped")
         kept = (f"; the reports written in {args.out} are kept and the same command grades the rest"
                 if args.command == "class" else "")
-        print(f"interrupted: the running notebooks were stopped{kept}.", file=sys.stderr)
+        print(f"interrupted: {stopped}{kept}.", file=sys.stderr)
         return 130
     return EXIT_ERROR
 
