@@ -23,11 +23,13 @@ for a user who cannot run the venv's interpreter) is shown read-only at the same
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
+import stat
 import subprocess
 import sys
-import threading
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,21 +64,35 @@ class Limits:
     open_files: int = 1024
 
 
-_lock = threading.Lock()
-_busy: set[int] = set()
-
-
 @contextmanager
 def uid_slot():
-    """A uid no other running sandbox uses (root only; otherwise the grader's own uid, mapped)."""
-    with _lock:
-        uid = next(u for u in range(FIRST_UID, FIRST_UID + 10_000) if u not in _busy)
-        _busy.add(uid)
-    try:
-        yield uid
-    finally:
-        with _lock:
-            _busy.discard(uid)
+    """A uid no other running sandbox on this machine uses (it matters as root; otherwise the grader's
+    own uid, mapped, runs the sandbox): each is held by an flock on its lock file for the sandbox's
+    life, so other threads and other grader processes (two classes, Dask workers) take others."""
+    folder = uid_locks()
+    for uid in range(FIRST_UID, FIRST_UID + 10_000):
+        fd = os.open(folder / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield uid
+        finally:
+            os.close(fd)  # the lock goes with it
+        return
+    raise SandboxError(f"all 10,000 sandbox uids from {FIRST_UID} are in use on this machine.")
+
+
+def uid_locks() -> Path:
+    """This user's private folder of uid lock files (in the temporary folder; made 0700)."""
+    folder = Path(tempfile.gettempdir()) / f"happyhouse-grading-uids-{os.geteuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    st = folder.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise SandboxError(f"{folder}: not a private folder of this user (someone else made it); remove it.")
+    return folder
 
 
 def bwrap() -> str:

@@ -531,3 +531,22 @@ def test_an_unprivileged_user_grades_in_a_sandbox_of_its_own():
         assert left == []
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_grader_processes_never_share_a_sandbox_uid():
+    """The uid of a running sandbox is held across processes (two classes, Dask workers on one host)."""
+    import subprocess
+    import sys
+
+    from happyhouse.grading.sandbox import uid_slot
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom happyhouse.grading.sandbox import uid_slot\n"
+                               "with uid_slot() as uid:\n    print(uid, flush=True)\n    time.sleep(30)"],
+                              cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        theirs = int(holder.stdout.readline())
+        with uid_slot() as mine, uid_slot() as another:
+            assert len({theirs, mine, another}) == 3
+    finally:
+        holder.kill()
+        holder.wait()
