@@ -19,13 +19,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
 
 from happyhouse.door.recognition import UsageError
 
 URL_SCHEMES = ("http", "https", "rtsp", "rtsps")
+#: A camera's user name and password, kept out of the command line (process lists show it).
+CAMERA_USER_VARIABLE, CAMERA_PASSWORD_VARIABLE = "DOOR_CAMERA_USERNAME", "DOOR_CAMERA_PASSWORD"
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff"}
 #: A folder's frames are taken as this many per second (a folder has no clock of its own).
 FOLDER_FPS = 5.0
@@ -58,6 +60,19 @@ def redact(url: str) -> str:
     except ValueError:  # a bad port or bracketed host: show nothing of the part that may hold a password
         scheme, _, rest = url.partition("://")
         return f"{scheme}://<unreadable host>" + (rest[rest.find("/"):] if "/" in rest else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def with_credentials(url: str, environ=os.environ) -> str:
+    """``url`` with the user name (and password) of DOOR_CAMERA_USERNAME (and DOOR_CAMERA_PASSWORD)
+    put in, quoted; a URL that names its own user, or no such variable, leaves it as it is."""
+    user, password = environ.get(CAMERA_USER_VARIABLE), environ.get(CAMERA_PASSWORD_VARIABLE)
+    parts = urlsplit(url)
+    if not user or parts.username is not None:
+        return url
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    netloc = f"{auth}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -109,7 +124,7 @@ def open_source(text: str, fps: float | None = None, log=None, backoff: float = 
         return LiveSource(int(text), text, fps, log, backoff, max_backoff, give_up_after)
     if "://" in text or text.lower().startswith(("rtsp:", "http:", "https:")):
         check_url(text)
-        return LiveSource(text, describe(text), fps, log, backoff, max_backoff, give_up_after)
+        return LiveSource(with_credentials(text), describe(text), fps, log, backoff, max_backoff, give_up_after)
     path = Path(text)
     if path.is_dir():
         return FolderSource(path, fps, log)

@@ -35,7 +35,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                                        "one event per person decided")
     p.add_argument("source", metavar="SOURCE", nargs="+",
                    help="video file, folder of frames, http(s):// (MJPEG) or rtsp:// URL, or camera index (0); "
-                        "several: one thread each, one model")
+                        "several: one thread each, one model; a camera's user and password from DOOR_CAMERA_USERNAME "
+                        "and DOOR_CAMERA_PASSWORD, not the URL")
     add_watch_options(p)
     p = sub.add_parser("log", parents=[common], help="the events the watcher stored")
     p.add_argument("--name", default=None, help="only this person's events (or unknown)")

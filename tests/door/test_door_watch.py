@@ -328,3 +328,13 @@ def test_kill_9_keeps_every_stored_event_and_the_database(door, tmp_path):
     assert len(rows(db)) >= before + 1
     with face_db.FaceDB(db) as reopened:                      # the door still opens it
         assert sorted(reopened.names()) == sorted(KNOWN)
+
+
+def test_camera_credentials_come_from_the_environment_not_the_command_line():
+    from happyhouse.door.sources import describe, with_credentials
+    env = {"DOOR_CAMERA_USERNAME": "admin", "DOOR_CAMERA_PASSWORD": "p@ss:w/rd"}
+    url = with_credentials("rtsp://cam.local:554/stream1", env)
+    assert url == "rtsp://admin:p%40ss%3Aw%2Frd@cam.local:554/stream1" and "p%40ss" not in describe(url)
+    assert with_credentials("rtsp://[fe80::1]/s", env).startswith("rtsp://admin:p%40ss%3Aw%2Frd@[fe80::1]/s")
+    assert with_credentials("rtsp://other:secret@cam.local/s", env) == "rtsp://other:secret@cam.local/s"
+    assert with_credentials("rtsp://cam.local/s", {}) == "rtsp://cam.local/s"
