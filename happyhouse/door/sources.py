@@ -106,10 +106,14 @@ def to_rgb(frame) -> np.ndarray | None:
     return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB if frame.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
+# FFmpeg's own messages off ("moov atom not found" ...): OpenCV reads this once, when it first opens
+# a video with FFmpeg, so it is set as this module loads, before any video is opened.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
 def quiet_video_logs() -> None:
-    """OpenCV's and FFmpeg's own warnings off (a source that fails is said once, in the door's words);
-    a level the user set in OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL is kept."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # read when OpenCV first opens a video with FFmpeg
+    """OpenCV's own warnings off (a source that fails is said once, in the door's words); a level
+    the user set in OPENCV_LOG_LEVEL (or OPENCV_FFMPEG_LOGLEVEL, above) is kept."""
     if "OPENCV_LOG_LEVEL" not in os.environ:
         import cv2
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
