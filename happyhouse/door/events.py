@@ -52,9 +52,8 @@ class EventLogError(face_db.FaceDBError):
 
 
 def default_snapshots(db_path: Path) -> Path:
-    """Where snapshots go unless told: ``<db>.snapshots`` beside the database, as an absolute path
-    (the log names the files; it is read from other folders too)."""
-    return Path(f"{Path(db_path).absolute()}.snapshots")
+    """Where snapshots go unless told: ``<db>.snapshots`` beside the database."""
+    return Path(f"{db_path}.snapshots")
 
 
 def iso(t: float) -> str:
@@ -84,7 +83,8 @@ class EventLog:
         """Open the log of an existing face database (FaceDBError if there is none); ``create``: add the
         events table if missing (False for readers: an old file stays as it is)."""
         self.path, self.timeout = Path(path), timeout
-        self.snapshots = Path(snapshots) if snapshots else default_snapshots(self.path)
+        # absolute: the log names the files, and it is read from other folders too
+        self.snapshots = (Path(snapshots) if snapshots else default_snapshots(self.path)).absolute()
         with face_db.FaceDB(self.path, create=False, timeout=timeout) as db:   # checks the file, 0600
             db.make_private()
             self.notices = list(db.notices)
@@ -115,8 +115,7 @@ class EventLog:
         (h, w, 3) RGB is written (0600, fsynced) first and its path stored. Returns the event with
         ``id`` and ``snapshot`` filled in."""
         event = dict(event)
-        saved = self.save_snapshot(snapshot, event["time"]) if snapshot is not None else None
-        event["snapshot"] = str(saved.absolute()) if saved is not None else None
+        event["snapshot"] = str(self.save_snapshot(snapshot, event["time"])) if snapshot is not None else None
         try:
             with self._conn:
                 self._conn.execute("BEGIN IMMEDIATE")

@@ -58,7 +58,7 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
               "max_points": float(sum(points.get(x, 1.0) for x in spec["exercises"])), "score": 0.0,
               "exercises": [], "sandbox": options.sandbox, "cells": None, "peak_memory_mb": None,
               "seconds": 0.0, "options": asdict(options), "executed": None}
-    report.update(warnings(spec, options))
+    report.update(report_warnings(spec, options))
     try:
         if len(raw) > MAX_NOTEBOOK_BYTES:
             raise NotebookFileError(f"{name}: the notebook is {len(raw) / MB:.0f} MB, more than the "
@@ -428,10 +428,10 @@ def _crashed(name: str, err: Exception, spec: dict, options: Options) -> dict:
     return {"submission": name, "reference": spec["reference"], "status": "error",
             "error": f"grading crashed: {err!r}", "passed": 0, "total": len(spec["exercises"]),
             "score": 0.0, "exercises": [], "cells": None, "peak_memory_mb": None, "seconds": 0.0,
-            "sandbox": options.sandbox, "options": asdict(options), "executed": None, **warnings(spec, options)}
+            "sandbox": options.sandbox, "options": asdict(options), "executed": None, **report_warnings(spec, options)}
 
 
-def warnings(spec: dict, options: Options) -> dict:
+def report_warnings(spec: dict, options: Options) -> dict:
     """``{"hidden_tests": bool}``, plus ``{"warning": text}`` when a report's verdicts are weaker than
     they should be: no sandbox, or no hidden tests."""
     said = [w for w in (None if options.sandbox else NO_SANDBOX, spec.get("warning")) if w]

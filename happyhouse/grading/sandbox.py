@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from happyhouse import runtime
+from happyhouse import data, runtime
 
 from .notebook import GradingError
 
@@ -46,7 +46,7 @@ ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "grou
 DATA_VARIABLES = ("COURSE_DATA", "FACES_DATA")
 #: The data folders shown (read-only) under each variable's folder; nothing else there is, so a
 #: variable pointed at a project checkout shows neither its references nor their hidden tests.
-DATA_FOLDERS = {"COURSE_DATA": ("weights", "images", "pretrained-model", "faces"), "FACES_DATA": ("people", "groups")}
+DATA_FOLDERS = {"COURSE_DATA": data.KINDS, "FACES_DATA": ("people", "groups")}
 
 
 class SandboxError(GradingError):

@@ -77,11 +77,16 @@ def default_optimizer(scales: int) -> str:
     return "lbfgs" if scales > 1 else "adam"
 
 
+def check_style_scale(style_scale: float) -> None:
+    """ValueError unless ``style_scale`` is positive."""
+    if not style_scale > 0:
+        raise ValueError(f"style scale must be positive, got {style_scale:g}")
+
+
 def style_size(content_hw, style_scale: float = 1.0) -> tuple[int, int]:
     """The style image's (height, width): the content's size (as the course) times ``style_scale``
     (0.5: style features half as large in the result; 2: twice as large)."""
-    if not style_scale > 0:
-        raise ValueError(f"style scale must be positive, got {style_scale:g}")
+    check_style_scale(style_scale)
     return max(1, round(content_hw[0] * style_scale)), max(1, round(content_hw[1] * style_scale))
 
 

@@ -11,12 +11,17 @@ NOISE_RANGE = 20.0  # the course's uniform noise in [-20, 20] (normalised pixel 
 NOISE_RATIO = 0.6  # the course's share of noise in the start
 
 
+def check_noise_ratio(noise_ratio: float) -> None:
+    """ValueError unless ``noise_ratio`` is between 0 and 1."""
+    if not 0 <= noise_ratio <= 1:
+        raise ValueError(f"noise ratio must be between 0 and 1, got {noise_ratio:g}")
+
+
 def noisy_image(content_image, noise_ratio: float, seed=None) -> np.ndarray:
     """``content_image`` (1, H, W, 3) mixed with ``noise_ratio`` of uniform noise in [-20, 20]
     (the course's generate_noise_image; ``seed`` None draws from numpy's global generator).
     Same shape, float32."""
-    if not 0 <= noise_ratio <= 1:
-        raise ValueError(f"noise ratio must be between 0 and 1, got {noise_ratio:g}")
+    check_noise_ratio(noise_ratio)
     rng = np.random if seed is None else np.random.default_rng(seed)
     noise = rng.uniform(-NOISE_RANGE, NOISE_RANGE, np.shape(content_image)).astype(np.float32)
     return (noise * noise_ratio + np.asarray(content_image) * (1 - noise_ratio)).astype(np.float32)

@@ -134,10 +134,8 @@ def make_plan(content, styles, settings: TransferSettings) -> Plan:
     s.style_weights = normalise_weights(s.style_weights, len(styles))
     s.noise_ratio = start.NOISE_RATIO if s.noise_ratio is None else s.noise_ratio
     sizes.check_counts(s.iterations, s.scales)
-    if not 0 <= s.noise_ratio <= 1:
-        raise ValueError(f"noise ratio must be between 0 and 1, got {s.noise_ratio:g}")
-    if not s.style_scale > 0:
-        raise ValueError(f"style scale must be positive, got {s.style_scale:g}")
+    start.check_noise_ratio(s.noise_ratio)
+    sizes.check_style_scale(s.style_scale)
     content_rgb = images.read_image(content)
     style_rgbs = [images.read_image(style) for style in styles]
     output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None
