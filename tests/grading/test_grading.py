@@ -376,7 +376,9 @@ def test_ctrl_c_on_a_class_stops_its_running_notebooks_at_once(work, tmp_path):
     sleeper.cells.insert(2, new_code_cell("import time; time.sleep(120)  # grading-ctrl-c-sleeper"))
     nbformat.write(sleeper, folder / "sleeper.ipynb")
     proc = subprocess.Popen([sys.executable, "-m", "happyhouse.grading", "class", str(folder), "--reference",
-                             str(work / "reference.ipynb"), "--out", str(tmp_path / "out"), "--no-progress"],
+                             str(work / "reference.ipynb"), "--out", str(tmp_path / "out"), "--no-progress",
+                             # the same stop either way; no sandbox uid running beside test_sandbox's process checks
+                             "--no-sandbox"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     def kernels():
         return [p for p in psutil.Process(proc.pid).children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
