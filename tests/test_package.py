@@ -57,9 +57,12 @@ def test_wheel_holds_the_course_modules_the_package_and_the_scripts(installed):
     requires = [line.split(": ", 1)[1] for line in
                 (installed / "happyhouse-0.1.0.dist-info" / "METADATA").read_text().splitlines()
                 if line.startswith("Requires-Dist: ")]
+    runtime = [r for r in requires if "extra ==" not in r]
     pinned = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
               if line.strip() and not line.startswith("#")]
-    assert len(requires) == len(pinned) and all("==" in r for r in requires)
+    assert len(runtime) == len(pinned) and all("==" in r for r in requires)
+    test_tools = {r.split("==")[0] for r in requires if r.endswith('extra == "test"')}
+    assert test_tools == {"pytest", "pytest-xdist", "nbval"}  # the `test` extra only: users never get them
 
 
 def test_console_scripts_answer_help_from_any_folder(installed, tmp_path):
