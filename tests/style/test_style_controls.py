@@ -240,6 +240,39 @@ def test_ctrl_c_saves_and_resume_goes_on(pictures, tmp_path, capsys):
     assert (out / "progress.png").is_file()
 
 
+def test_ctrl_c_in_the_fast_plan_resumes_its_passes(pictures, tmp_path, capsys):
+    """The default plan (two L-BFGS passes, no --iterations): Ctrl-C in the half-size pass saves that
+    pass's picture; --resume finishes it and runs the full-size pass, numbering on."""
+    out = tmp_path / "fast"
+    args = [str(pictures["content"]), str(pictures["style"]), "-o", str(out), "--network", NET, "--size", "96x120",
+            "--seed", "0", "--precision", "float32"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "nst_utils", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Iteration 0 "):  # the half-size pass has begun
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert lines[0].startswith("Fast plan: 30 L-BFGS iterations at 48x60 then 16 L-BFGS iterations at 96x120")
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    k = int(re.search(r"interrupted at iteration (\d+):", stderr).group(1))
+    state = checkpoint.load(out / checkpoint.STATE_NAME)
+    assert 1 <= k < 30 and state["iteration"] == k and state["scale"] == 0  # in the half-size pass
+    assert state["image"].shape == (1, 48, 60, 3) and state["settings"]["iterations"] is None
+    assert Image.open(out / "generated_image.jpg").size == (60, 48)
+
+    assert cli.main(["--resume", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("Fast plan: ") and f"resumed from iteration {k}\n" in printed
+    printed_iterations = [int(n) for n in re.findall(r"^Iteration (\d+) :", printed, re.M)]
+    assert min(printed_iterations) >= k and max(printed_iterations) == 40  # on to the full-size pass, 30..45
+    assert Image.open(out / "generated_image.jpg").size == (120, 96)
+    assert not (out / checkpoint.STATE_NAME).exists()
+
+
 # ---------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("extra, message", [
     (["--style-weights", "1", "2"], "2 style weight(s) for 1 style image"),
