@@ -137,6 +137,7 @@ def run_submission(nb, options: Options, workdir: Path, threads: int | None = No
         executed = _read_executed(out_dir / "executed.ipynb") or nb
         if not stopped and proc.returncode != 0:  # the kernel's death is recorded by the runner: this is the runner's
             raise GradingError(_runner_failed(proc.returncode, _tail(log), options.sandbox))
+        check_cells(executed, nb)
         values = {x: read_values(out_dir, x) for x in exercises}
         values["$status"] = _read_json(out_dir / "harness.json") or {}
         values["$problem"] = problem
@@ -178,6 +179,19 @@ def _wait(proc, timeout: float) -> tuple[str | None, bool, int]:
             if time.monotonic() > deadline:
                 _kill_tree(proc)
                 return f"the notebook ran longer than {timeout:g} s and was stopped", True, peak
+
+
+def check_cells(executed, submitted) -> None:
+    """GradingError when the executed notebook's cells are not ``submitted``'s (same count, types and
+    sources): it is written where the submission's own processes run, so a changed cell means the
+    run was tampered with, and nothing in it can be trusted."""
+    changed = next((i for i, (a, b) in enumerate(zip(executed.cells, submitted.cells))
+                    if a.get("cell_type") != b.get("cell_type") or a.get("source") != b.get("source")), None)
+    if len(executed.cells) != len(submitted.cells) or changed is not None:
+        where = (f"cell {changed} differs" if changed is not None else
+                 f"{len(executed.cells)} cells where the submission has {len(submitted.cells)}")
+        raise GradingError(f"the executed notebook was changed during the run ({where} from the submission): "
+                           "something the submission ran rewrote it, so it is not graded; look at the submission")
 
 
 def _runner_failed(code: int, tail: str, sandboxed: bool) -> str:

@@ -395,3 +395,36 @@ def test_ctrl_c_on_a_class_stops_its_running_notebooks_at_once(work, tmp_path):
     time.sleep(1)
     assert not [p for p in psutil.process_iter(["cmdline"]) if "ipykernel" in " ".join(p.info["cmdline"] or [])
                 and p.info["cmdline"] and str(tmp_path) in " ".join(p.info["cmdline"])]
+
+
+def test_an_executed_notebook_rewritten_during_the_run_is_not_graded(work, tmp_path, monkeypatch):
+    """The runner writes the executed notebook where the submission's processes run: a process left
+    behind can rewrite it after the runner's last save (here: the reader sees it rewritten). Changed
+    sources are caught against the submission, and nothing is graded."""
+    from happyhouse.grading import execute
+    read = execute._read_executed
+
+    def rewritten(path, *args):
+        nb = read(path, *args)
+        nb.cells[2].source = TRIPLET.replace("triplet_loss", "hidden_helper")  # the evidence, changed
+        return nb
+    monkeypatch.setattr(execute, "_read_executed", rewritten)
+    nbformat.write(course_notebook(), tmp_path / "rewrites.ipynb")
+    report = grading.grade(tmp_path / "rewrites.ipynb", work / "reference.ipynb", options(sandbox=False))
+    assert report["status"] == "error" and report["exercises"] == []
+    assert "the executed notebook was changed during the run (cell 2 differs" in report["error"]
+
+
+def test_check_cells_compares_types_and_sources_not_outputs():
+    from happyhouse.grading.execute import check_cells
+    submitted = course_notebook()
+    executed = course_notebook()
+    executed.cells[3].outputs = [nbformat.v4.new_output("stream", text="loss = 1\n")]
+    check_cells(executed, submitted)  # outputs are the run's own
+    executed.cells.append(new_code_cell("print('added')"))
+    with pytest.raises(grading.GradingError, match="8 cells where the submission has 7"):
+        check_cells(executed, submitted)
+    executed.cells.pop()
+    executed.cells[0] = new_code_cell(submitted.cells[0].source)  # a markdown cell turned into code
+    with pytest.raises(grading.GradingError, match="cell 0 differs"):
+        check_cells(executed, submitted)
