@@ -2,6 +2,7 @@
 after every cell, and the whole process tree killed when a notebook runs too long."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -109,7 +110,9 @@ def run_submission(nb, options: Options, workdir: Path, threads: int | None = No
     from . import sandbox
     from .hidden import read_values, write_inputs
 
-    with tempfile.TemporaryDirectory(prefix="grading-") as tmp, sandbox.uid_slot() as uid:
+    # a uid of its own only matters to a sandbox run as root (otherwise the grader's own uid, mapped, runs it)
+    slot = sandbox.uid_slot() if options.sandbox and os.geteuid() == 0 else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="grading-") as tmp, slot as uid:
         in_dir, out_dir = Path(tmp, "in"), Path(tmp, "out")
         in_dir.mkdir()
         out_dir.mkdir()
@@ -148,14 +151,13 @@ def run_submission(nb, options: Options, workdir: Path, threads: int | None = No
     return executed, problem, values
 
 
-def _sandboxed(args: list[str], options: Options, tmp: Path, threads: int | None, uid: int):
+def _sandboxed(args: list[str], options: Options, tmp: Path, threads: int | None, uid: int | None):
     """(command, environment, working folder, preexec) running the runner in a sandbox (see sandbox.py)."""
     from . import sandbox
     from .workspace import default_workspace
 
     sandbox.check()
     workspace = Path(options.workspace) if options.workspace else default_workspace()
-    uid = uid if os.geteuid() == 0 else None  # without root: the user namespace's own user
     argv = [sys.executable, f"{sandbox.IN}/runner.py", f"{sandbox.IN}/submission.ipynb", f"{sandbox.OUT}/executed.ipynb",
             "--workdir", sandbox.WORKSPACE, "--harness", sandbox.IN, "--out", sandbox.OUT, *args]
     sandbox.prepare(tmp / "out", tmp / "in", uid)
@@ -185,11 +187,11 @@ def check_cells(executed, submitted) -> None:
     """GradingError when the executed notebook's cells are not ``submitted``'s (same count, types and
     sources): it is written where the submission's own processes run, so a changed cell means the
     run was tampered with, and nothing in it can be trusted."""
-    changed = next((i for i, (a, b) in enumerate(zip(executed.cells, submitted.cells))
-                    if a.get("cell_type") != b.get("cell_type") or a.get("source") != b.get("source")), None)
-    if len(executed.cells) != len(submitted.cells) or changed is not None:
+    ran, given = ([(c.get("cell_type"), c.get("source")) for c in nb.cells] for nb in (executed, submitted))
+    if ran != given:
+        changed = next((i for i, (a, b) in enumerate(zip(ran, given)) if a != b), None)
         where = (f"cell {changed} differs" if changed is not None else
-                 f"{len(executed.cells)} cells where the submission has {len(submitted.cells)}")
+                 f"{len(ran)} cells where the submission has {len(given)}")
         raise GradingError(f"the executed notebook was changed during the run ({where} from the submission): "
                            "something the submission ran rewrote it, so it is not graded; look at the submission")
 

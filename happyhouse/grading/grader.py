@@ -53,12 +53,7 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
     start = time.monotonic()
     raw = data.encode() if isinstance(data, str) else data
     points = spec.get("points", {})
-    report = {"submission": name, "sha256": hashlib.sha256(raw).hexdigest(), "reference": spec["reference"],
-              "status": "graded", "error": None, "passed": 0, "total": len(spec["exercises"]), "points": 0.0,
-              "max_points": float(sum(points.get(x, 1.0) for x in spec["exercises"])), "score": 0.0,
-              "exercises": [], "sandbox": options.sandbox, "cells": None, "peak_memory_mb": None,
-              "seconds": 0.0, "options": asdict(options), "executed": None}
-    report.update(report_warnings(spec, options))
+    report = {**blank_report(name, spec, options), "sha256": hashlib.sha256(raw).hexdigest()}
     try:
         if len(raw) > MAX_NOTEBOOK_BYTES:
             raise NotebookFileError(f"{name}: the notebook is {len(raw) / MB:.0f} MB, more than the "
@@ -125,6 +120,11 @@ def _normalised(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
+def with_workdir(options: Options, reference: str | os.PathLike) -> Options:
+    """``options`` with its working folder set: the given one, else the reference's folder."""
+    return replace(options, workdir=str(options.workdir or Path(reference).resolve().parent))
+
+
 def load_reference(reference: str | os.PathLike, options: Options, execute: bool = False) -> dict:
     """The spec of a reference notebook (see :func:`reference_spec`), executing it first if asked.
 
@@ -135,7 +135,7 @@ def load_reference(reference: str | os.PathLike, options: Options, execute: bool
     plan = grading_plan(nb, str(reference))
     if execute:
         done = apply_plan(nb, [] if options.full else plan)
-        nb, problem, _ = run_submission(nb, options, Path(options.workdir or Path(reference).resolve().parent))
+        nb, problem, _ = run_submission(nb, options, Path(with_workdir(options, reference).workdir))
         if problem:
             raise GradingError(f"{reference}: the reference could not be executed: {problem}")
         ran = nb.metadata["grading"]["cells"]
@@ -153,8 +153,8 @@ def load_reference(reference: str | os.PathLike, options: Options, execute: bool
     if options.hidden_tests and not hidden.is_file():
         raise GradingError(f"--hidden-tests {hidden}: no such file; give the hidden tests' module, or leave the "
                            f"option out to use {hidden_tests_path(reference)}.")
+    spec["hidden_tests_looked_at"] = str(hidden)
     spec["hidden_tests"] = str(hidden) if hidden.is_file() else None
-    spec["warning"] = None if hidden.is_file() else NO_HIDDEN_TESTS.format(path=hidden)
     spec["reference_path"] = str(Path(reference).resolve())
     spec["functions"] = function_specs(nb)  # graded functions: placeholders, cells (see assignment.py)
     spec["plan"] = [] if options.full else plan  # from the reference as written (tags, not the short sources)
@@ -187,7 +187,7 @@ def prepare_hidden(spec: dict, options: Options, seed: int | None = None) -> int
     reference = Path(spec["reference_path"])
     nb = read_notebook(reference)
     apply_plan(nb, spec.get("plan", []))
-    _, problem, values = run_submission(nb, options, Path(options.workdir or reference.parent),
+    _, problem, values = run_submission(nb, options, Path(with_workdir(options, reference).workdir),
                                         hidden={"drawn": drawn, "reference": None})
     for exercise, test in drawn.items():
         got = values.get(exercise)
@@ -208,21 +208,21 @@ def grade(submission: str | os.PathLike, reference: str | os.PathLike, options: 
 
     Raises GradingError when the reference cannot be used; a bad submission gives status error.
     """
-    options = options or Options()
+    options = with_workdir(options or Options(), reference)
     _check_sandbox(options)
     spec = load_reference(reference, options, execute_reference)
     path = Path(submission)
     if not path.is_file():
         raise NotebookFileError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}; "
                                 "expected a Jupyter notebook (.ipynb) file.")
-    workdir = options.workdir or Path(reference).resolve().parent
     raw = _read_submission(path)
     try:
         parse_notebook(raw, str(path))
-    except NotebookFileError:  # refused at once: the reference's hidden run would be wasted on it
-        return grade_source(str(path), raw, spec, options, workdir)
-    prepare_hidden(spec, options)
-    return grade_source(str(path), raw, spec, options, workdir)
+    except NotebookFileError:
+        pass  # refused by grade_source at once: the reference's hidden run would be wasted on it
+    else:
+        prepare_hidden(spec, options)
+    return grade_source(str(path), raw, spec, options)
 
 
 def _error_of(cell) -> str:
@@ -254,8 +254,8 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
     options = options or Options()
     paths = _submissions(Path(folder))
     _check_sandbox(options)
+    options = with_workdir(options, reference)
     spec = load_reference(reference, options, execute_reference)
-    options = replace(options, workdir=str(options.workdir or Path(reference).resolve().parent))
     run = _run_record(spec, options, reference)
     done = _finished(Path(out), run) if out is not None else {}
     prepare_hidden(spec, options, run["seed"])
@@ -424,15 +424,24 @@ def _connect(scheduler: str):
                            "address (e.g. tcp://host:8786) and that `dask scheduler` runs there.") from None
 
 
+def blank_report(name: str, spec: dict, options: Options) -> dict:
+    """A report of submission ``name`` before it is graded: nothing passed, its warnings said."""
+    points = spec.get("points", {})
+    return {"submission": name, "sha256": None, "reference": spec["reference"], "status": "graded", "error": None,
+            "passed": 0, "total": len(spec["exercises"]), "points": 0.0,
+            "max_points": float(sum(points.get(x, 1.0) for x in spec["exercises"])), "score": 0.0,
+            "exercises": [], "sandbox": options.sandbox, "cells": None, "peak_memory_mb": None,
+            "seconds": 0.0, "options": asdict(options), "executed": None, **report_warnings(spec, options)}
+
+
 def _crashed(name: str, err: Exception, spec: dict, options: Options) -> dict:
-    return {"submission": name, "reference": spec["reference"], "status": "error",
-            "error": f"grading crashed: {err!r}", "passed": 0, "total": len(spec["exercises"]),
-            "score": 0.0, "exercises": [], "cells": None, "peak_memory_mb": None, "seconds": 0.0,
-            "sandbox": options.sandbox, "options": asdict(options), "executed": None, **report_warnings(spec, options)}
+    return {**blank_report(name, spec, options), "status": "error", "error": f"grading crashed: {err!r}"}
 
 
 def report_warnings(spec: dict, options: Options) -> dict:
     """``{"hidden_tests": bool}``, plus ``{"warning": text}`` when a report's verdicts are weaker than
     they should be: no sandbox, or no hidden tests."""
-    said = [w for w in (None if options.sandbox else NO_SANDBOX, spec.get("warning")) if w]
+    looked = spec.get("hidden_tests_looked_at")
+    no_tests = NO_HIDDEN_TESTS.format(path=looked) if looked and not spec.get("hidden_tests") else None
+    said = [w for w in (None if options.sandbox else NO_SANDBOX, no_tests) if w]
     return {"hidden_tests": bool(spec.get("hidden_tests")), **({"warning": "; ".join(said)} if said else {})}

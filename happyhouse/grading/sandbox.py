@@ -43,10 +43,10 @@ FIRST_UID = 62000  # sandboxes run as FIRST_UID, FIRST_UID + 1, ... (one per san
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "nsswitch.conf",
        "hosts", "fonts", "mime.types", "alternatives", "ssl/certs")
-DATA_VARIABLES = ("COURSE_DATA", "FACES_DATA")
 #: The data folders shown (read-only) under each variable's folder; nothing else there is, so a
 #: variable pointed at a project checkout shows neither its references nor their hidden tests.
-DATA_FOLDERS = {"COURSE_DATA": data.KINDS, "FACES_DATA": ("people", "groups")}
+DATA_FOLDERS = {data.ENV_VAR: data.KINDS, data.FACES_ENV_VAR: ("people", "groups")}
+DATA_VARIABLES = tuple(DATA_FOLDERS)
 
 
 class SandboxError(GradingError):
@@ -151,11 +151,10 @@ def command(argv: list[str], workspace: Path, in_dir: Path, out_dir: Path, env: 
     made: set[str] = {"/tmp"}
     for root in _python_roots() + _packages():
         cmd += _parents(root, made) + ["--ro-bind", root, root]
-    for var in DATA_VARIABLES:
-        for sub in DATA_FOLDERS[var] if env.get(var) else ():
-            folder = os.path.join(env[var], sub)
-            if os.path.isdir(folder):
-                cmd += _parents(folder, made) + ["--ro-bind", folder, folder]
+    for var, subs in DATA_FOLDERS.items():
+        folders = [os.path.join(env[var], sub) for sub in subs] if env.get(var) else []
+        for folder in filter(os.path.isdir, folders):
+            cmd += _parents(folder, made) + ["--ro-bind", folder, folder]
     cmd += ["--proc", "/proc", "--dev", "/dev",
             # /dev/shm is RAM: as small as the outputs, not the dev tmpfs's half of memory
             "--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/dev/shm",
