@@ -170,5 +170,6 @@ def course_folder_note(shapes) -> str:
     return (f"course folder {real}: {have} of {len(shapes)} CSVs"
             + ("" if have == len(shapes) else " (incomplete: timed on the synthetic folder only)"))
 
+
 if __name__ == "__main__":
     main()

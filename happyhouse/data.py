@@ -93,7 +93,8 @@ def find_folders(kind: str, root: str | os.PathLike | None = None) -> list[Path]
     candidates = []
     if root is not None:
         root = Path(root).expanduser().absolute()
-        candidates += [root] if root.name == kind else []
+        if root.name == kind:
+            candidates.append(root)
         candidates.append(root / kind)
     else:
         if kind == "faces" and os.environ.get(FACES_ENV_VAR):

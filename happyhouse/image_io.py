@@ -49,15 +49,15 @@ def read_rgb(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int = M
         if not data:
             raise ImageReadError("<bytes>: no data (0 bytes).")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        old_limit = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = max_pixels
+        # our own check decides, not Pillow's limit: a process global that threads would race on
+        # (Pillow still refuses past twice its limit, about 179 MP, whatever max_pixels says)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data))
-            if img.width * img.height > max_pixels:  # our own check: Pillow's limit is a process global
+            if img.width * img.height > max_pixels:
                 raise Image.DecompressionBombError(f"{img.width}x{img.height}")
             img.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        except Image.DecompressionBombError:
             raise ImageReadError(
                 f"{name}: refused as a possible decompression bomb (more than {max_pixels:,} pixels). "
                 "Resize the photo first, or pass a larger max_pixels if you trust it.") from None
@@ -66,8 +66,6 @@ def read_rgb(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int = M
                 f"{name}: not an image file Pillow can read (JPEG, PNG, BMP, TIFF, WebP, GIF...).") from None
         except (OSError, SyntaxError, ValueError) as err:
             raise ImageReadError(f"{name}: the image is truncated or corrupt ({err}).") from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = old_limit
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not lose the picture

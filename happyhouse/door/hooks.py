@@ -71,7 +71,7 @@ class Hooks:
             check_webhook(settings.webhook)
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
         self.failures = 0
-        self._count = threading.Lock()
+        self._lock = threading.Lock()  # the failure count, and the workers started once
         self._queues = {kind: queue.Queue() for kind in self.KINDS}
         self._threads = {kind: threading.Thread(target=self._work, args=(kind,), name=f"door-{kind}", daemon=True)
                          for kind in self.KINDS}
@@ -96,8 +96,9 @@ class Hooks:
 
     def _put(self, kind: str, event: dict) -> None:
         self._queues[kind].put(event)
-        if self._threads[kind].ident is None:   # its worker starts with its first hook
-            self._threads[kind].start()
+        with self._lock:  # its worker starts with its first hook, whichever camera's thread brings it
+            if self._threads[kind].ident is None:
+                self._threads[kind].start()
 
     def _work(self, kind: str) -> None:
         action = self._run_command if kind == "command" else self._post
@@ -111,7 +112,7 @@ class Hooks:
                 action(event)
                 return True
             except Exception as err:   # any failure of a hook is logged, never raised
-                with self._count:
+                with self._lock:
                     self.failures += 1
                 last = attempt > self.settings.retries
                 self.log(f"hooks: {kind} for event {event.get('id', '?')} failed (attempt {attempt}): {err}"

@@ -55,8 +55,7 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
         if parts.username is None and parts.password is None:
             return url
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
+        netloc = host_and_port(parts)
     except ValueError:  # a bad port or bracketed host: show nothing of the part that may hold a password
         scheme, _, rest = url.partition("://")
         return f"{scheme}://<unreadable host>" + (rest[rest.find("/"):] if "/" in rest else "")
@@ -70,10 +69,16 @@ def with_credentials(url: str, environ=os.environ) -> str:
     parts = urlsplit(url)
     if not user or parts.username is not None:
         return url
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
-    netloc = f"{auth}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, f"{auth}@{host_and_port(parts)}", parts.path, parts.query, parts.fragment))
+
+
+def host_and_port(parts) -> str:
+    """The host (an IPv6 address in brackets) and port of a urlsplit result, without user or password;
+    ValueError for a port that is no number."""
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def check_url(text: str) -> None:

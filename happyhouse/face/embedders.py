@@ -214,8 +214,10 @@ def load_embedder(name: str = "inception-resnet-v1", weights_dir=None, precision
     if name not in EMBEDDER_NAMES:
         raise ValueError(f"unknown embedder {name!r}; choose one of {EMBEDDER_NAMES}.")
     check_choice(precision)
-    key = (name, None if name != "nn4.small2" else str(data.find_folder("weights", weights_dir).resolve()))
+    # nn4.small2: one model per set of weights folders (its CSVs may come from several, as load_weights takes them)
+    key = (name, None if name != "nn4.small2" else
+           tuple(str(f.resolve()) for f in data.find_folders("weights", weights_dir)))
     if key not in _EMBEDDERS:
-        _EMBEDDERS[key] = load_irv1() if name == "inception-resnet-v1" else load_nn4(key[1])
+        _EMBEDDERS[key] = load_irv1() if name == "inception-resnet-v1" else load_nn4(weights_dir)
     cached = _EMBEDDERS[key]
     return cached if precision == cached.precision else cached.with_precision(precision)

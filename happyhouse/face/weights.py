@@ -195,16 +195,15 @@ def load_weights(weights_dir=None, cache_dir=None) -> dict[str, list[np.ndarray]
     and every damaged file.
     """
     folders = data.find_folders("weights", weights_dir)
-    folder = folders[0]
     expected = weight_files()
     paths = {name: next((f / name for f in folders if (f / name).is_file()), None) for name in expected}
-    missing = [name for name in expected if paths[name] is None]
-    present = [name for name in expected if name not in missing]
+    missing = [name for name, path in paths.items() if path is None]
+    present = [name for name, path in paths.items() if path is not None]
     cache, contents = None, {}
     if not missing:
         try:  # every file is read once: hashed here, parsed below on a cache miss
             contents = {name: paths[name].read_bytes() for name in present}
-            cache = data.cache_folder(cache_dir) / f"nn4.small2-{checksum(folder, present, contents)[:24]}.npz"
+            cache = data.cache_folder(cache_dir) / f"nn4.small2-{checksum(folders[0], present, contents)[:24]}.npz"
         except OSError:  # an unreadable file: parsing below reports it
             cache, contents = None, {}
         weights = _read_cache(cache, expected) if cache is not None and cache.is_file() else None
