@@ -338,3 +338,9 @@ def test_camera_credentials_come_from_the_environment_not_the_command_line():
     assert with_credentials("rtsp://[fe80::1]/s", env).startswith("rtsp://admin:p%40ss%3Aw%2Frd@[fe80::1]/s")
     assert with_credentials("rtsp://other:secret@cam.local/s", env) == "rtsp://other:secret@cam.local/s"
     assert with_credentials("rtsp://cam.local/s", {}) == "rtsp://cam.local/s"
+
+
+def test_a_redacted_ipv6_camera_keeps_its_brackets():
+    from happyhouse.door.sources import redact
+    assert redact("rtsp://admin:secret@[fe80::1]:554/s") == "rtsp://[fe80::1]:554/s"
+    assert redact("rtsp://admin:secret@cam.local/s") == "rtsp://cam.local/s"

@@ -188,9 +188,9 @@ def test_the_error_names_the_folder_relative_to_course_data(synthetic_weights, t
     assert weights.display_path("/nowhere/else") == "/nowhere/else"
 
 
-def test_a_partial_course_folder_is_completed_by_the_files_fetch_added(synthetic_weights, tmp_path, monkeypatch):
-    """fetch keeps what $COURSE_DATA has and puts the rest into the project: the loader reads both;
-    an explicit folder is the only one read."""
+def split_weights(synthetic_weights, tmp_path, monkeypatch):
+    """The weights as fetch leaves a partial $COURSE_DATA: all but the last 5 CSVs there, those 5 in the
+    project's weights/. Returns (the $COURSE_DATA weights folder, the names)."""
     folder, arrays = synthetic_weights
     env, project = tmp_path / "env" / "weights", tmp_path / "project" / "weights"
     env.mkdir(parents=True)
@@ -201,6 +201,14 @@ def test_a_partial_course_folder_is_completed_by_the_files_fetch_added(synthetic
     monkeypatch.setenv("COURSE_DATA", str(env.parent))
     monkeypatch.setattr(data, "PROJECT_ROOT", project.parent)
     monkeypatch.setattr(data, "INSTALLED", False)
+    return env, names
+
+
+def test_a_partial_course_folder_is_completed_by_the_files_fetch_added(synthetic_weights, tmp_path, monkeypatch):
+    """fetch keeps what $COURSE_DATA has and puts the rest into the project: the loader reads both;
+    an explicit folder is the only one read."""
+    folder, _ = synthetic_weights
+    env, names = split_weights(synthetic_weights, tmp_path, monkeypatch)
     with pytest.raises(WeightsError, match=r"Missing \(5 of"):
         weights.load_weights(env, cache_dir=tmp_path / "cache")
     loaded = weights.load_weights(cache_dir=tmp_path / "cache")
@@ -209,3 +217,14 @@ def test_a_partial_course_folder_is_completed_by_the_files_fetch_added(synthetic
         np.testing.assert_array_equal(got, want)
     with pytest.raises(DataNotFoundError, match="nowhere"):
         weights.load_weights(tmp_path / "nowhere")
+
+
+def test_the_door_model_loads_from_a_partial_folder_and_the_project(synthetic_weights, tmp_path, monkeypatch):
+    """load_embedder("nn4.small2"), what every door command uses, takes its weights as load_weights does."""
+    from happyhouse.face import embedders
+    env, _ = split_weights(synthetic_weights, tmp_path, monkeypatch)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    embedder = embedders.load_embedder("nn4.small2", precision="float32")
+    assert embedder.embed(np.zeros((1, 96, 96, 3), np.uint8)).shape == (1, 128)
+    with pytest.raises(WeightsError, match=r"Missing \(5 of"):
+        embedders.load_embedder("nn4.small2", env)
