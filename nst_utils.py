@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import sys
 
-from happyhouse import runtime
+if __name__ == "__main__":  # the nst command: TensorFlow loads once its options are read
+    from happyhouse.style import cli
+    sys.exit(cli.main(prog="python -m nst_utils"))
+
+from happyhouse import runtime  # noqa: E402
 
 tf = runtime.import_tensorflow()  # before anything else imports it: no start-up log lines
 
@@ -27,7 +31,7 @@ from happyhouse.errors import WeightsError  # noqa: E402,F401  (raised by load_v
 from happyhouse.style import images, networks, start, transfer, vgg19  # noqa: E402
 from happyhouse.style.compare import compare_networks, grid_figure, seconds_table  # noqa: E402,F401
 from happyhouse.style.network import LossNetwork  # noqa: E402,F401
-from happyhouse.style.networks import FALLBACK_NETWORK, NETWORKS, OFFLINE_NETWORK  # noqa: E402,F401
+from happyhouse.style.choices import FALLBACK_NETWORK, NETWORKS, OFFLINE_NETWORK  # noqa: E402,F401
 from happyhouse.style.optimize import CostHistory, make_train_step  # noqa: E402,F401
 
 
@@ -129,7 +133,3 @@ def show_images(pictures: dict, title=None):
     fig.tight_layout()
     return fig
 
-
-if __name__ == "__main__":
-    from happyhouse.style import cli
-    sys.exit(cli.main())

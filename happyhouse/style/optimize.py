@@ -15,11 +15,10 @@ from tqdm import tqdm
 from happyhouse.precision import check_choice, choose_precision, compute_precision
 from happyhouse.runtime import import_tensorflow
 from happyhouse.style import checkpoint, images
+from happyhouse.style.choices import OPTIMIZERS
 
 tf = import_tensorflow()
 
-#: The optimisers offered: the course's Adam, and L-BFGS as Gatys et al. used.
-OPTIMIZERS = ("adam", "lbfgs")
 
 
 def make_train_step(cost, variable, optimizer, precision="auto"):

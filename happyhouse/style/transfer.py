@@ -13,10 +13,9 @@ import numpy as np
 from happyhouse import outputs
 from happyhouse.precision import choose_precision, resolve_precision
 from happyhouse.style import checkpoint, colors, contact_sheet, fast, images, networks, optimize, sizes, start
+from happyhouse.style.choices import DEFAULT_OUTPUT_DIR
 from happyhouse.style.cost import StyleTransferCost, normalise_weights
 
-#: Where pictures go when no output folder is given (False: nowhere).
-DEFAULT_OUTPUT_DIR = "output/"
 
 
 @dataclass

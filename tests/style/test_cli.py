@@ -42,6 +42,18 @@ def test_python_m_nst_utils_is_the_command():
     assert proc.stderr == ""  # no TensorFlow start-up lines
 
 
+@pytest.mark.parametrize("argv, code", [(["--help"], 0), (["louvre.jpg"], 2)])
+def test_help_and_usage_errors_come_before_tensorflow_loads(argv, code):
+    """``nst --help`` and a missing STYLE are answered without importing TensorFlow (seconds each)."""
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('tensorflow loaded:', 'tensorflow' in sys.modules, file=sys.stderr))\n"
+              "from happyhouse.style import cli\n"
+              "sys.exit(cli.main())")
+    proc = subprocess.run([sys.executable, "-c", script, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code and "tensorflow loaded: False" in proc.stderr, proc.stderr
+    assert (proc.stdout + proc.stderr).startswith("usage: nst ")
+
+
 def test_bad_input_fails_before_the_network_loads(tmp_path, pictures, capsys, monkeypatch):
     """An unreadable style, a count under 1 or an output that cannot be written: one line, exit 2,
     and no loss network loaded (no work done that the error would throw away)."""
