@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from happyhouse import runtime
 
 from .runner import RUNNER_SKIP_TAG, run_notebook
 from .notebook import PROJECT_ROOT, GradingError, Options, read_notebook
+from .untrusted import TooLarge, read_capped
 from .workers import MB, tree_rss
 
 
@@ -205,33 +205,28 @@ def _runner_failed(code: int, tail: str, sandboxed: bool) -> str:
 
 
 def _read_executed(path: Path, limit: int = 64 * MB):
-    """The executed notebook the runner wrote (the sandbox's: not a link, size-capped), or None."""
-    text = _read_capped(path, limit)
-    if text is None:
-        return None
+    """The executed notebook the runner wrote (see untrusted.read_capped), or None."""
+    text = _read_text(path, limit)
     try:
-        return nbformat.reads(text, as_version=4)
+        return nbformat.reads(text, as_version=4) if text is not None else None
     except Exception:
         return None
 
 
 def _read_json(path: Path, limit: int = MB):
-    text = _read_capped(path, limit)
+    text = _read_text(path, limit)
     try:
         return json.loads(text) if text else None
     except ValueError:
         return None
 
 
-def _read_capped(path: Path, limit: int) -> str | None:
+def _read_text(path: Path, limit: int) -> str | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+        data = read_capped(path, limit)
+    except TooLarge:
         return None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode) or os.fstat(f.fileno()).st_size > limit:
-            return None
-        return f.read(limit).decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace") if data is not None else None
 
 
 def _tail(log: Path) -> str:

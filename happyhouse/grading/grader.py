@@ -333,22 +333,29 @@ def _check_sandbox(options: Options) -> None:
         check()
 
 
+#: The options whose change can change a verdict: a class resumed with other values is regraded.
+VERDICT_OPTIONS = ("cell_timeout", "notebook_timeout", "rtol", "atol", "kernel", "workdir", "full", "sandbox",
+                   "workspace", "memory_mb", "max_output_mb")
+
+
 def _run_record(spec: dict, options: Options, reference) -> dict:
-    """What a class run's results depend on: the reference, its hidden tests, the seed, the sandbox."""
+    """What a class run's results depend on: the reference, its hidden tests, the seed and the
+    options of :data:`VERDICT_OPTIONS`."""
     return {"reference": hashlib.sha256(Path(reference).read_bytes()).hexdigest(),
             "hidden_tests": fingerprint(spec["hidden_tests"]) if spec.get("hidden_tests") else None,
             "seed": options.seed if options.seed is not None else secrets.randbits(63),
-            "fixed_seed": options.seed is not None, "sandbox": options.sandbox}
+            "fixed_seed": options.seed is not None, "sandbox": options.sandbox,
+            "options": {name: getattr(options, name) for name in VERDICT_OPTIONS}}
 
 
 def _finished(out: Path, run: dict) -> dict[str, dict]:
     """Reports of an earlier run of the same class into ``out`` (same reference, hidden tests and
-    sandbox setting; its seed is then kept in ``run``), by submission file name."""
+    options; its seed is then kept in ``run``), by submission file name."""
     try:
         before = json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
         return {}
-    same = all(before.get(k) == run[k] for k in ("reference", "hidden_tests", "sandbox"))
+    same = all(before.get(k) == run[k] for k in ("reference", "hidden_tests", "sandbox", "options"))
     if not same or (run.get("fixed_seed") and before.get("seed") != run["seed"]):
         return {}
     run["seed"] = before.get("seed", run["seed"])

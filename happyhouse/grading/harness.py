@@ -8,8 +8,11 @@ values only, ``OUT/values_<exercise>.json`` and ``.npz`` (no pickle), which the 
 with the reference's outside the sandbox. Standard library and numpy only (TensorFlow only
 when the inputs ask for tensors, and the notebook has imported it already).
 """
+import inspect
+import io
 import json
 import os
+import tempfile
 import time
 
 import numpy as np
@@ -35,8 +38,11 @@ def _close(x, key) -> bool:
     return a.shape == np.shape(key) and bool(np.allclose(a, key, rtol=1e-5, atol=1e-6))
 
 
-def _lookup(name, pairs, nargs):
+def _lookup(name, pairs, nargs, parameters=()):
+    """A function answering from ``pairs`` [(key, value)], its key the first ``nargs`` arguments, given
+    by position or (``parameters``: their names) by keyword."""
     def stub(*args, **kwargs):
+        args = [*args, *(kwargs[p] for p in parameters[len(args):nargs] if p in kwargs)]
         key = args[0] if nargs == 1 and args else list(args[:nargs])
         for k, value in pairs:
             if _close(key, k):
@@ -84,12 +90,33 @@ def decode(v, arrays):
     if "$dict" in v:
         return {k: decode(x, arrays) for k, x in v["$dict"]}
     if "$lookup" in v:
-        return _lookup(v["name"], [(decode(k, arrays), decode(x, arrays)) for k, x in v["$lookup"]], v.get("nargs", 1))
+        return _decode_lookup(v, arrays)
     if "$toy_cost" in v:
         return _toy_cost(arrays[v["$toy_cost"]], v["weight"])
     if "$object" in v:
         return Opaque(v["$object"])
     raise ValueError(f"unknown hidden-test value {sorted(v)}")
+
+
+def _decode_lookup(v, arrays, parameters=()):
+    return _lookup(v["name"], [(decode(k, arrays), decode(x, arrays)) for k, x in v["$lookup"]], v.get("nargs", 1),
+                   parameters)
+
+
+def _parameters(fn) -> tuple:
+    """The parameter names of ``fn`` (the notebook's own version of an injected helper), or ()."""
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+def _injected(name, v, arrays, user_ns):
+    """What replaces ``name`` in the notebook: a lookup takes keyword arguments by the names of the
+    notebook's own ``name`` (what the student's code calls it by)."""
+    if isinstance(v, dict) and "$lookup" in v:
+        return _decode_lookup(v, arrays, _parameters(user_ns.get(name)))
+    return decode(v, arrays)
 
 
 def encode(v, arrays, key):
@@ -136,7 +163,7 @@ def run(user_ns, in_dir, out_dir, exercise):
     else:
         # the reference's helpers in place of the notebook's own, for every function of the notebook that
         # calls them (the tested one and any helper of the student's), until the cases are done
-        inject = {k: decode(x, arrays) for k, x in spec.get("inject", {}).items()}
+        inject = {k: _injected(k, x, arrays, user_ns) for k, x in spec.get("inject", {}).items()}
         saved = {k: user_ns[k] for k in inject if k in user_ns}
         user_ns.update(inject)
         try:
@@ -146,9 +173,19 @@ def run(user_ns, in_dir, out_dir, exercise):
             for k in inject:
                 user_ns.pop(k, None)
             user_ns.update(saved)
-    np.savez(os.path.join(out_dir, f"values_{exercise}.npz"), **out_arrays)
-    with open(os.path.join(out_dir, f"values_{exercise}.json"), "w") as f:
-        json.dump(values, f)
+    npz = io.BytesIO()
+    np.savez(npz, **out_arrays)
+    _replace_file(os.path.join(out_dir, f"values_{exercise}.npz"), npz.getvalue())
+    _replace_file(os.path.join(out_dir, f"values_{exercise}.json"), json.dumps(values).encode())
+
+
+def _replace_file(path, data: bytes) -> None:
+    """Write ``data`` to a new file beside ``path``, then rename it over ``path``: a pipe or link the
+    notebook left there is replaced, never opened."""
+    fd, partial = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".values.", suffix=".partial")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(partial, path)
 
 
 if __name__ == "grading_harness":

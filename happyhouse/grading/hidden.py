@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .notebook import GradingError
+from .untrusted import TooLarge, load_arrays, read_capped
 
 MAX_VALUES_BYTES = 64 * 2**20  # what the grader reads back per exercise
 
@@ -169,19 +170,19 @@ def write_inputs(folder: Path, drawn: dict, reference_values: dict | None) -> No
 def read_values(folder: Path, exercise: str) -> dict | None:
     """The values the harness wrote for ``exercise`` (None when it wrote none), decoded to numpy.
 
-    Read with size limits and ``allow_pickle=False``: whatever is there came from the student's process.
+    Read as untrusted.py reads (regular files, size limits, no pickles, no compression): whatever is
+    there came from the student's process.
     """
-    doc_path, npz_path = folder / f"values_{exercise}.json", folder / f"values_{exercise}.npz"
-    if not doc_path.is_file() or doc_path.is_symlink():
-        return None
-    if doc_path.stat().st_size > MAX_VALUES_BYTES or (npz_path.is_file() and npz_path.stat().st_size > MAX_VALUES_BYTES):
+    try:
+        doc = read_capped(folder / f"values_{exercise}.json", MAX_VALUES_BYTES)
+        if doc is None:
+            return None
+        npz = read_capped(folder / f"values_{exercise}.npz", MAX_VALUES_BYTES)
+    except TooLarge:
         return {"invalid": "the hidden tests' values are too large"}
     try:
-        doc = json.loads(doc_path.read_text())
-        arrays = {}
-        if npz_path.is_file() and not npz_path.is_symlink():
-            with np.load(npz_path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+        doc = json.loads(doc)
+        arrays = load_arrays(npz) if npz is not None else {}
         cases = [{**c, "value": _decode(c["value"], arrays)} if "value" in c else c for c in doc.get("cases", [])]
         return {"missing": doc.get("missing"), "cases": cases}
     except Exception as err:

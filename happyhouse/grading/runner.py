@@ -66,6 +66,15 @@ def run_notebook(source: Path, target: Path, cell_timeout: float, workdir: Path,
         sockets.cleanup()
 
 
+def replace_file(path: Path, text: str) -> None:
+    """Write ``text`` to a new file beside ``path``, then rename it over ``path``: what the submission may
+    have left there (a named pipe, a link) is replaced, never opened."""
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(partial, path)
+
+
 class Record:
     """What a run leaves: each cell's status and seconds in the notebook's metadata ``grading``
     (``state``), how each hidden test ended in OUT_DIR/harness.json (``hidden``); both saved after
@@ -88,13 +97,11 @@ class Record:
         """Write the notebook's own cells to ``target`` (atomically) and the hidden tests' endings."""
         cells, self.nb.cells = self.nb.cells, self.nb.cells[:self.count]
         try:
-            partial = self.target.with_suffix(".partial")
-            nbformat.write(self.nb, partial)
-            os.replace(partial, self.target)
+            replace_file(self.target, nbformat.writes(self.nb))
         finally:
             self.nb.cells = cells
         if self.harness:
-            Path(self.harness[1], "harness.json").write_text(json.dumps(self.hidden))
+            replace_file(Path(self.harness[1], "harness.json"), json.dumps(self.hidden))
 
     def on_cell_start(self, cell, cell_index) -> None:
         self.started[cell_index] = time.monotonic()

@@ -29,13 +29,22 @@ NOTEBOOKS = {"Face_Recognition": ("triplet_loss", "verify", "who_is_it"),
 tf = pytest.importorskip("tensorflow")
 
 
-def reference_functions(stem: str) -> dict:
-    """The graded functions of notebook ``stem`` (its solution cells), in a namespace with what they use."""
+def course_img_to_encoding(image_path, model):
+    """fr_utils.img_to_encoding's signature: the hidden tests inject their own."""
+    raise AssertionError("the hidden tests' img_to_encoding was not injected")
+
+
+def reference_functions(stem: str, edits: dict | None = None) -> dict:
+    """The graded functions of notebook ``stem`` (its solution cells, each ``edits`` old -> new text applied),
+    in a namespace with what they use."""
     ns = {"tf": tf, "np": np, "STYLE_LAYERS": [("conv1_1", 1.0)], "make_train_step": make_train_step,
-          "img_to_encoding": None, "save_image": None}
+          "img_to_encoding": course_img_to_encoding, "save_image": None}
     for cell in nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4).cells:
         if cell.cell_type == "code" and graded_function(cell.source):
-            exec(cell.source, ns)
+            source = cell.source
+            for old, new in (edits or {}).items():
+                source = source.replace(old, new)
+            exec(source, ns)
     return ns
 
 
@@ -100,6 +109,26 @@ def test_a_wrong_function_fails_its_own_exercise_only(course):
             ns[name] = original
         result = {x: v[0] for x, v in verdicts(course["drawn"], course["reference"], got).items()}
         assert result == {x: "fail" if x == name else "pass" for x in course["drawn"]}, (name, result)
+
+
+#: The reference's calls of the helpers the hidden tests inject, as a student may write them: by keyword.
+KEYWORD_CALLS = {
+    "Face_Recognition": {"img_to_encoding(image_path, model)": "img_to_encoding(image_path=image_path, model=model)"},
+    "Neural_Style_Transfer": {"gram_matrix(a_S)": "gram_matrix(A=a_S)",
+                              "compute_layer_style_cost(a_S[layer_name], a_G[layer_name])":
+                                  "compute_layer_style_cost(a_S[layer_name], a_G=a_G[layer_name])"}}
+
+
+def test_helpers_called_by_keyword_pass(course):
+    """A student calling an injected helper with keyword arguments (``gram_matrix(A=a_S)``) is tested
+    with the reference's helper as well: their exercises pass (they were errors before)."""
+    edits = KEYWORD_CALLS[course["stem"]]
+    sources = "".join(c.source for c in nbformat.read(ROOT / "notebooks" / f"{course['stem']}.ipynb", as_version=4).cells)
+    assert all(old in sources for old in edits)  # the reference still calls them so: the test edits something
+    ns = reference_functions(course["stem"], edits)
+    got = run_harness(ns, course["drawn"], course["reference"], course["folder"] / "keywords")
+    assert {x: v[0] for x, v in verdicts(course["drawn"], course["reference"], got).items()} == \
+        {x: "pass" for x in course["drawn"]}
 
 
 def test_hard_coded_returns_fail(course):

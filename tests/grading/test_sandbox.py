@@ -10,8 +10,10 @@ in the same class keeps 3/3, and nothing outside the sandbox changes.
 import csv
 import hashlib
 import json
+import shutil
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -147,6 +149,15 @@ def submissions(root: Path) -> dict:
     memory = "import numpy as np\ntry:\n    x = np.ones(4 * 2**30, np.uint8)\n    print('ALLOCATED 4 GiB')\n" \
              "except MemoryError:\n    print('blocked allocation')"
     flood = "chunk = 'x' * 2**20\nfor _ in range(1024):\n    print(chunk, flush=True)"
+    pipes = textwrap.dedent(f'''
+        import os
+        for name in ("harness.json", "executed.ipynb", "values_total_cost.json", "values_gram_matrix.npz"):
+            path = os.path.join({sandbox.OUT!r}, name)
+            if os.path.lexists(path):
+                os.remove(path)
+            os.mkfifo(path)
+        print("pipes made")''')
+    compressed = "import numpy\nnumpy.savez = numpy.savez_compressed  # the hidden tests' values written compressed"
     killer = textwrap.dedent('''
         import os, signal, psutil
         me = os.getpid()
@@ -174,6 +185,8 @@ def submissions(root: Path) -> dict:
         "forkbomb": (notebook(extra=[forkbomb]), None),
         "memory": (notebook(extra=[memory]), ok),
         "flood": (notebook(extra=[flood]), ok),
+        "pipes": (notebook(extra=[pipes]), ok),
+        "compressed": (notebook(extra=[compressed]), {**ok, "gram_matrix": "error"}),
         "killer": (notebook(extra=[killer]), None),
         "no_function": (notebook(extra=["del total_cost, gram_matrix, compute_layer_style_cost"]),
                         {"total_cost": "missing", "gram_matrix": "missing", "compute_layer_style_cost": "missing"}),
@@ -302,6 +315,15 @@ def test_limits_hold_and_the_class_goes_on(graded_class):
     assert killer["status"] == "error" and "runner ended early" in killer["error"]
 
 
+def test_pipes_and_compressed_values_are_refused_not_waited_on(graded_class):
+    """Named pipes where the runner and the harness write are replaced, not opened (the grader once
+    waited on one for ever); compressed values (a small file can unpack to gigabytes) are refused."""
+    reports = graded_class["reports"]
+    assert "pipes made" in _printed(reports["pipes"]) and reports["pipes"]["passed"] == 3
+    (gram,) = [e for e in reports["compressed"]["exercises"] if e["exercise"] == "gram_matrix"]  # the others give floats
+    assert gram["verdict"] == "error" and "could not be read" in gram["reason"]
+
+
 def test_bad_input_gets_one_verdict_each(graded_class):
     reports = graded_class["reports"]
     assert reports["not_json"]["status"] == "error" and "not valid JSON" in reports["not_json"]["error"]
@@ -320,6 +342,20 @@ def test_an_interrupted_class_resumes_without_regrading(graded_class, tmp_path):
     assert by_name["honest"]["seconds"] == honest["seconds"]  # kept, not regraded
     assert json.loads((results / "run.json").read_text())["seed"] == 1234
     assert by_name["killer"]["status"] == "error" and (results / "reports" / "killer.json").is_file()
+
+
+def test_a_class_resumed_with_other_options_is_regraded(graded_class, tmp_path):
+    """Same options: the finished report is kept; another timeout (it can change a verdict): graded again."""
+    root = graded_class["root"]
+    (tmp_path / "class").mkdir()
+    shutil.copy(root / "class" / "honest.ipynb", tmp_path / "class")
+    shutil.copytree(root / "results", tmp_path / "results")
+    honest = json.loads((tmp_path / "results" / "reports" / "honest.json").read_text())
+    same = Options(cell_timeout=10, notebook_timeout=40, memory_mb=2048)
+    for options, regraded in ((same, False), (replace(same, cell_timeout=11), True)):
+        (report,) = grade_class(tmp_path / "class", root / "reference.ipynb", options, workers=1,
+                                out=tmp_path / "results", progress=False)
+        assert (report["seconds"] != honest["seconds"]) == regraded and report["passed"] == 3
 
 
 def test_no_sandbox_is_explicit_and_marked(graded_class, tmp_path, capsys):
