@@ -13,13 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import happyhouse.data as cd  # noqa: E402
+from happyhouse import data  # noqa: E402
 
 
 def _need(kind, what="course data", how="set COURSE_DATA"):
     try:
-        return cd.find_folder(kind)
-    except cd.DataNotFoundError as err:
+        return data.find_folder(kind)
+    except data.DataNotFoundError as err:
         if os.environ.get("CI"):
             pytest.fail(f"{what} missing in CI: {err}")
         pytest.skip(f"{what} not available here ({how}): {err}")

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import nbformat
 
-import happyhouse.data as cd
+from happyhouse import data
 from tools.strip_pictures import PICTURES_TAG, strip_course_pictures
 
-ROOT = Path(cd.PROJECT_ROOT)
+ROOT = Path(data.PROJECT_ROOT)
 
 
 def tracked_files():
@@ -18,12 +18,12 @@ def tracked_files():
 def test_data_folders_hold_only_their_readme_in_git():
     for path in tracked_files():
         top = path.split("/")[0]
-        if top in cd.KINDS:
+        if top in data.KINDS:
             assert path == f"{top}/README.md", f"{path}: course data must not be committed"
 
 
 def test_no_course_file_is_committed_anywhere():
-    course_names = {Path(rel).name for rel, _, _ in cd.read_manifest()}
+    course_names = {Path(rel).name for rel, _, _ in data.read_manifest()}
     leaked = [p for p in tracked_files() if Path(p).name in course_names]
     assert not leaked, f"course data files in git: {leaked}"
 

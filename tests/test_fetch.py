@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import happyhouse.data as cd
+import happyhouse.data
 
 FILES = {"images/a.jpg": b"A" * 5000, "images/b.jpg": b"B" * 3000, "weights/x_w.csv": b"1,2,3\n" * 100}
 
@@ -76,18 +76,18 @@ def sha(data):
 def test_fetch_downloads_and_verifies_every_file(tmp_path, server):
     entries = [(rel, sha(data), rel) for rel, data in FILES.items()]
     manifest = write_manifest(tmp_path, server, entries)
-    report = cd.fetch(tmp_path / "dest", manifest=manifest)
+    report = happyhouse.data.fetch(tmp_path / "dest", manifest=manifest)
     assert sorted(report["ok"]) == sorted(FILES)
     for rel, data in FILES.items():
         assert (tmp_path / "dest" / rel).read_bytes() == data
-    again = cd.fetch(tmp_path / "dest", manifest=manifest)
+    again = happyhouse.data.fetch(tmp_path / "dest", manifest=manifest)
     assert sorted(again["skipped"]) == sorted(FILES) and not again["ok"]
 
 
 def test_corrupted_download_is_rejected_and_deleted(tmp_path, server):
     manifest = write_manifest(tmp_path, server, [("images/c.jpg", sha(b"the real bytes"), "corrupt.jpg"),
                                                  ("images/a.jpg", sha(FILES["images/a.jpg"]), "images/a.jpg")])
-    report = cd.fetch(tmp_path / "dest", manifest=manifest)
+    report = happyhouse.data.fetch(tmp_path / "dest", manifest=manifest)
     assert "checksum mismatch" in report["failed"]["images/c.jpg"]
     assert report["ok"] == ["images/a.jpg"]
     assert not (tmp_path / "dest/images/c.jpg").exists()
@@ -99,7 +99,7 @@ def test_partial_download_resumes_with_a_range_request(tmp_path, server):
     (tmp_path / "dest/images").mkdir(parents=True)
     (tmp_path / "dest/images/a.jpg.part").write_bytes(data[:1234])
     manifest = write_manifest(tmp_path, server, [("images/a.jpg", sha(data), "images/a.jpg")])
-    report = cd.fetch(tmp_path / "dest", manifest=manifest)
+    report = happyhouse.data.fetch(tmp_path / "dest", manifest=manifest)
     assert report["ok"] == ["images/a.jpg"]
     assert (tmp_path / "dest/images/a.jpg").read_bytes() == data
     assert ("images/a.jpg", "bytes=1234-") in RangeHandler.requests
@@ -109,7 +109,7 @@ def test_dropped_connection_is_retried_and_resumed(tmp_path, server):
     data = FILES["images/b.jpg"]
     RangeHandler.drop_once = {"images/b.jpg"}
     manifest = write_manifest(tmp_path, server, [("images/b.jpg", sha(data), "images/b.jpg")])
-    report = cd.fetch(tmp_path / "dest", manifest=manifest)
+    report = happyhouse.data.fetch(tmp_path / "dest", manifest=manifest)
     assert report["ok"] == ["images/b.jpg"], report
     assert (tmp_path / "dest/images/b.jpg").read_bytes() == data
     assert len(RangeHandler.requests) >= 2
@@ -117,7 +117,7 @@ def test_dropped_connection_is_retried_and_resumed(tmp_path, server):
 
 def test_missing_source_file_is_reported(tmp_path, server):
     manifest = write_manifest(tmp_path, server, [("images/z.jpg", sha(b"z"), "nowhere.jpg")])
-    report = cd.fetch(tmp_path / "dest", manifest=manifest)
+    report = happyhouse.data.fetch(tmp_path / "dest", manifest=manifest)
     assert "HTTP 404" in report["failed"]["images/z.jpg"]
 
 
@@ -125,8 +125,8 @@ def test_git_blob_checksums_are_understood(tmp_path):
     path = tmp_path / "f.csv"
     path.write_bytes(b"hello\n")
     # `git hash-object` of "hello\n"
-    assert cd.checksum_matches(path, "gitblob:ce013625030ba8dba906f756967f9e9ca394464a")
-    assert not cd.checksum_matches(path, "gitblob:" + "0" * 40)
+    assert happyhouse.data.checksum_matches(path, "gitblob:ce013625030ba8dba906f756967f9e9ca394464a")
+    assert not happyhouse.data.checksum_matches(path, "gitblob:" + "0" * 40)
 
 
 def test_offline_says_so_in_one_line(tmp_path, capsys):
@@ -134,14 +134,14 @@ def test_offline_says_so_in_one_line(tmp_path, capsys):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     manifest = write_manifest(tmp_path, f"http://127.0.0.1:{port}", [("images/a.jpg", sha(b"a"), "a.jpg")])
-    code = cd.main_fetch(["--dest", str(tmp_path / "dest"), "--manifest", str(manifest)])
+    code = happyhouse.data.main_fetch(["--dest", str(tmp_path / "dest"), "--manifest", str(manifest)])
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 1
     assert len(out) == 1 and out[0].startswith("fetch: offline:")
 
 
 def test_shipped_manifest_lists_every_course_file():
-    entries = cd.read_manifest()
+    entries = happyhouse.data.read_manifest()
     weights = [e for e in entries if e[0].startswith("weights/")]
     assert len(weights) == 226
     assert all(e[1].startswith(("sha256:", "gitblob:")) for e in entries)
@@ -154,21 +154,21 @@ def test_lookup_prefers_explicit_then_env_then_project(tmp_path, monkeypatch):
         (root / "images").mkdir(parents=True)
         (root / "images" / "face.jpg").write_bytes(root.name.encode())
     monkeypatch.setenv("COURSE_DATA", str(env))
-    assert cd.find_file("images", "face.jpg", root=explicit).read_bytes() == b"explicit"
-    assert cd.find_file("images", "images/face.jpg").read_bytes() == b"env"
-    assert cd.find_folder("images") == env / "images"
+    assert happyhouse.data.find_file("images", "face.jpg", root=explicit).read_bytes() == b"explicit"
+    assert happyhouse.data.find_file("images", "images/face.jpg").read_bytes() == b"env"
+    assert happyhouse.data.find_folder("images") == env / "images"
     monkeypatch.delenv("COURSE_DATA")
-    with pytest.raises(cd.DataNotFoundError) as err:
-        cd.find_file("images", "nobody.jpg")
+    with pytest.raises(happyhouse.data.DataNotFoundError) as err:
+        happyhouse.data.find_file("images", "nobody.jpg")
     message = str(err.value)
     assert "COURSE_DATA is not set" in message and "fr_utils fetch" in message
-    assert str(Path(cd.PROJECT_ROOT) / "images" / "nobody.jpg") in message
+    assert str(Path(happyhouse.data.PROJECT_ROOT) / "images" / "nobody.jpg") in message
 
 
 def test_relative_course_data_is_read_from_the_project_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # e.g. a notebook kernel running in notebooks/
     monkeypatch.setenv("COURSE_DATA", "tests")  # relative: exists from the project folder, not from here
-    assert cd.data_roots()[0].resolve() == (Path(cd.PROJECT_ROOT) / "tests").resolve()
+    assert happyhouse.data.data_roots()[0].resolve() == (Path(happyhouse.data.PROJECT_ROOT) / "tests").resolve()
 
 
 def test_relative_course_data_gives_absolute_paths(tmp_path, monkeypatch):
@@ -176,15 +176,15 @@ def test_relative_course_data_gives_absolute_paths(tmp_path, monkeypatch):
     (tmp_path / "data" / "images" / "face.jpg").write_bytes(b"x")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COURSE_DATA", "data")
-    folder = cd.find_folder("images")
+    folder = happyhouse.data.find_folder("images")
     assert folder.is_absolute() and folder == tmp_path / "data" / "images"
-    assert cd.find_file("images", "face.jpg").is_absolute()
+    assert happyhouse.data.find_file("images", "face.jpg").is_absolute()
 
 
 def test_a_typed_path_is_never_swapped_for_a_course_file(tmp_path, monkeypatch):
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "face.jpg").write_bytes(b"course")
     monkeypatch.setenv("COURSE_DATA", str(tmp_path))
-    assert cd.find_file("images", "face.jpg").read_bytes() == b"course"
-    with pytest.raises(cd.DataNotFoundError, match="elsewhere/face.jpg: no such file"):
-        cd.find_file("images", tmp_path / "elsewhere" / "face.jpg")
+    assert happyhouse.data.find_file("images", "face.jpg").read_bytes() == b"course"
+    with pytest.raises(happyhouse.data.DataNotFoundError, match="elsewhere/face.jpg: no such file"):
+        happyhouse.data.find_file("images", tmp_path / "elsewhere" / "face.jpg")

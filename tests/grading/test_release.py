@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from happyhouse.grading import assignment, release as rel
+from happyhouse.grading import assignment, release
 from happyhouse.grading.cli import main
 from happyhouse.grading.grader import grade_class
 from happyhouse.grading.notebook import Options
@@ -39,7 +39,7 @@ def test_placeholder_follows_the_course():
     model["input"].assign(input_image)
     total += 1
     return total'''
-    assert rel.placeholder(solution).splitlines() == [
+    assert release.placeholder(solution).splitlines() == [
         "",
         "    # Step 1: the encoding (≈ 1 line)",
         "    encoding = None",
@@ -58,20 +58,20 @@ def test_placeholder_follows_the_course():
 
 
 def test_unbalanced_or_missing_markers_are_named():
-    with pytest.raises(rel.ReleaseError, match="line 2 is never closed"):
-        rel.strip_solutions("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "cell 3")
-    with pytest.raises(rel.ReleaseError, match="cell 3: '### END SOLUTION' on line 1 without"):
-        rel.strip_solutions("### END SOLUTION\n", "cell 3")
-    with pytest.raises(rel.ReleaseError, match="inside another solution"):
-        rel.strip_solutions("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n")
-    with pytest.raises(rel.ReleaseError, match="no solution to remove"):
-        rel.student_version(new_notebook(cells=[new_code_cell("x = 1")]))
+    with pytest.raises(release.ReleaseError, match="line 2 is never closed"):
+        release.strip_solutions("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "cell 3")
+    with pytest.raises(release.ReleaseError, match="cell 3: '### END SOLUTION' on line 1 without"):
+        release.strip_solutions("### END SOLUTION\n", "cell 3")
+    with pytest.raises(release.ReleaseError, match="inside another solution"):
+        release.strip_solutions("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n")
+    with pytest.raises(release.ReleaseError, match="no solution to remove"):
+        release.student_version(new_notebook(cells=[new_code_cell("x = 1")]))
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_release_of_the_course_notebooks(name):
     reference = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-    student = rel.student_version(reference)
+    student = release.student_version(reference)
     assert [c.get("id") for c in student.cells] == [c.get("id") for c in reference.cells]
     assert [c.metadata.get("tags") for c in student.cells] == [c.metadata.get("tags") for c in reference.cells]
     markdown = [c.source for c in reference.cells if c.cell_type == "markdown"]
@@ -81,13 +81,13 @@ def test_release_of_the_course_notebooks(name):
     for ref, out in zip(reference.cells, student.cells):
         if out.cell_type == "code":
             assert out.outputs == [] and out.execution_count is None
-        assert rel.BEGIN_SOLUTION not in out.source and rel.END_SOLUTION not in out.source
-        if rel.graded_function(ref.source):
-            graded[rel.graded_function(ref.source)] = out
+        assert release.BEGIN_SOLUTION not in out.source and release.END_SOLUTION not in out.source
+        if release.graded_function(ref.source):
+            graded[release.graded_function(ref.source)] = out
             hints = [line for line in ref.source.splitlines() if "CODE HERE" in line or line.strip().startswith("#")]
             kept = [line for line in out.source.splitlines() if "CODE HERE" in line or line.strip().startswith("#")]
             assert kept == [h for h in hints if "SOLUTION" not in h]  # every hint and comment stays
-            assert f"def {rel.graded_function(ref.source)}(" in out.source
+            assert f"def {release.graded_function(ref.source)}(" in out.source
             assert "= None" in out.source or "\n        None\n" in out.source
             compile(out.source, "student", "exec")  # the student's cell still runs
         elif out.cell_type == "code":
@@ -101,7 +101,7 @@ def test_release_command_writes_the_student_version(tmp_path):
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     student = nbformat.read(tmp_path / "handout" / "Face_Recognition.ipynb", as_version=4)
-    triplet = next(c for c in student.cells if rel.graded_function(c.source) == "triplet_loss")
+    triplet = next(c for c in student.cells if release.graded_function(c.source) == "triplet_loss")
     assert "    pos_dist = None\n" in triplet.source and "tf.reduce_sum" not in triplet.source
     assert "3 graded functions (triplet_loss, verify, who_is_it)" in done.stdout
 
@@ -110,7 +110,7 @@ def test_release_refuses_what_it_cannot_release(tmp_path, capsys):
     (tmp_path / "bad.ipynb").write_text("{not json")
     assert main(["release", str(tmp_path / "bad.ipynb"), "-o", str(tmp_path / "out")]) == 2
     assert "bad.ipynb: not a notebook" in capsys.readouterr().err
-    student = rel.student_version(nbformat.read(ROOT / "notebooks" / "Face_Recognition.ipynb", as_version=4))
+    student = release.student_version(nbformat.read(ROOT / "notebooks" / "Face_Recognition.ipynb", as_version=4))
     nbformat.write(student, tmp_path / "student.ipynb")
     assert main(["release", str(tmp_path / "student.ipynb"), "-o", str(tmp_path / "out")]) == 2
     assert "student.ipynb: the reference has no solution" in capsys.readouterr().err
@@ -209,7 +209,7 @@ def graded_small_class(tmp_path_factory):
     folder = tmp_path_factory.mktemp("small")
     reference = small_reference()
     nbformat.write(reference, folder / "reference.ipynb")
-    released = rel.release(folder / "reference.ipynb", folder / "class")
+    released = release.release(folder / "reference.ipynb", folder / "class")
     student = nbformat.read(released, as_version=4)
     released.rename(folder / "class" / "fresh.ipynb")
     solved = {"    y = None": "    y = x * x", "        total = None": "        total = total + square(x)",
