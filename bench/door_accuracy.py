@@ -180,11 +180,10 @@ def passes(item: Item, stored: list[Item], embedder, cohort) -> bool:
     others = [s for s in stored if s.person != item.person]
     names = [s.person for s in others] + list(cohort[0])
     E = np.concatenate([np.array([s.vector for s in others]).reshape(-1, embedder.dim), cohort[2]])
-    check = enrolment.check_photo(item.source, item.quality, item.vector, item.person,
-                                  (names, np.arange(len(names)), E), face_threshold(embedder, item.face.crop)[0])
-    if item.face.crop not in enrolment.CheckSettings().hub_paths:
-        check.problems = [p for p in check.problems if p[0] != "hub"]
-    return check.ok
+    paths = [s.face.crop for s in others] + ["cohort"] * len(cohort[0])
+    gallery = enrolment.comparable((names, np.arange(len(names)), E), paths, item.face.crop)
+    return enrolment.check_photo(item.source, item.quality, item.vector, item.person, gallery,
+                                 thresholds.hub_threshold(embedder, item.face.crop)).ok
 
 
 def name_of(probe: Item, gallery: list[Item], embedder, after: bool) -> str | None:
@@ -200,7 +199,8 @@ def name_of(probe: Item, gallery: list[Item], embedder, after: bool) -> str | No
     except decision.TooSmallToDecide:
         return None
     mine = np.array([g.person == best for g in gallery])
-    found = decision.decide(d[mine], np.zeros(mine.sum(), bool), limit)
+    limits = decision.row_limits(embedder, limit, [g.face.crop for g, m in zip(gallery, mine) if m])
+    found = decision.decide(d[mine], np.zeros(mine.sum(), bool), limits)
     found = decision.over_next(found, d[~mine].min() if (~mine).any() else None,
                                decision.query_margin(embedder, probe.face))
     return best if found.accepted else None

@@ -240,6 +240,10 @@ class _EmptyDB:
     def rows(model):
         return [], np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
 
+    @staticmethod
+    def crop_paths(ids):
+        return {}
+
 
 def cmd_verify(args) -> int:
     with _open_db(args) as db:

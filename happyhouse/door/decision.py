@@ -2,12 +2,16 @@
 (CLI, service) and anything else that opens the door.
 
     limit, source = query_threshold(embedder, face)          # or TooSmallToDecide
-    decision = decide(distances, doubtful, limit)            # (n,) distances to the person's photos
+    limits = row_limits(embedder, limit, paths)              # each stored photo's, by its crop path
+    decision = decide(distances, doubtful, limits)           # (n,) distances to the person's photos
     decision = over_next(decision, rival, query_margin(embedder, face))   # rival: the next person's
 
 The rule (measured in bench/door_accuracy.py, docs/door.md): the nearest photo that passed the
 enrolment checks decides, as before; a photo that failed them (stored with --force, or flagged by
-an audit: a "hub") counts only when a second photo of the same person is under the threshold too.
+an audit: a "hub") or never had them (no verdict) counts only when a second photo of the same person
+is under the threshold too. Each photo is compared at the stricter of the face's threshold and the
+threshold of the crop path the photo was stored on: a camera frame (aligned, 0.97) meets a photo
+stored whole (a thumbnail, the course's crops) at the whole path's 0.7.
 Where the table gives a margin (the course's 96x96 crops used whole), the person is named only when
 the nearest photo of anyone else lies at least that much farther. Faces under SMALL_FACE_PX get the threshold calibrated for small faces; under MIN_DECIDE_PX the
 door does not decide.
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from happyhouse.face.thresholds import MIN_DECIDE_PX, SMALL_FACE_PX, SMALL_FACE_THRESHOLDS, margin_for
+from happyhouse.face.thresholds import MIN_DECIDE_PX, SMALL_FACE_PX, SMALL_FACE_THRESHOLDS, margin_for, threshold_for
 
 #: Photos under the threshold needed to decide when the nearest is doubtful (failed a check).
 AGREEING = 2
@@ -80,22 +84,36 @@ def over_next(decision: Decision, rival: float | None, margin: float) -> Decisio
                                               "needed): too close to tell apart", decision.compared)
 
 
-def decide(distances: np.ndarray, doubtful: np.ndarray, limit: float, shown: int = 3) -> Decision:
+def row_limits(embedder, limit: float, paths: list[str], override: float | None = None) -> np.ndarray:
+    """(n,) the threshold a query decided at ``limit`` meets each stored photo with: the stricter of
+    ``limit`` and the threshold of the photo's crop path ``paths`` (n,), so a photo stored whole (a
+    thumbnail, the course's crops) never admits a camera frame (aligned) beyond the whole path's
+    threshold; ``override`` (--threshold) for every photo."""
+    if override is not None:
+        return np.full(len(paths), float(override))
+    return np.minimum(limit, [threshold_for(embedder, path) for path in paths])
+
+
+def decide(distances: np.ndarray, doubtful: np.ndarray, limit, shown: int = 3) -> Decision:
     """Accept or refuse one person from ``distances`` (n,) to their photos; ``doubtful`` (n,) bool marks
-    photos that failed the enrolment checks."""
+    photos that failed the enrolment checks; ``limit``: the threshold, or (n,) one per photo (row_limits;
+    the reasons name the one of the photo they speak of, the loosest for agreeing photos)."""
     d = np.asarray(distances, np.float64)
     doubtful = np.asarray(doubtful, bool)
+    limits = np.broadcast_to(np.asarray(limit, np.float64), d.shape)
     order = np.argsort(d, kind="stable")
     compared = [{"distance": round(float(d[i]), 4), "checked": not bool(doubtful[i])} for i in order[:shown]]
     nearest = float(d[order[0]])
-    under = d < limit
+    under = d < limits
     if (under & ~doubtful).any():
-        good = float(d[under & ~doubtful].min())
-        return Decision(True, nearest, f"a checked photo lies {good:.3f} < {limit:g}", compared)
+        k = int(np.flatnonzero(under & ~doubtful)[np.argmin(d[under & ~doubtful])])
+        return Decision(True, nearest, f"a checked photo lies {d[k]:.3f} < {limits[k]:g}", compared)
     if under.sum() >= AGREEING:
-        return Decision(True, nearest, f"{int(under.sum())} photos agree under {limit:g} "
+        return Decision(True, nearest, f"{int(under.sum())} photos agree under {limits[under].max():g} "
                                        "(the nearest failed an enrolment check)", compared)
     if under.any():
-        return Decision(False, nearest, f"only a photo that failed the enrolment checks lies under {limit:g} "
-                                        f"({nearest:.3f}); a second photo of the same person must agree", compared)
-    return Decision(False, nearest, f"the nearest photo lies {nearest:.3f} >= {limit:g}", compared)
+        return Decision(False, nearest, f"only a photo that failed the enrolment checks lies under "
+                                        f"{limits[under].max():g} ({nearest:.3f}); a second photo of the same "
+                                        "person must agree", compared)
+    k = int(order[0])
+    return Decision(False, nearest, f"the nearest photo lies {nearest:.3f} >= {limits[k]:g}", compared)

@@ -1,12 +1,13 @@
 """Checks on an enrolment photo before it is stored, and on a whole database (audit).
 
 A photo is refused when its face is too small, blurred, or a doubtful detection, or when its
-embedding lies within the accept threshold of someone *else*: another enrolled person's photo or
-a face of the public cohort (happyhouse/door/cohort.py). Such a "hub" photo would by itself open
-the door for other people (issue 22: a black-and-white retouched portrait 0.77 from a stranger).
+embedding lies within the loosest threshold any query can meet it with (thresholds.hub_threshold:
+its own crop path's, whatever path it took) of someone *else*: another enrolled person's photo or a
+face of the public cohort (happyhouse/door/cohort.py). Such a "hub" photo would by itself open the
+door for other people (issue 22: a black-and-white retouched portrait 0.77 from a stranger).
 
     quality = face_quality(rgb, face)                    # size, sharpness, confidence, grey
-    check = check_photo(quality, vector, others, limit)  # -> PhotoCheck(ok, problems, nearest)
+    check = check_photo(quality, vector, comparable(others, paths, crop), limit)  # -> PhotoCheck
     report = audit_gallery(names, owner, E, limit)       # hubs and people too close (stored rows)
 
 Measured on $FACES_DATA/people (20 photos) and their degraded copies (bench/door_accuracy.py,
@@ -35,15 +36,17 @@ class CheckSettings:
     ``cohort_margin``: how much closer a cohort face must lie (its faces are small grey crops, nearer to
     everything: joe_biden/1.jpg lies 0.964 from one and is refused at 0; measured, a margin of 0.07
     let 2 of 309 strangers in with every photo enrolled, 0 lets none);
-    ``hub_paths``: crop paths the hub check refuses (the course's whole 96x96 crops lie 0.48-0.52
-    from each other and no threshold separates them: reported, not refused)."""
+    ``margin_path``: two photos of different people both on this crop path are not compared with each
+    other (the course's whole 96x96 crops lie 0.48-0.52 apart and no threshold separates them: the
+    whole-crop margin over the next person decides between them); each is still compared with the
+    cohort and with photos on the other path."""
     min_face_px: int = 60
     min_sharpness: float = 200.0
     sharpness_side: int = 64
     min_confidence: float = 0.93
     hub_margin: float = 0.0
     cohort_margin: float = 0.0
-    hub_paths: tuple = ("aligned",)
+    margin_path: str = "whole"
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,15 @@ def nearest_other(vector: np.ndarray, names: list[str], owner: np.ndarray, E: np
     return (names[owner[k]], float(d[k])) if np.isfinite(d[k]) else None
 
 
+def comparable(others, paths, crop: str, settings: CheckSettings = CheckSettings()):
+    """``others`` (names, owner (n,), E (n, dim)) less the rows a photo on crop path ``crop`` is not
+    compared with: with ``paths`` (n,) the other rows' crop paths ("cohort" for cohort faces), both on
+    ``settings.margin_path``."""
+    names, owner, E = others
+    keep = ~((np.asarray(paths) == settings.margin_path) & (crop == settings.margin_path))
+    return names, np.asarray(owner)[keep], np.asarray(E)[keep]
+
+
 def check_photo(what: str, quality: Quality | None, vector: np.ndarray, name: str, others, limit: float,
                 settings: CheckSettings = CheckSettings()) -> PhotoCheck:
     """Every check on one photo of ``name`` (embedding (dim,)). ``others``: (names, owner (n,), E (n, dim)),
@@ -164,11 +176,15 @@ def refusal_message(checks: list[PhotoCheck], settings: CheckSettings = CheckSet
 
 
 def audit_gallery(names: list[str], owner: np.ndarray, E: np.ndarray, limit, row_ids=None, cohort=None,
-                  chunk: int = 2048, cohort_margin: float = CheckSettings.cohort_margin) -> dict:
+                  chunk: int = 2048, cohort_margin: float = CheckSettings.cohort_margin, paths=None,
+                  margin_path: str = CheckSettings.margin_path) -> dict:
     """Hubs among stored rows E (n, dim) and pairs of people closer than ``limit`` (a float, or (n,) one
-    per row; a row with limit 0 is never a hub). ``cohort``: (names, owner, E) of public faces, or None.
+    per row; a row with limit 0 is never a hub). ``cohort``: (names, owner, E) of public faces, or None,
+    consulted for every row no other person lies under the limit from. ``paths`` (n,): the rows' crop
+    paths; two rows both on ``margin_path`` are not compared (see CheckSettings).
     Returns {"hubs": [{id, name, nearest, distance}], "close_people": [{a, b, distance}]} (JSON-ready)."""
     E, owner = np.asarray(E, np.float32), np.asarray(owner)
+    on_margin_path = np.asarray(paths if paths is not None else [None] * len(E)) == margin_path
     limits = np.broadcast_to(np.asarray(limit, np.float64), (len(E),))
     row_ids = np.arange(len(E)) if row_ids is None else np.asarray(row_ids)
     sq = (E.astype(np.float64) ** 2).sum(1)
@@ -176,10 +192,11 @@ def audit_gallery(names: list[str], owner: np.ndarray, E: np.ndarray, limit, row
     for at in range(0, len(E), chunk):
         d = np.sqrt(np.maximum(sq[at:at + chunk, None] + sq[None, :] - 2.0 * (E[at:at + chunk] @ E.T), 0.0))
         d[owner[at:at + chunk, None] == owner[None, :]] = np.inf
+        d[on_margin_path[at:at + chunk, None] & on_margin_path[None, :]] = np.inf
         for r, i in enumerate(range(at, min(at + chunk, len(E)))):
             j = int(np.argmin(d[r]))
             near = (names[owner[j]], float(d[r, j])) if np.isfinite(d[r, j]) else None
-            if near is not None and near[1] >= limits[i] and cohort is not None and len(cohort[2]):
+            if (near is None or near[1] >= limits[i]) and cohort is not None and len(cohort[2]):
                 c = nearest_other(E[i], *cohort, exclude=None)          # cohort faces: closer than limit - margin
                 near = c if c and c[1] < limits[i] - cohort_margin else near
             if near is not None and near[1] < (limits[i] if not near[0].startswith("cohort:")

@@ -17,6 +17,7 @@ import os
 import re
 import sqlite3
 import stat
+import sys
 import time
 import uuid
 from datetime import datetime, timezone
@@ -75,6 +76,21 @@ def parse_since(text: str, now: float | None = None) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
+def private_folder(folder: Path) -> None:
+    """Create ``folder`` 0700 (or set an existing one back to 0700) and make sure a file can be written
+    in it; EventLogError saying what to do otherwise (``door watch`` calls it before the model loads)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if stat.S_IMODE(folder.stat().st_mode) != 0o700:
+            os.chmod(folder, 0o700)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as err:
+        raise EventLogError(f"{folder}: cannot make the snapshot folder private ({err.strerror}). "
+                            "Pass --snapshots with a folder you own.") from None
+
+
 class EventLog:
     """The ``events`` table of the database at ``path`` and the snapshot folder ``snapshots``."""
 
@@ -115,7 +131,7 @@ class EventLog:
         (h, w, 3) RGB is written (0600, fsynced) first and its path stored. Returns the event with
         ``id`` and ``snapshot`` filled in."""
         event = dict(event)
-        event["snapshot"] = str(self.save_snapshot(snapshot, event["time"])) if snapshot is not None else None
+        event["snapshot"] = self.try_snapshot(snapshot, event["time"]) if snapshot is not None else None
         try:
             with self._conn:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -128,6 +144,15 @@ class EventLog:
             raise EventLogError(f"{self.path}: cannot store the event ({err}).") from None
         event["id"] = cur.lastrowid
         return event
+
+    def try_snapshot(self, image: np.ndarray, t: float) -> str | None:
+        """``save_snapshot``'s path as text, or None with one line on stderr when it cannot be written
+        (the event is stored without it)."""
+        try:
+            return str(self.save_snapshot(image, t))
+        except (EventLogError, OSError) as err:
+            print(f"watch: snapshot not saved, the event is stored without it: {err}", file=sys.stderr, flush=True)
+            return None
 
     def save_snapshot(self, image: np.ndarray, t: float) -> Path:
         """Write (h, w, 3) RGB ``image`` as a JPEG readable by the owner only; returns its path."""
@@ -148,13 +173,7 @@ class EventLog:
 
     def private_folder(self) -> None:
         """Create the snapshot folder 0700, or set an existing one back to 0700."""
-        try:
-            self.snapshots.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if stat.S_IMODE(self.snapshots.stat().st_mode) != 0o700:
-                os.chmod(self.snapshots, 0o700)
-        except OSError as err:
-            raise EventLogError(f"{self.snapshots}: cannot make the snapshot folder private ({err.strerror}). "
-                                "Pass --snapshots with a folder you own.") from None
+        private_folder(self.snapshots)
 
     def prune(self, keep_days: float, now: float | None = None) -> int:
         """Delete events older than ``keep_days`` and their snapshots (and snapshot files of that age

@@ -82,8 +82,9 @@ CHECKS_TABLE = """CREATE TABLE IF NOT EXISTS photo_checks (
     report       TEXT NOT NULL,
     checked      REAL NOT NULL
 )"""
-#: Statuses of a photo that failed a check: it opens the door only with another photo agreeing.
-DOUBTFUL = ("forced", "flagged")
+#: The status of a photo that passed the checks; any other (``forced``, ``flagged``) or none (never
+#: audited) opens the door only with another photo agreeing (recognition.judge).
+CHECKED = "ok"
 
 # Called inside the enrolment transaction after the rows are written and before COMMIT.
 # Only tests set it (to kill a process at exactly that point); production leaves it None.
@@ -425,6 +426,15 @@ class FaceDB:
         return {i: json.loads(r) for i, r in self._query(
             "SELECT c.embedding_id, c.report FROM photo_checks c JOIN embeddings e ON e.id = c.embedding_id "
             "WHERE e.model = ?", (model,))}
+
+    def crop_paths(self, ids) -> dict[int, str]:
+        """Row id -> the crop path its checks' report names, for rows of ``ids`` that have one."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE name = 'photo_checks'"):
+            return {}
+        ids = [int(i) for i in ids]
+        return {i: c for at in range(0, len(ids), 500) for i, c in self._query(
+            "SELECT embedding_id, json_extract(report, '$.crop') FROM photo_checks WHERE embedding_id IN "
+            f"({','.join('?' * len(ids[at:at + 500]))})", tuple(ids[at:at + 500])) if c}
 
     def unchecked(self, model: str) -> list[int]:
         """Row ids of ``model`` with no verdict yet (stored before the enrolment checks existed)."""

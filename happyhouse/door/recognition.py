@@ -13,7 +13,7 @@ from happyhouse import runtime
 from happyhouse.door import decision, enrolment, face_db
 from happyhouse.door.detect import FaceNotFoundError, face_crops, one_face
 from happyhouse.face import embedders
-from happyhouse.face.thresholds import threshold_for
+from happyhouse.face.thresholds import hub_threshold, threshold_for
 
 
 class UsageError(ValueError):
@@ -105,6 +105,8 @@ def verify_result(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embed
 
 def judge(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embedder, threshold: float | None = None):
     """(threshold, its source, decision.Decision) for ``face`` (embedding (dim,)) against ``name``'s photos.
+    A photo that failed the checks or was never audited (no verdict) is doubtful (decision.decide); each
+    photo is compared at the stricter of the face's threshold and its own crop path's (decision.row_limits).
     A face too small to decide gets threshold 0 and a refusal saying so; where the crop path has a
     margin (decision.query_margin), the next person must lie that much farther."""
     ids, E = db.person_rows(name, embedder.name)
@@ -113,9 +115,10 @@ def judge(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embedder, thr
         limit, source = decision.query_threshold(embedder, face, face_threshold(embedder, face.crop), threshold)
     except decision.TooSmallToDecide as err:
         return 0.0, "too small to decide", decision.Decision(False, float(distances.min()), str(err), [])
-    statuses = db.statuses(embedder.name)
-    doubtful = np.array([statuses.get(int(i)) in face_db.DOUBTFUL for i in ids], bool)
-    found, margin = decision.decide(distances, doubtful, limit), decision.query_margin(embedder, face)
+    statuses, paths = db.statuses(embedder.name), db.crop_paths(ids)
+    doubtful = np.array([statuses.get(int(i)) != face_db.CHECKED for i in ids], bool)
+    limits = decision.row_limits(embedder, limit, [paths.get(int(i), "aligned") for i in ids], threshold)
+    found, margin = decision.decide(distances, doubtful, limits), decision.query_margin(embedder, face)
     return limit, source, decision.over_next(found, rival_distance(db, name, vector, embedder) if margin else None,
                                              margin)
 
@@ -151,30 +154,35 @@ def identify_result(db: face_db.FaceDB, photo: str, faces: list, vectors: np.nda
 AUDIT_ON_OPEN_MAX_ROWS = 20_000
 
 
-def others_gallery(db: face_db.FaceDB, embedder, cohort_folder=None) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Everyone enrolled with ``embedder`` plus the public cohort: (names, owner (n,), E (n, dim))."""
+def row_paths(db: face_db.FaceDB, ids) -> list[str]:
+    """The crop path each stored row (ids (n,)) took, from its checks' report ("aligned" when unknown)."""
+    paths = db.crop_paths(ids)
+    return [paths.get(int(i), "aligned") for i in ids]
+
+
+def others_gallery(db: face_db.FaceDB, embedder, cohort_folder=None) -> tuple[tuple, list[str]]:
+    """Everyone enrolled with ``embedder`` plus the public cohort: ((names, owner (n,), E (n, dim)),
+    each row's crop path ("cohort" for the cohort's faces))."""
     from happyhouse.door.cohort import cohort_gallery
-    row_names, E, _ = db.rows(embedder.name)
+    row_names, E, ids = db.rows(embedder.name)
     c_names, c_owner, c_E = cohort_gallery(embedder, cohort_folder)
     names = sorted(set(row_names)) + list(c_names)
     index = {n: i for i, n in enumerate(names)}
     owner = np.array([index[n] for n in row_names] + [index[n] for n in c_names], np.int64)
-    return names, owner, np.concatenate([E.reshape(-1, embedder.dim), c_E]).astype(np.float32)
+    paths = row_paths(db, ids) + ["cohort"] * len(c_names)
+    return (names, owner, np.concatenate([E.reshape(-1, embedder.dim), c_E]).astype(np.float32)), paths
 
 
 def check_photos(db: face_db.FaceDB, embedder, name: str, images, faces, vectors, whats, threshold=None,
                  cohort_folder=None, settings=enrolment.CheckSettings()) -> list:
-    """enrolment.PhotoCheck for each photo of ``name`` (images (H, W, 3), faces, embeddings (n, dim))."""
-    others = others_gallery(db, embedder, cohort_folder)
-    checks = []
-    for image, face, vector, what in zip(images, faces, vectors, whats):
-        limit = face_threshold(embedder, face.crop, threshold)[0]
-        check = enrolment.check_photo(what, enrolment.face_quality(image, face, settings), vector, name,
-                                      others, limit, settings)
-        if face.crop not in settings.hub_paths:
-            check.problems = [p for p in check.problems if p[0] != "hub"]
-        checks.append(check)
-    return checks
+    """enrolment.PhotoCheck for each photo of ``name`` (images (H, W, 3), faces, embeddings (n, dim)).
+    The hub check runs on every crop path, at the loosest threshold any query can meet the photo with
+    (hub_threshold)."""
+    others, paths = others_gallery(db, embedder, cohort_folder)
+    return [enrolment.check_photo(what, enrolment.face_quality(image, face, settings), vector, name,
+                                  enrolment.comparable(others, paths, face.crop, settings),
+                                  hub_threshold(embedder, face.crop, threshold), settings)
+            for image, face, vector, what in zip(images, faces, vectors, whats)]
 
 
 def enroll_checked(db: face_db.FaceDB, name: str, vectors: np.ndarray, model: str, hashes: list[str], checks,
@@ -203,11 +211,10 @@ def audit(db: face_db.FaceDB, embedder, cohort_folder=None, store: bool = True) 
     names = sorted(set(row_names))
     owner = np.array([names.index(n) for n in row_names], np.int64)
     reports, statuses = db.reports(embedder.name), db.statuses(embedder.name)
-    crops = [reports.get(int(i), {}).get("crop", "aligned") for i in ids]
-    settings = enrolment.CheckSettings()
-    limits = [face_threshold(embedder, c)[0] if c in settings.hub_paths else 0.0 for c in crops]
+    crops = row_paths(db, ids)
     from happyhouse.door.cohort import cohort_gallery
-    result = enrolment.audit_gallery(names, owner, E, limits, ids, cohort_gallery(embedder, cohort_folder))
+    result = enrolment.audit_gallery(names, owner, E, [hub_threshold(embedder, c) for c in crops], ids,
+                                     cohort_gallery(embedder, cohort_folder), paths=crops)
     hubs = {h["id"]: h for h in result["hubs"]}
     verdicts = [(int(i), statuses.get(int(i)) if statuses.get(int(i)) == "forced" else
                  ("flagged" if int(i) in hubs else "ok"),

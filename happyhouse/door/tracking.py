@@ -24,12 +24,13 @@ UNKNOWN = "unknown"
 class Sighting:
     """One face in one frame: ``box`` (x, y, w, h), the identify answer for it (``name`` or
     "unknown", its best ``distance`` and the ``threshold`` used); ``crop``: optional (h, w, 3) face
-    pixels kept for a snapshot."""
+    pixels kept for a snapshot; ``decision``: optional, why (recognition.judge's decision as JSON)."""
     box: tuple[int, int, int, int]
     name: str
     distance: float
     threshold: float
     crop: np.ndarray | None = field(default=None, compare=False, repr=False)
+    decision: dict | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -48,7 +49,8 @@ class Track:
 @dataclass(frozen=True)
 class Decision:
     """A track's verdict: ``name`` (or "unknown"), the distance and threshold of its best agreeing
-    sighting, the sightings it rests on (``frames``), when the face was first seen and decided."""
+    sighting, the sightings it rests on (``frames``), when the face was first seen and decided; ``why``:
+    that sighting's decision (reason, photos compared, person), when it carried one."""
     track: int
     name: str
     distance: float
@@ -58,6 +60,7 @@ class Decision:
     first_t: float
     t: float
     crop: np.ndarray | None = field(default=None, compare=False, repr=False)
+    why: dict | None = field(default=None, compare=False, repr=False)
 
 
 def iou(a, b) -> float:
@@ -124,12 +127,12 @@ class Tracker:
         if votes >= self.k:
             best = min((s for s in track.history if s.name == name), key=lambda s: s.distance)
             return Decision(track.id, name, best.distance, best.threshold, votes, track.box, track.first_t, t,
-                            best.crop)
+                            best.crop, best.decision)
         if len(track.history) == self.n:
             best = min(track.history, key=lambda s: s.distance)
             sharpest = max(track.history, key=lambda s: s.box[2] * s.box[3])
             return Decision(track.id, UNKNOWN, best.distance, best.threshold, len(track.history), track.box,
-                            track.first_t, t, sharpest.crop)
+                            track.first_t, t, sharpest.crop, best.decision)
         return None
 
 

@@ -121,7 +121,8 @@ class Watcher:
         payload, _, _ = recognition.identify_result(self.db, self.source_name, faces, vectors, self.embedder,
                                                     self.settings.threshold, 1)
         return [Sighting(tuple(row["face"]["box"]), row["name"], float(row["distance"]), float(row["threshold"]),
-                         face_snapshot(frame.image, row["face"]["box"]))
+                         face_snapshot(frame.image, row["face"]["box"]),
+                         {**row["decision"], "threshold_from": row["threshold_from"], "crop": row["crop"]})
                 for row in payload["faces"]]
 
     def process(self, frame: Frame) -> list[dict]:
@@ -138,6 +139,8 @@ class Watcher:
             stored = self.event_log.record(event, decision.crop if decision.name == UNKNOWN else None)
             stored.update(time=iso(stored["time"]), first_seen=round(decision.first_t, 3),
                           decided_at=round(decision.t, 3), frame=frame.index)
+            if decision.why is not None:                   # as the CLI's and the service's --json say
+                stored["decision"] = decision.why
             self.summary.events += 1
             self.emit(stored)
             for hook in self.hooks:        # Hooks, MqttPublisher: each returns at once

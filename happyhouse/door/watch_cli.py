@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from happyhouse.door import face_db, recognition
-from happyhouse.door.events import EventLog, format_event, parse_since
+from happyhouse.door.events import EventLog, default_snapshots, format_event, parse_since, private_folder
 from happyhouse.door.hooks import HookSettings, Hooks
 from happyhouse.door.live import LiveWatch
 from happyhouse.door.mqtt import MqttPublisher, MqttSettings, camera_name, topic_part
@@ -131,6 +131,8 @@ def prepare_live(args, db_path) -> LiveWatch | None:
     settings, to_mqtt = [watch_settings(args, source) for source in sources], mqtt_settings(args)
     with face_db.FaceDB(db_path, create=False, timeout=args.timeout) as db:
         recognition.require_someone(db)
+    for folder in {s.snapshots or default_snapshots(Path(db_path)) for s in settings}:
+        private_folder(folder)
     hooks = [make_hooks(args)]
     cameras = []
     try:
@@ -165,12 +167,23 @@ def restore_signals(previous: dict) -> None:
         signal.signal(sig, handler)
 
 
+def audit_on_open(db_path, embedder, timeout: float) -> None:
+    """Audit photos stored before the enrolment checks existed, before any camera starts (a note says
+    what was found), as ``identify`` and ``serve`` do."""
+    with face_db.FaceDB(db_path, create=False, timeout=timeout) as db:
+        note = recognition.audit_on_open(db, embedder)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+
+
 def cmd_watch(args) -> int:
     """``door watch SRC [SRC ...]``: a watcher thread per source, one model shared under a lock.
     Exit 0 when every source ended or was stopped, 2 when one failed (its error printed)."""
-    cameras = prepare_live(args, args.db or face_db.default_path())
+    db_path = args.db or face_db.default_path()
+    cameras = prepare_live(args, db_path)
     try:
         embedder = recognition.load_embedder(args.model)
+        audit_on_open(db_path, embedder, args.timeout)
     except BaseException:
         cameras.close()
         raise

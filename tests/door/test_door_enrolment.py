@@ -284,18 +284,17 @@ def test_audit_of_a_clean_database(tmp_path, capsys, double):
 
 
 def test_recognition_refuses_a_hub_among_enrolled_people(tmp_path):
-    """check_photos with the hub check on the whole path too: a photo of bob's face under ann's name."""
+    """check_photos on the whole path (checked as every path): a photo of bob's face under ann's name."""
     db = face_db.FaceDB(tmp_path / "faces.db")
     rng = np.random.default_rng(5)
     bob = unit(rng.normal(size=16))
     db.enroll("bob", bob[None], "test-double", ["0" * 64], checks=[("ok", "{}")])
-    settings = enrolment.CheckSettings(hub_paths=("whole", "aligned"))
     img = pattern(tmp_path / "x.png", 3)
     image = np.asarray(Image.open(img))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cohort, "_CACHE", {("test-double", "None"): ([], np.zeros(0, np.int64), np.zeros((0, 16), np.float32))})
         checks = recognition.check_photos(db, ThumbnailEmbedder(), "ann", [image], [face(96, "whole")],
-                                          unit(bob + 0.01 * rng.normal(size=16))[None], ["x.png"], settings=settings)
+                                          unit(bob + 0.01 * rng.normal(size=16))[None], ["x.png"])
     assert [code for code, _ in checks[0].problems] == ["hub"] and checks[0].nearest[0] == "bob"
     with pytest.raises(recognition.EnrolmentRefused) as refused:
         recognition.enroll_checked(db, "ann", unit(bob)[None], "test-double", ["1" * 64], checks, ["whole"])

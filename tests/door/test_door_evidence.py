@@ -27,6 +27,8 @@ CAMERA = {0: "younes", 1: "bertrand", 2: "benoit", 3: "bertrand", 4: "dan", 5: "
 #: whole crops): camera_1 lies 0.512 from bertrand and 0.523 from benoit, too close to tell apart.
 TOO_CLOSE = {1}
 MODEL = "inception-resnet-v1"
+#: Residents whose photo the enrolment checks refuse (a hub: near a face of the public cohort).
+FORCED = {"kian"}
 
 
 def resident_photo(images: Path, name: str) -> Path:
@@ -41,11 +43,15 @@ def run_door(argv, capsys):
 
 @pytest.fixture(scope="module")
 def door_db(course_images, tmp_path_factory):
-    """A database with the 12 residents, enrolled through the CLI."""
+    """A database with the 12 residents, enrolled through the CLI. kian's photo lies 0.688 from a face of
+    the public cohort, under the whole path's 0.7 (the only threshold a query meets a photo stored whole
+    with): refused as a hub, stored with --force (it then opens the door only with a second photo agreeing)."""
     db = tmp_path_factory.mktemp("door") / "faces.db"
     for name in RESIDENTS:
-        assert cli.main(["--db", str(db), "--model", MODEL, "enroll", name,
-                            str(resident_photo(course_images, name))]) == 0
+        argv = ["--db", str(db), "--model", MODEL, "enroll", name, str(resident_photo(course_images, name))]
+        assert cli.main(argv) == (2 if name in FORCED else 0)
+        if name in FORCED:
+            assert cli.main(argv + ["--force"]) == 0
     return db
 
 
