@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
         photo_bytes = door_photo(data.find_folder("images"), Path(tmp) / "door.jpg").read_bytes()
     embedder = load_embedder("inception-resnet-v1")
     image = read_rgb(photo_bytes)
-    eager, compiled = MTCNN(), detect._detector()
+    eager, compiled = MTCNN(), detect.detector()
     same = eager.detect_faces(image) == compiled.detect_faces(image)
     face = detect.detect_faces(image)[0]
     crop = detect.crop_facenet(image, face)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted; nothing was written for the unfinished command.", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:  # a bug, not a user's mistake: its trace for the report, and never exit 1 ("no match")
+        traceback.print_exc()
+        print(f"error: door {args.command} failed unexpectedly (a bug: please report it with the trace above).",
+              file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -128,7 +128,8 @@ class _Detector:
 
 
 @lru_cache(maxsize=1)
-def _detector() -> _Detector:
+def detector() -> _Detector:
+    """The process's MTCNN with its compiled stages, built once (detect_faces uses it)."""
     return _Detector()
 
 
@@ -140,7 +141,7 @@ def detect_faces(image: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> l
     if scale < 1.0:
         import cv2
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    found = _detector().detect_faces(np.ascontiguousarray(image))
+    found = detector().detect_faces(np.ascontiguousarray(image))
     faces = [Face(box=tuple(int(round(v / scale)) for v in f["box"]), confidence=float(f["confidence"]),
                   landmarks={k: (float(f["keypoints"][k][0]) / scale, float(f["keypoints"][k][1]) / scale)
                              for k in LANDMARKS})

@@ -136,7 +136,7 @@ class FaceDB:
     def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True,
                  timeout: float = DEFAULT_TIMEOUT, search: str = "auto"):
         self.path = Path(path) if path is not None else default_path()
-        self.timeout, self.search = timeout, search
+        self.timeout, self.search, self.create = timeout, search, create
         if self.path.is_dir():
             raise FaceDBError(f"{self.path}: is a folder; --db must name a database file.")
         if not self.path.exists():
@@ -194,10 +194,10 @@ class FaceDB:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
+            self._check_and_init(conn)  # first: a foreign file is refused before anything is written to it
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
-            self._check_and_init(conn)
         except sqlite3.Error as err:
             conn.close()
             raise self._translate(err) from None
@@ -212,6 +212,9 @@ class FaceDB:
             raise CorruptDatabaseError(self._corrupt_message("; ".join(problems[:3])))
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if not tables and not self.create:
+            raise FaceDBError(f"{self.path}: holds no face database yet (an SQLite file without tables). "
+                              "Enrol someone first (`enroll NAME PHOTO...`), or pass --db.")
         if not tables:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -250,6 +253,10 @@ class FaceDB:
         if isinstance(err, sqlite3.DatabaseError) and not isinstance(err, sqlite3.OperationalError) \
                 or "malformed" in text or "not a database" in text:
             return CorruptDatabaseError(self._corrupt_message(text))
+        if "unable to open" in text or "readonly" in text:
+            return FaceDBError(f"{self.path}: cannot be opened for reading and writing ({text}). The database "
+                               f"needs to write beside it (its -wal and -shm files): make {self.path.parent} "
+                               "writable, or copy the file to a folder you can write to.")
         return FaceDBError(f"{self.path}: database error ({text}).")
 
     def close(self) -> None:
@@ -400,15 +407,19 @@ class FaceDB:
                               f"{', '.join(models) or 'none'}); use --model {models[0] if models else model} "
                               f"or enrol them again with --model {model}.")
 
-    def person_rows(self, name: str, model: str) -> tuple[np.ndarray, np.ndarray]:
-        """``name``'s embeddings of ``model``: (row ids (n,), E (n, dim))."""
+    def person_rows(self, name: str, model: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``name``'s embeddings of ``model``: (row ids (n,), E (n, dim)); FaceDBError when ``dim`` is given
+        and the stored rows have another."""
         self.require(name, model)
         _, E, ids, _ = self._rows(model, name=name)
+        self._require_dim(E.shape[1], dim, model)
         return ids, E
 
-    def rows(self, model: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Every embedding of ``model``: (person name of each row (n,), E (n, dim), row ids (n,))."""
+    def rows(self, model: str, dim: int | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every embedding of ``model``: (person name of each row (n,), E (n, dim), row ids (n,));
+        FaceDBError when ``dim`` is given and the stored rows have another."""
         names, E, ids, _ = self._rows(model)
+        self._require_dim(E.shape[1], dim, model)
         return names, E, ids
 
     def statuses(self, model: str) -> dict[int, str]:
@@ -483,9 +494,15 @@ class FaceDB:
                 f"{', '.join(models)}). Use --model {models[0]}, or enrol again with --model {model}.")
 
     def _check_dim(self, dim: int, queries: np.ndarray, model: str) -> None:
-        if dim != queries.shape[1]:
-            raise FaceDBError(f"model {model}: stored embeddings have {dim} values, "
-                              f"the query has {queries.shape[1]}; they cannot be compared.")
+        self._require_dim(dim, queries.shape[1], model)
+
+    def _require_dim(self, stored: int, given: int | None, model: str) -> None:
+        """FaceDBError when ``model``'s stored rows (``stored`` values each; 0: none) cannot meet embeddings
+        of ``given`` values (None: not checked)."""
+        if given is not None and stored and stored != given:
+            raise FaceDBError(f"{self.path}: model {model}: stored embeddings have {stored} values, "
+                              f"the query has {given}; they cannot be compared (the database was written "
+                              "by another model of that name). Enrol again into a new --db.")
 
     # -- writing -------------------------------------------------------------------------
     def enroll(self, name: str, vectors: np.ndarray, model: str, sources: list[str],

@@ -109,7 +109,7 @@ def judge(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embedder, thr
     photo is compared at the stricter of the face's threshold and its own crop path's (decision.row_limits).
     A face too small to decide gets threshold 0 and a refusal saying so; where the crop path has a
     margin (decision.query_margin), the next person must lie that much farther."""
-    ids, E = db.person_rows(name, embedder.name)
+    ids, E = db.person_rows(name, embedder.name, embedder.dim)
     distances = np.linalg.norm(E - np.asarray(vector, np.float32)[None, :], axis=1)
     try:
         limit, source = decision.query_threshold(embedder, face, face_threshold(embedder, face.crop), threshold)
@@ -164,7 +164,7 @@ def others_gallery(db: face_db.FaceDB, embedder, cohort_folder=None) -> tuple[tu
     """Everyone enrolled with ``embedder`` plus the public cohort: ((names, owner (n,), E (n, dim)),
     each row's crop path ("cohort" for the cohort's faces))."""
     from happyhouse.door.cohort import cohort_gallery
-    row_names, E, ids = db.rows(embedder.name)
+    row_names, E, ids = db.rows(embedder.name, embedder.dim)
     c_names, c_owner, c_E = cohort_gallery(embedder, cohort_folder)
     names = sorted(set(row_names)) + list(c_names)
     index = {n: i for i, n in enumerate(names)}
@@ -207,7 +207,7 @@ def enroll_checked(db: face_db.FaceDB, name: str, vectors: np.ndarray, model: st
 def audit(db: face_db.FaceDB, embedder, cohort_folder=None, store: bool = True) -> dict:
     """Re-check every stored photo of ``embedder``: hubs (each stored as "flagged"; "forced" rows keep
     their status) and people closer than the threshold. Rows are never removed. JSON-ready dict."""
-    row_names, E, ids = db.rows(embedder.name)
+    row_names, E, ids = db.rows(embedder.name, embedder.dim)
     names = sorted(set(row_names))
     owner = np.array([names.index(n) for n in row_names], np.int64)
     reports, statuses = db.reports(embedder.name), db.statuses(embedder.name)

@@ -299,3 +299,26 @@ def test_one_shot_commands_search_exactly_unless_told(tmp_path, asked, used):
     args = argparse.Namespace(db=tmp_path / "faces.db", timeout=1.0, search=asked)
     with cli._open_db(args, create=True) as db:
         assert db.search == used
+
+
+def test_a_database_of_another_dimension_is_one_clear_error_and_nothing_is_written(tmp_path, capsys, double):
+    """Rows of 8 values stored under the test double's name (it gives 16): verify, enroll and identify
+    each say so (exit 2, not a traceback with exit 1, "no match"); the audit on open writes no verdict."""
+    db = tmp_path / "faces.db"
+    with face_db.FaceDB(db) as conn:
+        conn.enroll("ann", np.ones((1, 8), np.float32) / 8 ** 0.5, "test-double", ["a"])
+    photo = pattern(tmp_path / "p.png", 1)
+    for argv in (["verify", "ann", photo], ["enroll", "bob", photo], ["identify", photo]):
+        code, _, err = run(["--db", db, "--crop", "whole", *argv], capsys)
+        assert code == 2 and "stored embeddings have 8 values" in err and "Traceback" not in err, (argv, err)
+    with face_db.FaceDB(db) as conn:
+        assert conn.statuses("test-double") == {} and conn.names() == ["ann"]
+
+
+def test_an_unexpected_failure_is_exit_2_with_its_trace(tmp_path, capsys, monkeypatch, double):
+    """A bug is not "no match" (exit 1): its trace, one line saying so, exit 2."""
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    code, _, err = run(["--db", tmp_path / "faces.db", "list"], capsys)
+    assert code == 2 and "ZeroDivisionError: a bug" in err and "failed unexpectedly" in err

@@ -190,11 +190,27 @@ def test_corrupted_database_gives_clear_error(tmp_path):
         assert path.read_bytes() == before
 
 
-def test_foreign_sqlite_file_refused(tmp_path):
+def test_foreign_sqlite_file_refused_and_left_as_it_was(tmp_path):
     path = tmp_path / "other.db"
     sqlite3.connect(path).execute("CREATE TABLE songs (title TEXT)").connection.commit()
+    before = path.read_bytes()
     with pytest.raises(face_db.CorruptDatabaseError, match="not a face database"):
         FaceDB(path)
+    assert path.read_bytes() == before  # not even switched to WAL (header bytes 18-19)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(face_db.FaceDBError, match="no face database yet"):
+        FaceDB(empty, create=False)  # a read command: no schema written into it
+    assert empty.stat().st_size == 0
+
+
+def test_a_database_that_cannot_be_opened_for_writing_says_what_to_do(tmp_path):
+    """SQLite's "unable to open database file" (a read-only folder: WAL writes its -wal and -shm files
+    beside the database) becomes what to do; tested on the error itself, as root writes anywhere."""
+    with FaceDB(tmp_path / "faces.db") as db:
+        for text in ("unable to open database file", "attempt to write a readonly database"):
+            message = str(db._translate(sqlite3.OperationalError(text)))
+            assert "faces.db" in message and f"make {tmp_path} writable" in message, message
 
 
 WORKER = textwrap.dedent("""
