@@ -243,8 +243,8 @@ class _EmptyDB:
     """No database yet: nobody to compare with but the cohort."""
 
     @staticmethod
-    def rows(model):
-        return [], np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    def rows(model, dim=None):
+        return [], np.zeros((0, dim or 0), np.float32), np.zeros(0, np.int64)
 
     @staticmethod
     def crop_paths(ids):
