@@ -16,29 +16,38 @@ Exit codes: 0 done, 2 bad input (one line naming the file and what to do), 130 i
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from happyhouse import data, image_io, outputs
 from happyhouse.errors import WeightsError
 from happyhouse.precision import CHOICES, say_choices_on_stderr
-from happyhouse.style import checkpoint, choices, colors, fast, images, sizes, start
+from happyhouse.style import checkpoint, choices, colors, contact_sheet, fast, images, sizes, start
 
 #: The options --resume takes from the saved state when no images are given.
 RESUMED_OPTIONS = ("images", "iterations", "size", "network", "vgg_weights", "alpha", "beta", "seed",
                    "optimizer", "precision", "style_weights", "preserve_colors", "tv_weight", "init",
                    "noise_ratio", "scales", "style_scale")
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+DESCRIPTION = (
+    "Paint CONTENT in the style of STYLE (neural style transfer; several styles are blended). "
+    "OUT is a folder (gets <i>.png every 20 iterations, replacing those an earlier nst run wrote, as listed "
+    f"in {contact_sheet.RECORD_NAME}; other files are left alone; generated_image.jpg and progress.png) "
+    "or an image file (.jpg/.png). Ctrl-C saves the picture and the optimiser state; --resume goes on "
+    "(with the same IMAGEs and options, or none).")
 
 
-def build_parser(prog: str = "nst") -> argparse.ArgumentParser:
-    """The command's options (no TensorFlow needed: ``--help`` and usage errors come at once)."""
-    parser = argparse.ArgumentParser(prog=prog, description=(
-        "Paint CONTENT in the style of STYLE (neural style transfer; several styles are blended). "
-        "OUT is a folder (gets <i>.png every 20 iterations, replacing an earlier run's, generated_image.jpg and "
-        "progress.png) "
-        "or an image file (.jpg/.png). Ctrl-C saves the picture and the optimiser state; --resume goes on."))
-    add = parser.add_argument
+def build_parser(prog: str = "nst", typed_only: bool = False) -> argparse.ArgumentParser:
+    """The command's options (no TensorFlow needed: ``--help`` and usage errors come at once).
+    ``typed_only``: no defaults, so the parsed options are those given on the command line."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION,
+                                     argument_default=argparse.SUPPRESS if typed_only else None)
+
+    def add(*names, **options):
+        if typed_only:
+            options.pop("default", None)
+        parser.add_argument(*names, **options)
     add("images", nargs="*", metavar="IMAGE",
         help="CONTENT then one or more STYLE images (paths or course image names)")
     add("-o", "--output", default=choices.DEFAULT_OUTPUT_DIR, help="output folder or image file")
@@ -78,7 +87,8 @@ def build_parser(prog: str = "nst") -> argparse.ArgumentParser:
         help="arithmetic of the loss network: auto (the default) is bfloat16 where this CPU was measured "
              "faster with it and as good (AMX, AVX512-BF16), else float32; for Adam and L-BFGS alike")
     add("--resume", action="store_true",
-        help="continue the interrupted run saved in OUT (without IMAGEs: with its saved settings)")
+        help="continue the interrupted run saved in OUT: without IMAGEs with its saved settings (options given "
+             "must match them), with IMAGEs only with the same IMAGEs and options")
     add("--fetch-vgg", action="store_true", help="download Keras' VGG-19 weights into pretrained-model/ and exit")
     return parser
 
@@ -96,11 +106,58 @@ def settings_from(args, out: Path, to_file: bool):
         fast=True)
 
 
-def resume_options(args, out: Path) -> None:
-    """--resume without images: take the options from the saved state."""
-    for name, value in checkpoint.load(checkpoint.state_path(out))["settings"].items():
-        if name in RESUMED_OPTIONS:
-            setattr(args, name, tuple(value) if name == "size" and isinstance(value, list) else value)
+def typed_options(prog: str, argv) -> set:
+    """The names of the RESUMED_OPTIONS given on the command line ``argv`` (not left at their default)."""
+    return set(vars(build_parser(prog, typed_only=True).parse_args(argv))) & set(RESUMED_OPTIONS)
+
+
+def comparable(name: str, value):
+    """``value`` of option ``name`` as the saved state holds it (JSON); pictures by their full path."""
+    value = json.loads(json.dumps(value))
+    if name == "images" and value is not None:
+        value = [str(Path(p).resolve()) if Path(p).is_file() else p for p in value]
+    return value
+
+
+def shown(name: str, value) -> str:
+    """``value`` of option ``name`` as a user types it."""
+    if value is None:
+        return "not given"
+    return " ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def resume_differences(saved: dict, args, names) -> list[str]:
+    """'--name (saved X, given Y)' for each of ``names`` whose value in ``args`` differs from ``saved``."""
+    differ = []
+    for name in RESUMED_OPTIONS:
+        if name in names and name in saved and comparable(name, saved[name]) != comparable(name, getattr(args, name)):
+            option = "IMAGE" if name == "images" else "--" + name.replace("_", "-")
+            differ.append(f"{option} (saved {shown(name, saved[name])}, given {shown(name, getattr(args, name))})")
+    return differ
+
+
+def resume_options(args, out: Path, typed: set, prog: str) -> None:
+    """--resume: check the options against the saved run's (all of them with IMAGEs, the typed ones
+    without; ValueError naming those that differ), then take the saved ones when no IMAGE is given."""
+    state_file = checkpoint.state_path(out)
+    saved = checkpoint.load(state_file)["settings"]
+    differ = resume_differences(saved, args, RESUMED_OPTIONS if args.images else typed - {"images"})
+    if differ:
+        raise ValueError(f"{state_file}: --resume goes on with the interrupted run's settings, but "
+                         f"{'; '.join(differ)}. "
+                         f"Pass the same IMAGEs and options, or none (`{prog} --resume -o {out}`), "
+                         "or drop --resume to start again")
+    if not args.images:
+        for name, value in saved.items():
+            if name in RESUMED_OPTIONS:
+                setattr(args, name, tuple(value) if name == "size" and isinstance(value, list) else value)
+
+
+def check_vgg_weights(path) -> None:
+    """ValueError when a --vgg-weights path was given and does not exist (no quiet fallback)."""
+    if path is not None and not Path(path).expanduser().exists():
+        raise ValueError(f"--vgg-weights {path}: no such file or folder; give the path of a VGG-19 .mat or .h5 "
+                         "file, or leave --vgg-weights out to use the weights found in pretrained-model/")
 
 
 def main(argv=None, prog: str = "nst") -> int:
@@ -116,8 +173,9 @@ def main(argv=None, prog: str = "nst") -> int:
             from happyhouse.style import vgg19
             print(f"VGG-19 weights: {vgg19.fetch_vgg19_weights()}")
             return 0
-        if args.resume and not args.images:
-            resume_options(args, out)
+        if args.resume:
+            resume_options(args, out, typed_options(prog, argv), prog)
+        check_vgg_weights(args.vgg_weights)
         if len(args.images) < 2:
             parser.error("give CONTENT and at least one STYLE image (or --fetch-vgg, or --resume -o OUT)")
         if to_file:
@@ -139,7 +197,7 @@ def main(argv=None, prog: str = "nst") -> int:
         print("interrupted: nothing saved (a first Ctrl-C during the iterations saves the picture and the state; "
               "a second one stops without saving)", file=sys.stderr)
         return 130
-    except (image_io.ImageReadError, data.DataNotFoundError, WeightsError, ValueError, OSError) as err:
+    except (image_io.ImageReadError, data.DataNotFoundError, WeightsError, ValueError, OSError, MemoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,5 @@
-"""The contact sheet: the pictures saved every few iterations side by side (progress.png)."""
+"""The contact sheet: the pictures saved every few iterations side by side (progress.png), and the
+record of which ``<i>.png`` pictures in an output folder nst wrote (only those are ever replaced)."""
 from __future__ import annotations
 
 import math
@@ -8,21 +9,47 @@ from pathlib import Path
 import numpy as np
 
 SHEET_NAME = "progress.png"
+#: The list, one file name a line, of the ``<i>.png`` pictures nst wrote into the folder.
+RECORD_NAME = "nst_pictures.txt"
+
+
+def record(folder, picture) -> None:
+    """Note in ``folder``'s RECORD_NAME that nst wrote ``picture`` (a file in it)."""
+    if Path(picture).name not in recorded(folder):
+        with open(Path(folder) / RECORD_NAME, "a", encoding="utf-8") as f:
+            f.write(Path(picture).name + "\n")
+
+
+def recorded(folder) -> list[str]:
+    """The names in ``folder``'s RECORD_NAME ([] when there is none)."""
+    path = Path(folder) / RECORD_NAME
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
 
 
 def saved_iterations(folder) -> list[tuple[int, Path]]:
-    """[(iteration, path)] of the ``<i>.png`` pictures in ``folder``, by iteration."""
-    found = [(int(p.stem), p) for p in Path(folder).glob("*.png") if re.fullmatch(r"\d+", p.stem)]
+    """[(iteration, path)] of the ``<i>.png`` pictures nst wrote into ``folder`` (its record), by iteration."""
+    found = [(int(Path(name).stem), Path(folder) / name) for name in recorded(folder)
+             if re.fullmatch(r"\d+\.png", name) and (Path(folder) / name).is_file()]
     return sorted(found)
 
 
-def clear_saved(folder) -> int:
-    """Remove an earlier run's ``<i>.png`` pictures from ``folder`` (a new run's sheet shows its own
-    only); returns how many."""
+def foreign_pictures(folder, names) -> list[str]:
+    """Those of ``names`` that are files in ``folder`` which nst's record does not list (a user's)."""
+    folder = Path(folder)
+    ours = set(recorded(folder))
+    return [name for name in names if name not in ours and (folder / name).exists()]
+
+
+def clear_saved(folder) -> list[str]:
+    """Remove the ``<i>.png`` pictures an earlier nst run wrote into ``folder`` (its record says
+    which; no other file is touched) and the record; returns their names."""
     saved = saved_iterations(folder) if Path(folder).is_dir() else []
     for _, path in saved:
         path.unlink()
-    return len(saved)
+    (Path(folder) / RECORD_NAME).unlink(missing_ok=True)
+    return [path.name for _, path in saved]
 
 
 def write(folder, final=None, out=None, columns=6) -> Path | None:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from happyhouse.precision import check_choice, choose_precision, compute_precision
 from happyhouse.runtime import import_tensorflow
-from happyhouse.style import checkpoint, images
+from happyhouse.style import checkpoint, contact_sheet, images
 from happyhouse.style.choices import OPTIMIZERS
 
 tf = import_tensorflow()
@@ -174,6 +174,18 @@ def optimise(model, start, cost, steps: int, options: LoopOptions | None = None)
     return generated, history
 
 
+class NonFiniteCost(ValueError):
+    """The cost became NaN or infinite: the picture would come out blank."""
+
+
+def check_finite_cost(i, total) -> None:
+    """NonFiniteCost when the total cost ``total`` of iteration ``i`` is not a finite number."""
+    if not np.isfinite(total):
+        raise NonFiniteCost(f"the cost became {float(total)} at iteration {i}, so the picture would come out "
+                            "blank: check --alpha, --beta, --style-weights, --tv-weight and the loss network's "
+                            "weights file (finite numbers only)")
+
+
 def _check(steps, options):
     if steps < 1:
         raise ValueError(f"num_iterations must be at least 1, got {steps}")
@@ -190,6 +202,7 @@ def _report(i, costs, image, options, output_dir):
                    f"style cost = {Js:.6g}", file=sys.stdout)
     if output_dir is not None and options.save_every and i % options.save_every == 0:
         images.save_image(output_dir / f"{i}.png", image() if callable(image) else image)
+        contact_sheet.record(output_dir, output_dir / f"{i}.png")
 
 
 def _adam_loop(model, cost, steps, options, output_dir):
@@ -212,6 +225,7 @@ def _adam_loop(model, cost, steps, options, output_dir):
             raise checkpoint.Interrupted(options.first_iteration + i, model["input"].numpy(),
                                          checkpoint.optimizer_state(optimizer))
         history.add(train_step())
+        check_finite_cost(options.first_iteration + i, history.total[-1])
         _report(options.first_iteration + i, lambda: [float(v) for v in evaluate()], model["input"].numpy,
                 options, output_dir)
     history.seconds = time.perf_counter() - t0
@@ -230,6 +244,7 @@ def _lbfgs_loop(model, cost, steps, options, output_dir):
     def on_iteration(i, image, costs):
         i += options.first_iteration + done
         history.add(costs)
+        check_finite_cost(i, costs[0])
         _report(i, costs, image, options, output_dir)
         bar.update()
         if options.stop is not None and options.stop():  # L-BFGS keeps no state worth saving

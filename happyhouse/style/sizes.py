@@ -3,6 +3,7 @@ style image's size (--style-scale). Sizes are (height, width) in pixels."""
 from __future__ import annotations
 
 import math
+import os
 
 #: Above this long side a run goes coarse to fine by default.
 SINGLE_SCALE_MAX = 512
@@ -13,6 +14,8 @@ ITERATION_DECAY = 3
 #: Iterations when none are given: the course's 200 Adam steps, or 50 L-BFGS iterations, which reach
 #: a lower cost than those (bench/results/style_vgg16.json: the same cost in 45 evaluations).
 DEFAULT_ITERATIONS = {"adam": 200, "lbfgs": 50}
+#: Memory a picture's pixel costs a step, at least (sizes.check_memory says how it is counted).
+BYTES_PER_PIXEL = 3 * 1024
 
 
 def parse_size(text: str):
@@ -78,9 +81,31 @@ def default_optimizer(scales: int) -> str:
 
 
 def check_style_scale(style_scale: float) -> None:
-    """ValueError unless ``style_scale`` is positive."""
-    if not style_scale > 0:
-        raise ValueError(f"style scale must be positive, got {style_scale:g}")
+    """ValueError unless ``style_scale`` is a positive finite number."""
+    if not (style_scale > 0 and math.isfinite(style_scale)):
+        raise ValueError(f"style scale must be positive and finite (--style-scale), got {style_scale:g}")
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(hw, style_scale: float = 1.0, available=None) -> None:
+    """ValueError when a picture of ``hw`` (or its style image) needs more memory than the machine
+    has (``available`` bytes, default all of it), at BYTES_PER_PIXEL: a step keeps every VGG layer's
+    activations up to conv5_1 for the gradient (about 330 floats a pixel) and as much again going back."""
+    available = memory_bytes() if available is None else available
+    pixels = max(hw[0] * hw[1], math.prod(style_size(hw, style_scale)))
+    if available and pixels * BYTES_PER_PIXEL > available:
+        most = int(math.sqrt(available / BYTES_PER_PIXEL))
+        raise ValueError(f"a {hw[0]}x{hw[1]} picture needs about {pixels * BYTES_PER_PIXEL / 2 ** 30:,.0f} GiB "
+                         f"(about {BYTES_PER_PIXEL // 1024} KiB a pixel for the loss network's activations), more than "
+                         f"this machine's {available / 2 ** 30:.0f} GiB: use a smaller --size (at most about "
+                         f"{most}x{most} here)")
 
 
 def style_size(content_hw, style_scale: float = 1.0) -> tuple[int, int]:

@@ -12,10 +12,12 @@ import numpy as np
 
 from happyhouse import outputs
 from happyhouse.precision import choose_precision, resolve_precision
+from happyhouse.runtime import import_tensorflow
 from happyhouse.style import checkpoint, colors, contact_sheet, fast, images, networks, optimize, sizes, start
 from happyhouse.style.choices import DEFAULT_OUTPUT_DIR
 from happyhouse.style.cost import StyleTransferCost, normalise_weights
 
+tf = import_tensorflow()
 
 
 @dataclass
@@ -101,11 +103,25 @@ class Plan:
 
 
 def run(content, styles: list, settings: TransferSettings):
-    """:func:`style_transfer` with its controls in ``settings``."""
+    """:func:`style_transfer` with its controls in ``settings``. MemoryError (one line) where the
+    picture does not fit in memory."""
     plan = make_plan(content, styles, settings)
+    try:
+        return paint(plan, settings)
+    except tf.errors.ResourceExhaustedError:
+        h, w = plan.final_size
+        raise MemoryError(f"out of memory painting a {h}x{w} picture with {plan.model.name}: use a smaller "
+                          "--size") from None
+
+
+def paint(plan: Plan, settings: TransferSettings):
+    """Run ``plan``: (generated (H, W, 3) uint8, optimize.CostHistory)."""
     saved = load_state(plan.state_file, plan.schedule) if settings.resume else None
+    if saved is not None:
+        check_output_pictures(plan.output_dir, plan.schedule, plan.settings.save_every, saved["iteration"])
+        adopt_interrupted_pictures(plan, saved["iteration"])
     if plan.output_dir is not None and not settings.resume:
-        contact_sheet.clear_saved(plan.output_dir)  # an earlier run's pictures are not this one's progress
+        say_replaced(plan.output_dir, contact_sheet.clear_saved(plan.output_dir))
     history, generated, first = optimize.CostHistory(plan.model.name), None, 0
     guard = checkpoint.sigint_flag() if plan.state_file is not None else contextlib.nullcontext()
     with guard as flag:
@@ -119,6 +135,46 @@ def run(content, styles: list, settings: TransferSettings):
     result = finish(plan, generated, plan.final_size)
     write_outputs(plan, result)
     return result, history
+
+
+def say_replaced(folder, names) -> None:
+    """One line naming the earlier nst run's pictures removed from ``folder`` (none: nothing said)."""
+    if names:
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        print(f"replacing the pictures an earlier nst run wrote in {folder}: {shown}")
+
+
+def check_numbers(s: TransferSettings) -> None:
+    """ValueError when alpha, beta or the TV weight is not a finite number, or the seed is negative."""
+    for option, value in (("--alpha", s.alpha), ("--beta", s.beta), ("--tv-weight", s.tv_weight)):
+        if not np.isfinite(value):
+            raise ValueError(f"{option} must be a finite number, got {value}")
+    if s.seed is not None and s.seed < 0:
+        raise ValueError(f"--seed must be a whole number >= 0, got {s.seed}")
+
+
+def check_output_pictures(output_dir, schedule, save_every, first=0) -> None:
+    """ValueError when the run, going on from iteration ``first``, would overwrite ``<i>.png`` files in
+    ``output_dir`` that nst did not write."""
+    if output_dir is None or not save_every or not output_dir.is_dir():
+        return
+    total = sum(steps for _, steps in schedule)
+    names = [f"{i}.png" for i in range(0, total, save_every) if i >= first]
+    foreign = contact_sheet.foreign_pictures(output_dir, names)
+    if foreign:
+        raise ValueError(f"{output_dir}: this run saves its progress as {', '.join(foreign)} there, and those files "
+                         "were not written by nst (not in its record "
+                         f"{contact_sheet.RECORD_NAME}); move them away or choose another -o folder")
+
+
+def adopt_interrupted_pictures(plan: Plan, iteration) -> None:
+    """Record the ``<i>.png`` before ``iteration`` in the output folder as the interrupted run's (its
+    saved state shows nst wrote them), so its contact sheet shows them and a later run replaces them."""
+    every = plan.settings.save_every
+    if plan.output_dir is not None and every:
+        for i in range(0, iteration, every):
+            if (plan.output_dir / f"{i}.png").is_file():
+                contact_sheet.record(plan.output_dir, plan.output_dir / f"{i}.png")
 
 
 def make_plan(content, styles, settings: TransferSettings) -> Plan:
@@ -135,6 +191,7 @@ def make_plan(content, styles, settings: TransferSettings) -> Plan:
     sizes.check_counts(s.iterations, s.scales)
     start.check_noise_ratio(s.noise_ratio)
     sizes.check_style_scale(s.style_scale)
+    check_numbers(s)
     content_rgb = images.read_image(content)
     style_rgbs = [images.read_image(style) for style in styles]
     output_dir = DEFAULT_OUTPUT_DIR if s.output_dir is None else s.output_dir or None
@@ -143,9 +200,12 @@ def make_plan(content, styles, settings: TransferSettings) -> Plan:
     for folder in {output_dir, None if state_file is None else Path(state_file).parent} - {None}:
         outputs.check_folder(folder)  # before the work, not after it
     final_size = sizes.resolve_size(s.size, content_rgb.shape[:2]) if s.size is not None else networks.DEFAULT_SIZE
+    sizes.check_memory(final_size, s.style_scale)
     model = networks.load_loss_network(s.network, final_size, s.vgg_path)
     schedule, passes = plan_passes(s, final_size, model.min_size)
     check_sizes(model, schedule, s.style_scale)
+    if not s.resume:  # resuming, the saved state says where the run goes on (paint checks then)
+        check_output_pictures(output_dir, schedule, s.save_every)
     return Plan(content_rgb, style_rgbs, final_size, model, schedule, passes, state_file, output_dir, s)
 
 

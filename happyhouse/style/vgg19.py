@@ -30,7 +30,7 @@ def set_vgg19_weights(model, weights: dict, source: str) -> None:
         if name not in weights:
             raise WeightsError(f"{source}: no weights for layer {name}; this is not a complete VGG-19 "
                                "weights file. Get the right file (see pretrained-model/README.md).")
-        kernel, bias = (np.asarray(w, dtype=np.float32) for w in weights[name])
+        kernel, bias = layer_arrays(weights[name], source, name)
         layer = model.get_layer(name)
         expected = tuple(layer.kernel.shape)
         bias = bias.reshape(-1)
@@ -38,6 +38,20 @@ def set_vgg19_weights(model, weights: dict, source: str) -> None:
             raise WeightsError(f"{source}: layer {name} has kernel {kernel.shape} and bias {bias.shape}; "
                                f"VGG-19 needs {expected} and ({expected[-1]},). Wrong or corrupt file.")
         layer.set_weights([kernel, bias])
+
+
+def layer_arrays(kernel_and_bias, source: str, name: str) -> tuple:
+    """(kernel, bias) of layer ``name`` as float32 arrays; WeightsError naming ``source`` and the layer
+    where they are not numbers or not all finite."""
+    try:
+        kernel, bias = (np.asarray(w, dtype=np.float32) for w in kernel_and_bias)
+    except (ValueError, TypeError) as err:
+        raise WeightsError(f"{source}: layer {name} does not hold numbers ({err}). Wrong or corrupt file; "
+                           "get the right one (see pretrained-model/README.md).") from None
+    if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+        raise WeightsError(f"{source}: layer {name} holds NaN or infinite weights. Corrupt file; "
+                           "get it again (see pretrained-model/README.md).")
+    return kernel, bias
 
 
 def read_matconvnet_weights(path) -> dict:
@@ -82,6 +96,8 @@ def read_keras_h5_weights(path) -> dict:
     weights = {}
     with f:
         root = f["model_weights"] if "model_weights" in f else f
+        if not isinstance(root, h5py.Group):
+            raise WeightsError(f"{path}: 'model_weights' is not a group of layers; not Keras' VGG-19 weights.")
         for b, n, _ in VGG19_BLOCKS:
             for i in range(1, n + 1):
                 group_name = f"block{b}_conv{i}"
@@ -89,6 +105,9 @@ def read_keras_h5_weights(path) -> dict:
                     raise WeightsError(f"{path}: no group {group_name!r}; not Keras' VGG-19 weights "
                                        f"(groups: {', '.join(list(root)[:6])}...).")
                 group = root[group_name]
+                if not isinstance(group, h5py.Group):
+                    raise WeightsError(f"{path}: {group_name!r} is not a group holding a kernel and a bias; "
+                                       "not Keras' VGG-19 weights.")
                 names = [n.decode() if isinstance(n, bytes) else str(n)
                          for n in group.attrs.get("weight_names", [])]
                 try:

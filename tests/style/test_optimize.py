@@ -87,7 +87,8 @@ def test_the_loop_with_lbfgs_prints_saves_and_records(problem, tmp_path, capsys)
     np.testing.assert_allclose(history.total, 10 * np.array(history.content) + 40 * np.array(history.style),
                                rtol=1e-4)
     np.testing.assert_allclose(model["input"].numpy(), generated)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "2.png", "generated_image.jpg"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "2.png", "generated_image.jpg",
+                                                                        "nst_pictures.txt"]
     printed = capsys.readouterr().out
     assert "Iteration 0 :\ntotal cost = " in printed and "Iteration 2 :" in printed
 
@@ -167,3 +168,15 @@ def test_command_line_refuses_bfloat16_where_the_cpu_has_none(tmp_path, pictures
     assert code == 2 and not (tmp_path / "painted.png").exists() and "Traceback" not in err
     assert ("error: precision 'bfloat16' was asked for, but the CPU has neither AMX nor AVX512-BF16: use precision "
             "'auto' (float32 here) or 'float32'") in err
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_a_cost_that_becomes_nan_stops_the_run(problem, optimizer):
+    """A NaN cost paints a blank picture: the loop stops with optimize.NonFiniteCost (exit 2 in nst)."""
+    model, cost, begin = problem
+
+    def nan_cost(image):
+        return tuple(c * float("nan") for c in cost(image))
+    options = optimize.LoopOptions(optimizer, print_every=0, progress=False)
+    with pytest.raises(optimize.NonFiniteCost, match="the cost became nan at iteration 0"):
+        optimize.optimise(model, begin, nan_cost, 3, options)

@@ -23,7 +23,7 @@ def test_style_transfer_lowers_the_cost_and_writes_the_images(tmp_path, pictures
     np.testing.assert_allclose(history.total, 10 * np.array(history.content) + 40 * np.array(history.style),
                                rtol=rtol)
     assert sorted(p.name for p in out.iterdir()) == ["0.png", "2.png", "4.png", "generated_image.jpg",
-                                                    "progress.png"]
+                                                    "nst_pictures.txt", "progress.png"]
     printed = capsys.readouterr().out
     assert "Iteration 0 :\ntotal cost = " in printed and "content cost = " in printed
     assert "Iteration 4 :" in printed and "style cost = " in printed

@@ -236,3 +236,26 @@ def test_fetch_offline_says_what_to_do(tmp_path, monkeypatch):
     message = str(err.value)
     assert vgg19.H5_NAME in message and str(tmp_path) in message and vgg19.H5_MD5 in message
     assert not (tmp_path / vgg19.H5_NAME).exists()
+
+
+def test_non_finite_weights_are_refused_naming_file_and_layer(tmp_path, weights):
+    """A NaN kernel would paint a blank picture and exit 0: refused when the file is read."""
+    path = tmp_path / "nan.h5"
+    write_keras_h5(path, dict(weights, conv3_1=(np.full_like(weights["conv3_1"][0], np.nan), weights["conv3_1"][1])))
+    with pytest.raises(WeightsError, match=r"nan\.h5: layer conv3_1 holds NaN or infinite weights"):
+        vgg19.vgg19_network(path)
+
+
+def test_h5_whose_model_weights_is_a_dataset(tmp_path):
+    path = tmp_path / "dsroot.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("model_weights", data=np.zeros(10))
+    with pytest.raises(WeightsError, match=r"dsroot\.h5: 'model_weights' is not a group"):
+        vgg19.vgg19_network(path)
+
+
+def test_mat_whose_weights_are_strings_names_file_and_layer(tmp_path, weights):
+    path = tmp_path / "strings.mat"
+    write_matconvnet(path, dict(weights, conv1_1=(np.array(["abc"]), weights["conv1_1"][1])))
+    with pytest.raises(WeightsError, match=r"strings\.mat: layer conv1_1 does not hold numbers"):
+        vgg19.vgg19_network(path)
