@@ -62,6 +62,10 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
 
 
+#: A snapshot's file name as save_snapshot writes it (UTC time, 8 hex digits).
+SNAPSHOT_NAME = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}\.jpg")
+
+
 def parse_since(text: str, now: float | None = None) -> float:
     """``--since``: an ISO date/time ("2026-12-04", "2026-12-04T10:00", UTC unless it says) or an
     age ("90s", "15m", "2h", "7d") -> Unix time. ValueError with the accepted forms otherwise."""
@@ -177,7 +181,8 @@ class EventLog:
 
     def prune(self, keep_days: float, now: float | None = None) -> int:
         """Delete events older than ``keep_days`` and their snapshots (and snapshot files of that age
-        no event names, left by a process killed between the file and its row). Returns rows deleted."""
+        no event names, left by a process killed between the file and its row: only files named as the
+        door names them, never another file in the folder). Returns rows deleted."""
         cutoff = (time.time() if now is None else now) - keep_days * 86400
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -186,7 +191,8 @@ class EventLog:
         kept = {r[0] for r in self._conn.execute("SELECT snapshot FROM events WHERE snapshot IS NOT NULL")}
         doomed = {Path(r[0]) for r in old if r[0]}
         if self.snapshots.is_dir():
-            doomed |= {p for p in self.snapshots.glob("*.jpg") if str(p) not in kept and p.stat().st_mtime < cutoff}
+            doomed |= {p for p in self.snapshots.glob("*.jpg") if SNAPSHOT_NAME.fullmatch(p.name)
+                       and str(p) not in kept and p.stat().st_mtime < cutoff}
         for path in doomed:
             path.unlink(missing_ok=True)
         return len(old)

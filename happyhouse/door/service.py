@@ -68,6 +68,39 @@ class UploadTooLarge(HTTPException):
                          headers={"Connection": "close"})   # stop reading the rest of the body
 
 
+#: Host names a server without a token answers to: loopback only.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def host_name(value: str) -> str:
+    """The host of a Host header or an Origin ("http://[::1]:8000" -> "::1"), lower case."""
+    value = value.split("://", 1)[-1].split("/", 1)[0]
+    host = value[1:value.index("]")] if value.startswith("[") and "]" in value else value.rsplit(":", 1)[0]
+    return host.lower()
+
+
+class LoopbackOnly:
+    """ASGI middleware for a server without a token: every request must name a loopback host (Host
+    header) and come from no other site (Origin header, when a browser sends one), else 403. A web
+    page the door's browser opens can neither post a face to it (cross-site request) nor reach it
+    under its own name (DNS rebinding)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        host, origin = headers.get(b"host", b"").decode("latin-1"), headers.get(b"origin")
+        if host_name(host) not in LOOPBACK_NAMES or (origin is not None and
+                                                     host_name(origin.decode("latin-1")) not in LOOPBACK_NAMES):
+            detail = ("a server without a token answers loopback requests only (Host 127.0.0.1, localhost or "
+                      "[::1], and no other site's Origin); give it a --token-file to serve other hosts")
+            return await JSONResponse({"detail": detail}, 403)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """ASGI middleware: refuse a body over ``limit`` bytes from its Content-Length, or as soon
     as the bytes read so far pass it (chunked uploads), before the app sees the rest."""
@@ -202,6 +235,8 @@ def create_app(door: Door, max_upload_bytes: int, watching: live.LiveWatch | Non
                               "events. Management endpoints (/people, /audit, /events) need "
                               "`Authorization: Bearer <token>`.")
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
+    if door.token is None:
+        app.add_middleware(LoopbackOnly)
     bearer = HTTPBearer(auto_error=False, description="the content of the server's --token-file")
     add_error_handlers(app, door)
 

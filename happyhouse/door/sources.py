@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import numpy as np
 
@@ -48,18 +48,31 @@ class Frame:
     image: np.ndarray
 
 
+#: Query keys whose values are credentials (cameras that take them in the URL: MJPEG's ``?user=&pwd=``).
+SECRET_KEYS = frozenset({"user", "usr", "username", "login", "pass", "pwd", "passwd", "password", "token", "key",
+                         "auth", "secret"})
+
+
 def redact(url: str) -> str:
-    """A URL without its user name and password (what is logged and stored); a URL that does not
-    parse keeps only its scheme and what follows the host."""
-    try:
-        parts = urlsplit(url)
-        if parts.username is None and parts.password is None:
-            return url
-        netloc = host_and_port(parts)
-    except ValueError:  # a bad port or bracketed host: show nothing of the part that may hold a password
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://<unreadable host>" + (rest[rest.find("/"):] if "/" in rest else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """A URL without its user name and password, before its host or in its query (what is logged and
+    stored). Text, not a parse: a password may hold any character ("#", "/", "?"), so everything up to
+    the last "@" goes, and a credential's value in the query becomes ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest = rest[rest.rfind("@") + 1:]
+    base, question, query = rest.partition("?")
+    if not question:
+        return f"{scheme}://{base}"
+    query, hash_, fragment = query.partition("#")
+    query = "&".join(redact_pair(pair) for pair in query.split("&"))
+    return f"{scheme}://{base}?{query}{hash_}{fragment}"
+
+
+def redact_pair(pair: str) -> str:
+    """A query's ``key=value`` with the value hidden when the key names a credential (SECRET_KEYS)."""
+    key, eq, _ = pair.partition("=")
+    return f"{key}=***" if eq and unquote(key).lower() in SECRET_KEYS else pair
 
 
 def with_credentials(url: str, environ=os.environ) -> str:
@@ -87,8 +100,9 @@ def check_url(text: str) -> None:
     try:
         parts = urlsplit(text)
         port_ok = parts.port is None or 0 < parts.port
-    except ValueError as err:
-        raise SourceError(f"{describe(text)}: not a usable URL ({err}).") from None
+    except ValueError:  # its message quotes the text, a password included
+        raise SourceError(f"{describe(text)}: not a usable URL (its host or port cannot be read; in a password, "
+                          "write # / ? @ as %23 %2F %3F %40, or give it in DOOR_CAMERA_PASSWORD).") from None
     if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname or not port_ok:
         raise SourceError(f"{describe(text)}: only {', '.join(s + '://' for s in URL_SCHEMES)} URLs with a host "
                           "and, if any, a port from 1 to 65535 are watched (a local file is given as its path).")

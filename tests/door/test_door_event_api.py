@@ -216,3 +216,30 @@ def test_a_quiet_stream_sends_keep_alive_comments(api, monkeypatch):
         assert lines[:3] == [b": the door's events\n", b"retry: 3000\n", b"\n"] and lines[3] == b": keep-alive\n"
     finally:
         conn.close()
+
+
+def test_a_server_without_a_token_answers_loopback_requests_only(tmp_path):
+    """No token file: a web page in the door's browser could post a face (a cross-site form needs no
+    preflight) or reach the server under its own name (DNS rebinding); both are 403 now."""
+    db = tmp_path / "faces.db"
+    with face_db.FaceDB(db) as conn:
+        conn.enroll("kian", np.ones((1, 8), np.float32), "m", ["a"])
+    door = service.Door(db, NoModel(), token=None)
+    server = service.make_server(service.create_app(door, 2**20), door, None)
+    sock = service.listen("127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = sock.getsockname()[1]
+    try:
+        assert get(port, "/people", token=None)[0] == 200
+        assert get(port, "/people", token=None, headers={"Origin": f"http://127.0.0.1:{port}"})[0] == 200
+        for headers in ({"Host": "attacker.example"}, {"Origin": "https://evil.example"},
+                        {"Host": f"127.0.0.1.evil.example:{port}"}):
+            status, body = get(port, "/people", token=None, headers=headers)
+            assert status == 403 and b"loopback" in body and b"kian" not in body, headers
+    finally:
+        server.should_exit = True
+        thread.join(20)
+    assert service.host_name("[::1]:8000") == "::1" and service.host_name("http://LocalHost:80") == "localhost"

@@ -1,19 +1,21 @@
 """happyhouse.door.events (the access log, snapshots, pruning, `door log`) and happyhouse.door.hooks
 (--on-match, --webhook with retries). No model: the database holds random vectors."""
 import json
+import os
 import sqlite3
 import stat
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from happyhouse.door import cli
 from happyhouse.door import face_db
-from happyhouse.door.events import EventLog, parse_since
+from happyhouse.door.events import SNAPSHOT_NAME, EventLog, parse_since
 from happyhouse.door.hooks import HookSettings, Hooks, check_webhook
 
 
@@ -60,14 +62,16 @@ def test_prune_removes_old_events_and_their_snapshots(db_path, tmp_path):
     with EventLog(db_path) as log:
         old = log.record(event("unknown", t=now - 10 * 86400), snapshot=np.zeros((8, 8, 3), np.uint8))
         new = log.record(event("unknown", t=now), snapshot=np.zeros((8, 8, 3), np.uint8))
-        orphan = log.snapshots / "orphan.jpg"                    # a process killed between file and row
-        orphan.write_bytes(b"x")
-        import os
-        os.utime(orphan, (now - 10 * 86400,) * 2)
+        orphan = log.snapshots / "20261120T101010-0123abcd.jpg"  # a process killed between file and row
+        users = log.snapshots / "holiday.jpg"                   # a user's picture in a --snapshots folder
+        for path in (orphan, users):
+            path.write_bytes(b"x")
+            os.utime(path, (now - 10 * 86400,) * 2)
         assert log.prune(keep_days=7) == 1
         assert [r["id"] for r in log.query()] == [new["id"]]
     assert not (tmp_path / old["snapshot"]).exists() and not orphan.exists()
-    assert (tmp_path / new["snapshot"]).exists()
+    assert (tmp_path / new["snapshot"]).exists() and users.exists()  # it was deleted before
+    assert SNAPSHOT_NAME.fullmatch(Path(new["snapshot"]).name)
 
 
 def test_parse_since():

@@ -242,7 +242,7 @@ def tiny_db(tmp_path):
     ("file:///etc/passwd", "only http://, https://, rtsp://, rtsps:// URLs"),
     ("ftp://example.org/cam", "only http://"),
     ("http://", "only http://"),
-    ("rtsp://admin:hunter2@cam.local:abc/stream1", "rtsp://<unreadable host>/stream1: not a usable URL"),
+    ("rtsp://admin:hunter2@cam.local:abc/stream1", "rtsp://cam.local:abc/stream1: not a usable URL"),
     ("http://[::1", "not a usable URL"),
     ("rtsp://cam.local:0/stream1", "a port from 1 to 65535"),
     ("/no/such/video.mp4", "no such file, folder or camera"),
@@ -344,3 +344,20 @@ def test_a_redacted_ipv6_camera_keeps_its_brackets():
     from happyhouse.door.sources import redact
     assert redact("rtsp://admin:secret@[fe80::1]:554/s") == "rtsp://[fe80::1]:554/s"
     assert redact("rtsp://admin:secret@cam.local/s") == "rtsp://cam.local/s"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("rtsp://admin:12345#ab@127.0.0.1:9/stream", "rtsp://127.0.0.1:9/stream"),   # "#" in the password
+    ("rtsp://admin:pass/word?x@cam/stream", "rtsp://cam/stream"),               # "/" and "?" in it
+    ("http://cam.local/videostream.cgi?user=admin&pwd=s3cret&rate=5", "http://cam.local/videostream.cgi?user=***&pwd=***&rate=5"),
+    ("http://cam.local/s?Password=x#top", "http://cam.local/s?Password=***#top"),
+    ("rtsp://cam.local/stream1", "rtsp://cam.local/stream1"),
+])
+def test_passwords_the_url_parser_cannot_read_are_redacted_too(url, shown):
+    """A password with "#", "/" or "?" unescaped, or credentials in the query (MJPEG cameras), were
+    printed, stored and published as they were."""
+    from happyhouse.door.sources import SourceError, check_url, describe
+    assert describe(url) == shown
+    with pytest.raises(SourceError) as refused:
+        check_url("rtsp://admin:hunter#77@cam/stream")  # its port reads as "hunter"
+    assert "hunter" not in str(refused.value) and "%23" in str(refused.value)
