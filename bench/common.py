@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -253,11 +254,27 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+#: Where a --quick run writes when no --out is given: never over the committed results.
+QUICK_RESULTS = Path(tempfile.gettempdir()) / "happyhouse-bench-quick"
+
+
+class BenchParser(argparse.ArgumentParser):
+    """An ArgumentParser whose ``--out`` defaults to RESULTS, or to QUICK_RESULTS with ``--quick``."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        if getattr(parsed, "out", "") is None:
+            parsed.out = QUICK_RESULTS if getattr(parsed, "quick", False) else RESULTS
+        return parsed, rest
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """The options every benchmark takes: ``--quick`` (tiny sizes, a smoke test) and ``--out``."""
-    p = argparse.ArgumentParser(description=description)
+    p = BenchParser(description=description)
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs, times mean nothing")
-    p.add_argument("--out", type=Path, default=RESULTS, help=f"folder for the JSON (default {RESULTS})")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"folder for the JSON (default {RESULTS}; with --quick {QUICK_RESULTS}, so a smoke test "
+                        "never replaces the committed results)")
     return p
 
 

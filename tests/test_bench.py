@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +197,11 @@ def test_suite_bench_times_one_worker_against_two(tmp_path):
     assert doc["goals"][1]["met"] and "-n 0" in one["setting"]
     assert one["cpu_seconds"] > 0 and one["cpu_by_file"][0][0] == suite.QUICK_PATHS[0] and one["cpu_top_share"] == 1
     assert "cpu_seconds" not in two
+
+
+def test_a_quick_run_never_writes_over_the_committed_results():
+    """--quick without --out wrote its meaningless times over bench/results' JSON."""
+    p = common.parser("a bench")
+    assert p.parse_args([]).out == common.RESULTS
+    assert p.parse_args(["--quick"]).out == common.QUICK_RESULTS != common.RESULTS
+    assert p.parse_args(["--quick", "--out", "elsewhere"]).out == Path("elsewhere")

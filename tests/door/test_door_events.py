@@ -153,13 +153,17 @@ def test_dead_webhook_is_logged_and_given_up():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]                             # nothing listens there once closed
-    messages = []
-    hooks = Hooks(HookSettings(webhook=f"http://127.0.0.1:{port}/", retries=2, backoff=0.01), log=messages.append)
-    start = time.monotonic()
+    order, submitted = [], threading.Event()
+
+    def log(message):                          # the hook's thread waits until submit has returned
+        submitted.wait(10)
+        order.append(message)
+    hooks = Hooks(HookSettings(webhook=f"http://127.0.0.1:{port}/", retries=2, backoff=0.01), log=log)
     hooks.submit(event())
-    assert time.monotonic() - start < 0.1                     # submit never waits for the hook
+    order.append("submitted")                  # first: submit never waits for the hook (else the log came first)
+    submitted.set()
     hooks.close()
-    assert len(messages) == 3 and messages[-1].endswith("giving up.")
+    assert order[0] == "submitted" and len(order) == 4 and order[-1].endswith("giving up.")
 
 
 class Hanging(BaseHTTPRequestHandler):
