@@ -2,8 +2,9 @@
 
 Hooks run on two background threads, the command's and the webhook's, each in order, so a slow
 or failing hook never stalls the watcher, and a dead webhook never holds back the lock: each
-attempt that fails is logged on stderr and retried (``retries`` times, with doubling back-off),
-then dropped with a last message. The command is split once (shlex) and
+attempt that fails is logged on stderr and retried (``retries`` times, with doubling back-off;
+a command not while a newer decision waits, nor past ``command_max_age``), then dropped with a
+last message. The command is split once (shlex) and
 run without a shell; the decision reaches it only through environment variables
 (``DOOR_NAME``, ``DOOR_DISTANCE``, ``DOOR_THRESHOLD``, ``DOOR_TRACK``, ``DOOR_SOURCE``,
 ``DOOR_TIME``, ``DOOR_SNAPSHOT``, ``DOOR_EVENT`` the whole JSON), never through its command line.
@@ -34,12 +35,15 @@ WEBHOOK_SCHEMES = ("http", "https")
 class HookSettings:
     """``on_match``: command line (trusted, from the operator); ``webhook``: http(s) URL;
     ``retries`` after the first failure; ``backoff``: seconds before the first retry (then doubled);
-    ``timeout``: seconds an attempt may take."""
+    ``timeout``: seconds an attempt may take; ``command_max_age``: seconds after its decision past which
+    the command (an unlock) is no longer retried, nor retried at all while a newer decision waits: a
+    late unlock could open the door for whoever is there then."""
     on_match: str | None = None
     webhook: str | None = None
     retries: int = 3
     backoff: float = 1.0
     timeout: float = 10.0
+    command_max_age: float = 3.0
 
 
 def check_webhook(url: str) -> str:
@@ -95,17 +99,17 @@ class Hooks:
                 self.log(f"hooks: {self._queues[kind].qsize()} {kind} hook(s) still queued at exit were dropped.")
 
     def _put(self, kind: str, event: dict) -> None:
-        self._queues[kind].put(event)
+        self._queues[kind].put((event, time.monotonic()))
         with self._lock:  # its worker starts with its first hook, whichever camera's thread brings it
             if self._threads[kind].ident is None:
                 self._threads[kind].start()
 
     def _work(self, kind: str) -> None:
         action = self._run_command if kind == "command" else self._post
-        while (event := self._queues[kind].get()) is not None:
-            self._attempt(kind, event, action)
+        while (item := self._queues[kind].get()) is not None:
+            self._attempt(kind, *item, action)
 
-    def _attempt(self, kind: str, event: dict, action) -> bool:
+    def _attempt(self, kind: str, event: dict, queued: float, action) -> bool:
         delay = self.settings.backoff
         for attempt in range(1, self.settings.retries + 2):
             try:
@@ -114,14 +118,25 @@ class Hooks:
             except Exception as err:   # any failure of a hook is logged, never raised
                 with self._lock:
                     self.failures += 1
-                last = attempt > self.settings.retries
+                stale = kind == "command" and self._stale(queued, time.monotonic() + delay)
+                last = attempt > self.settings.retries or stale
                 self.log(f"hooks: {kind} for event {event.get('id', '?')} failed (attempt {attempt}): {err}"
-                         + ("; giving up." if last else f"; retrying in {delay:g} s."))
+                         + (f"; not retried: {stale}." if stale else "; giving up." if last else
+                            f"; retrying in {delay:g} s."))
                 if last:
                     return False
                 time.sleep(delay)
                 delay *= 2
         return False
+
+    def _stale(self, queued: float, retry_at: float) -> str:
+        """Why a command queued at monotonic time ``queued`` would come too late if retried at
+        ``retry_at`` ("" when it would not)."""
+        if any(item is not None for item in list(self._queues["command"].queue)):  # None: close()'s end mark
+            return "a newer decision is waiting"
+        if retry_at - queued > self.settings.command_max_age:
+            return f"it would run over {self.settings.command_max_age:g} s after its decision"
+        return ""
 
     def _run_command(self, event: dict) -> None:
         env = {**os.environ, **event_environment(event)}

@@ -193,6 +193,32 @@ def test_a_hanging_webhook_never_holds_back_the_lock_command(tmp_path):
     server.shutdown()
 
 
+def relay(tmp_path, **settings) -> tuple[Hooks, Path, list]:
+    """Hooks whose command notes each run's DOOR_NAME in a file and fails for alice (a relay that jams)."""
+    runs = tmp_path / "runs.txt"
+    script = (f"import os, sys; open({str(runs)!r}, 'a').write(os.environ['DOOR_NAME'] + chr(10)); "
+              "sys.exit(os.environ['DOOR_NAME'] == 'alice')")
+    messages = []
+    return Hooks(HookSettings(on_match=f"{sys.executable} -c \"{script}\"", **settings), log=messages.append), runs, messages
+
+
+def test_a_failing_unlock_is_not_retried_while_a_newer_decision_waits(tmp_path):
+    """The audit's relay: alice's unlock failing held bob's back by 7 s of retries, then opened late."""
+    hooks, runs, messages = relay(tmp_path, backoff=0.2, command_max_age=60)
+    hooks.submit(event("alice"))
+    hooks.submit(event("bob"))
+    hooks.close(wait=20)
+    assert runs.read_text().split() == ["alice", "bob"]
+    assert "a newer decision is waiting" in messages[0]
+
+
+def test_a_failing_unlock_is_not_retried_past_its_age(tmp_path):
+    hooks, runs, messages = relay(tmp_path, backoff=0.2, command_max_age=0.1)
+    hooks.submit(event("alice"))
+    hooks.close(wait=20)
+    assert runs.read_text().split() == ["alice"] and "after its decision" in messages[0]
+
+
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://host/x", "http://", "javascript:alert(1)"])
 def test_webhook_url_checked(url):
     with pytest.raises(ValueError, match="http:// or https://"):
