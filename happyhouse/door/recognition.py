@@ -57,12 +57,17 @@ def embed_single_faces(embedder, images: list[np.ndarray], whats: list[str], cro
     return [f for f, _ in faces], embedder.embed([c for _, c in faces])
 
 
-def embed_all_faces(embedder, image: np.ndarray, what: str, crop: str = "auto") -> tuple[list, np.ndarray]:
-    """Every face in ``image`` (H, W, 3) -> (faces, embeddings (m, dim)); FaceNotFoundError if none."""
+def embed_all_faces(embedder, image: np.ndarray, what: str, crop: str = "auto",
+                    max_faces: int | None = None) -> tuple[list, np.ndarray]:
+    """Every face in ``image`` (H, W, 3), or its ``max_faces`` largest -> (faces, embeddings (m, dim));
+    FaceNotFoundError if none."""
     faces, crops = face_crops(image, embedder.input_size, crop)
     if not faces:
         raise FaceNotFoundError(f"{what}: no face found. Use a well-lit, frontal photo, "
                                 "or --crop whole if it is already a face crop.")
+    if max_faces is not None and len(faces) > max_faces:
+        keep = sorted(np.argsort([-f.box[2] * f.box[3] for f in faces], kind="stable")[:max_faces])
+        faces, crops = [faces[i] for i in keep], [crops[i] for i in keep]
     return faces, embedder.embed(crops)
 
 

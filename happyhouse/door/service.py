@@ -212,6 +212,9 @@ class Door:
 #: An upload's pixels at most (a 24-megapixel camera's photo; the door detects faces on at most
 #: 1280 px anyway): a small, flat PNG of 64 MP decodes to about 0.9 GB.
 UPLOAD_MAX_PIXELS = 25_000_000
+#: Faces named per /identify request, the largest (a photo of 60 faces held the model's lock, which a
+#: watched camera shares, for 2 s).
+MAX_FACES_PER_REQUEST = 20
 #: Uploads decoded at once: the rest wait (decoding runs outside the model's lock, on the server's threads).
 DECODING = threading.BoundedSemaphore(2)
 
@@ -299,12 +302,13 @@ def add_photo_routes(app: FastAPI, door: Door, has_token) -> None:
 
     @app.post("/identify")
     def identify(photo: Photo, trusted: Trusted, top_k: Annotated[int, Query(ge=1, le=100)] = 3) -> dict:
-        """Name every face in the photo, or "unknown" (the JSON of `identify --json`; without the token,
-        each face names only the person it was matched to)."""
+        """Name every face in the photo (its MAX_FACES_PER_REQUEST largest), or "unknown" (the JSON of
+        `identify --json`; without the token, each face names only the person it was matched to)."""
         door.read(recognition.require_someone)
         image, _, what = read_upload(photo)
         with door.model_lock:
-            faces, vectors = recognition.embed_all_faces(door.embedder, image, what, door.crop)
+            faces, vectors = recognition.embed_all_faces(door.embedder, image, what, door.crop,
+                                                         MAX_FACES_PER_REQUEST)
         payload, _, _ = door.read(recognition.identify_result, photo.filename or "photo", faces, vectors,
                                   door.embedder, door.threshold, top_k)
         return payload if trusted else matched_only(payload)

@@ -322,3 +322,18 @@ def test_an_unexpected_failure_is_exit_2_with_its_trace(tmp_path, capsys, monkey
     monkeypatch.setitem(cli.COMMANDS, "list", broken)
     code, _, err = run(["--db", tmp_path / "faces.db", "list"], capsys)
     assert code == 2 and "ZeroDivisionError: a bug" in err and "failed unexpectedly" in err
+
+
+def test_identify_over_http_embeds_the_largest_faces_only(monkeypatch):
+    """A photo of 60 faces held the model's lock (shared with a watched camera) for 2 s: the service
+    names its MAX_FACES_PER_REQUEST largest, in the photo's order."""
+    from happyhouse.door import recognition, service
+    from happyhouse.door.detect import Face
+    sizes = np.random.default_rng(0).permutation(np.arange(10, 40))
+    faces = [Face((0, 0, int(s), int(s)), 0.99) for s in sizes]
+    crops = list(np.random.default_rng(1).integers(0, 256, (len(faces), 96, 96, 3), dtype=np.uint8))
+    monkeypatch.setattr(recognition, "face_crops", lambda image, size, crop: (faces, crops))
+    kept, vectors = recognition.embed_all_faces(ThumbnailEmbedder(), np.zeros((8, 8, 3), np.uint8), "x",
+                                                max_faces=service.MAX_FACES_PER_REQUEST)
+    assert len(kept) == len(vectors) == service.MAX_FACES_PER_REQUEST == 20
+    assert [f.box[2] for f in kept] == [int(s) for s in sizes if s >= 20]  # the largest, in order
