@@ -51,6 +51,9 @@ def img_to_encoding(image, model) -> np.ndarray:
 
     ``model`` is the course's Keras FRmodel or an :class:`Embedder`. A path is looked up
     through the data lookup (``images/camera_0.jpg`` resolves into ``$COURSE_DATA/images``).
+    The image is used whole, as the course's 96x96 face crops are: grey, RGBA or 16-bit pictures
+    become RGB and any size is resized to the model's input (a face must fill the picture; the
+    door's ``identify`` finds faces in ordinary photos).
     """
     if isinstance(image, (str, os.PathLike)):
         image = data.find_file("images", image)
