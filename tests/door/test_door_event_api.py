@@ -1,6 +1,7 @@
 """The events over HTTP (happyhouse/door/event_api.py) and the service's privacy helpers, without a model:
 the app runs in this process under uvicorn on a loopback port, over a database of random vectors
 and events recorded here (as another process's `door watch` would)."""
+import contextlib
 import http.client
 import json
 import sqlite3
@@ -35,15 +36,24 @@ def api(tmp_path):
     first = record(db, "kian", t=time.time() - 7200)
     second = record(db, "unknown", np.full((48, 40, 3), 200, np.uint8))
     door = service.Door(db, NoModel(), token=TOKEN)
+    with serving(door) as port:
+        yield door, port, [first, second]
+
+
+@contextlib.contextmanager
+def serving(door):
+    """``door``'s app served on a loopback port for the block (yields the port)."""
     server = service.make_server(service.create_app(door, 2**20), door, None)
     sock = service.listen("127.0.0.1", 0)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    yield door, sock.getsockname()[1], [first, second]
-    server.should_exit = True
-    thread.join(20)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(20)
 
 
 def get(port, path, token=TOKEN, headers=None):
@@ -224,22 +234,11 @@ def test_a_server_without_a_token_answers_loopback_requests_only(tmp_path):
     db = tmp_path / "faces.db"
     with face_db.FaceDB(db) as conn:
         conn.enroll("kian", np.ones((1, 8), np.float32), "m", ["a"])
-    door = service.Door(db, NoModel(), token=None)
-    server = service.make_server(service.create_app(door, 2**20), door, None)
-    sock = service.listen("127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = sock.getsockname()[1]
-    try:
+    with serving(service.Door(db, NoModel(), token=None)) as port:
         assert get(port, "/people", token=None)[0] == 200
         assert get(port, "/people", token=None, headers={"Origin": f"http://127.0.0.1:{port}"})[0] == 200
         for headers in ({"Host": "attacker.example"}, {"Origin": "https://evil.example"},
                         {"Host": f"127.0.0.1.evil.example:{port}"}):
             status, body = get(port, "/people", token=None, headers=headers)
             assert status == 403 and b"loopback" in body and b"kian" not in body, headers
-    finally:
-        server.should_exit = True
-        thread.join(20)
     assert service.host_name("[::1]:8000") == "::1" and service.host_name("http://LocalHost:80") == "localhost"
