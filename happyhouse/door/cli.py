@@ -186,13 +186,6 @@ def _report_notices(db: face_db.FaceDB) -> None:
         print(f"note: {notice}", file=sys.stderr)
 
 
-def _audit_on_open(db: face_db.FaceDB, embedder, cohort=None) -> None:
-    """Audit photos stored before the enrolment checks existed (once per database), with a note."""
-    note = recognition.audit_on_open(db, embedder, cohort)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-
-
 
 def _read_photos(paths: list[Path], desc: str) -> list[np.ndarray]:
     """Read every photo first, so a bad one stops the command before anything is computed."""
@@ -216,7 +209,7 @@ def cmd_enroll(args) -> int:
     if args.check:
         return _report_checks(args, path, embedder, name, images, faces, vectors, whats)
     with _open_db(args, create=True) as db:                       # all computed before the write
-        _audit_on_open(db, embedder, args.cohort)
+        recognition.say_audit_on_open(db, embedder, args.cohort)
         checks = recognition.check_photos(db, embedder, name, images, faces, vectors, whats, args.threshold,
                                           args.cohort)
         payload, text = recognition.enroll_checked(db, name, vectors, embedder.name, hashes, checks,
@@ -247,7 +240,7 @@ class _EmptyDB:
         return [], np.zeros((0, dim or 0), np.float32), np.zeros(0, np.int64)
 
     @staticmethod
-    def crop_paths(ids):
+    def checks(ids):
         return {}
 
 
@@ -256,7 +249,7 @@ def cmd_verify(args) -> int:
         db.require(args.name)  # an unknown name fails before any model loads
         image = read_rgb(args.photo)
         embedder = load_embedder(args.model)
-        _audit_on_open(db, embedder)
+        recognition.say_audit_on_open(db, embedder)
         faces, vectors = embed_single_faces(embedder, [image], [str(args.photo)], args.crop)
         payload, text, match = verify_result(db, args.name, faces[0], vectors[0], embedder,
                                              args.threshold)
@@ -271,7 +264,7 @@ def cmd_identify(args) -> int:
         require_someone(db)
         image = read_rgb(args.photo)
         embedder = load_embedder(args.model)
-        _audit_on_open(db, embedder)
+        recognition.say_audit_on_open(db, embedder)
         faces, vectors = embed_all_faces(embedder, image, str(args.photo), args.crop)
         payload, text, known = identify_result(db, str(args.photo), faces, vectors, embedder,
                                                args.threshold, args.top_k)

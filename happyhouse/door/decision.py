@@ -105,8 +105,9 @@ def decide(distances: np.ndarray, doubtful: np.ndarray, limit, shown: int = 3) -
     compared = [{"distance": round(float(d[i]), 4), "checked": not bool(doubtful[i])} for i in order[:shown]]
     nearest = float(d[order[0]])
     under = d < limits
-    if (under & ~doubtful).any():
-        k = int(np.flatnonzero(under & ~doubtful)[np.argmin(d[under & ~doubtful])])
+    checked_under = under & ~doubtful
+    if checked_under.any():
+        k = int(order[checked_under[order]][0])   # the nearest checked photo under its limit
         return Decision(True, nearest, f"a checked photo lies {d[k]:.3f} < {limits[k]:g}", compared)
     if under.sum() >= AGREEING:
         return Decision(True, nearest, f"{int(under.sum())} photos agree under {limits[under].max():g} "

@@ -176,15 +176,14 @@ def refusal_message(checks: list[PhotoCheck], settings: CheckSettings = CheckSet
 
 
 def audit_gallery(names: list[str], owner: np.ndarray, E: np.ndarray, limit, row_ids=None, cohort=None,
-                  chunk: int = 2048, cohort_margin: float = CheckSettings.cohort_margin, paths=None,
-                  margin_path: str = CheckSettings.margin_path) -> dict:
+                  chunk: int = 2048, cohort_margin: float = CheckSettings.cohort_margin, paths=None) -> dict:
     """Hubs among stored rows E (n, dim) and pairs of people closer than ``limit`` (a float, or (n,) one
     per row; a row with limit 0 is never a hub). ``cohort``: (names, owner, E) of public faces, or None,
     consulted for every row no other person lies under the limit from. ``paths`` (n,): the rows' crop
-    paths; two rows both on ``margin_path`` are not compared (see CheckSettings).
+    paths; two rows both on ``CheckSettings.margin_path`` are not compared.
     Returns {"hubs": [{id, name, nearest, distance}], "close_people": [{a, b, distance}]} (JSON-ready)."""
     E, owner = np.asarray(E, np.float32), np.asarray(owner)
-    on_margin_path = np.asarray(paths if paths is not None else [None] * len(E)) == margin_path
+    on_margin_path = np.asarray(paths if paths is not None else [None] * len(E)) == CheckSettings.margin_path
     limits = np.broadcast_to(np.asarray(limit, np.float64), (len(E),))
     row_ids = np.arange(len(E)) if row_ids is None else np.asarray(row_ids)
     sq = (E.astype(np.float64) ** 2).sum(1)
@@ -192,7 +191,8 @@ def audit_gallery(names: list[str], owner: np.ndarray, E: np.ndarray, limit, row
     for at in range(0, len(E), chunk):
         d = np.sqrt(np.maximum(sq[at:at + chunk, None] + sq[None, :] - 2.0 * (E[at:at + chunk] @ E.T), 0.0))
         d[owner[at:at + chunk, None] == owner[None, :]] = np.inf
-        d[on_margin_path[at:at + chunk, None] & on_margin_path[None, :]] = np.inf
+        if on_margin_path.any():
+            d[on_margin_path[at:at + chunk, None] & on_margin_path[None, :]] = np.inf
         for r, i in enumerate(range(at, min(at + chunk, len(E)))):
             j = int(np.argmin(d[r]))
             near = (names[owner[j]], float(d[r, j])) if np.isfinite(d[r, j]) else None

@@ -161,7 +161,7 @@ class EventLog:
     def save_snapshot(self, image: np.ndarray, t: float) -> Path:
         """Write (h, w, 3) RGB ``image`` as a JPEG readable by the owner only; returns its path."""
         import cv2
-        self.private_folder()
+        private_folder(self.snapshots)
         ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]))
         if not ok:
             raise EventLogError("cannot encode a snapshot as JPEG.")
@@ -174,10 +174,6 @@ class EventLog:
         finally:
             os.close(fd)
         return path
-
-    def private_folder(self) -> None:
-        """Create the snapshot folder 0700, or set an existing one back to 0700."""
-        private_folder(self.snapshots)
 
     def prune(self, keep_days: float, now: float | None = None) -> int:
         """Delete events older than ``keep_days`` and their snapshots (and snapshot files of that age

@@ -390,7 +390,7 @@ class FaceDB:
         """
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         gallery = self.gallery(model)
-        self._check_dim(gallery.dim, queries, model)
+        self._require_dim(gallery.dim, queries.shape[1], model)
         idx, dist = gallery.search(queries, k)
         return [[Match(gallery.names[j], float(d)) for j, d in zip(row, drow) if j >= 0]  # HNSW may find fewer
                 for row, drow in zip(idx, dist)]
@@ -438,14 +438,15 @@ class FaceDB:
             "SELECT c.embedding_id, c.report FROM photo_checks c JOIN embeddings e ON e.id = c.embedding_id "
             "WHERE e.model = ?", (model,))}
 
-    def crop_paths(self, ids) -> dict[int, str]:
-        """Row id -> the crop path its checks' report names, for rows of ``ids`` that have one."""
+    def checks(self, ids) -> dict[int, tuple[str, str | None]]:
+        """Row id -> (the enrolment checks' status, the crop path its report names or None), for rows of
+        ``ids`` that have a verdict, in one query."""
         if not self._query("SELECT 1 FROM sqlite_master WHERE name = 'photo_checks'"):
             return {}
         ids = [int(i) for i in ids]
-        return {i: c for at in range(0, len(ids), 500) for i, c in self._query(
-            "SELECT embedding_id, json_extract(report, '$.crop') FROM photo_checks WHERE embedding_id IN "
-            f"({','.join('?' * len(ids[at:at + 500]))})", tuple(ids[at:at + 500])) if c}
+        return {i: (status, crop) for at in range(0, len(ids), 500) for i, status, crop in self._query(
+            "SELECT embedding_id, status, json_extract(report, '$.crop') FROM photo_checks WHERE embedding_id IN "
+            f"({','.join('?' * len(ids[at:at + 500]))})", tuple(ids[at:at + 500]))}
 
     def unchecked(self, model: str) -> list[int]:
         """Row ids of ``model`` with no verdict yet (stored before the enrolment checks existed)."""
@@ -483,7 +484,7 @@ class FaceDB:
         query = np.atleast_2d(np.asarray(query, dtype=np.float32))
         self.require(name, model)
         _, _, E = self.embeddings(model, name)
-        self._check_dim(E.shape[1], query, model)
+        self._require_dim(E.shape[1], query.shape[1], model)
         return float(_l2(query, E).min())
 
     def _nobody_message(self, model: str) -> str:
@@ -492,9 +493,6 @@ class FaceDB:
             return f"{self.path}: nobody is enrolled yet. Enrol people first (`enroll NAME PHOTO...`)."
         return (f"{self.path}: nobody is enrolled with model {model} (the database holds "
                 f"{', '.join(models)}). Use --model {models[0]}, or enrol again with --model {model}.")
-
-    def _check_dim(self, dim: int, queries: np.ndarray, model: str) -> None:
-        self._require_dim(dim, queries.shape[1], model)
 
     def _require_dim(self, stored: int, given: int | None, model: str) -> None:
         """FaceDBError when ``model``'s stored rows (``stored`` values each; 0: none) cannot meet embeddings

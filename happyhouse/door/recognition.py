@@ -120,9 +120,9 @@ def judge(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embedder, thr
         limit, source = decision.query_threshold(embedder, face, face_threshold(embedder, face.crop), threshold)
     except decision.TooSmallToDecide as err:
         return 0.0, "too small to decide", decision.Decision(False, float(distances.min()), str(err), [])
-    statuses, paths = db.statuses(embedder.name), db.crop_paths(ids)
-    doubtful = np.array([statuses.get(int(i)) != face_db.CHECKED for i in ids], bool)
-    limits = decision.row_limits(embedder, limit, [paths.get(int(i), "aligned") for i in ids], threshold)
+    checks = db.checks(ids)
+    doubtful = np.array([checks.get(int(i), (None,))[0] != face_db.CHECKED for i in ids], bool)
+    limits = decision.row_limits(embedder, limit, row_paths(checks, ids), threshold)
     found, margin = decision.decide(distances, doubtful, limits), decision.query_margin(embedder, face)
     return limit, source, decision.over_next(found, rival_distance(db, name, vector, embedder) if margin else None,
                                              margin)
@@ -159,10 +159,10 @@ def identify_result(db: face_db.FaceDB, photo: str, faces: list, vectors: np.nda
 AUDIT_ON_OPEN_MAX_ROWS = 20_000
 
 
-def row_paths(db: face_db.FaceDB, ids) -> list[str]:
-    """The crop path each stored row (ids (n,)) took, from its checks' report ("aligned" when unknown)."""
-    paths = db.crop_paths(ids)
-    return [paths.get(int(i), "aligned") for i in ids]
+def row_paths(checks: dict, ids) -> list[str]:
+    """The crop path each stored row (ids (n,)) took, from its ``checks`` (FaceDB.checks; "aligned" when
+    its report names none)."""
+    return [checks.get(int(i), (None, None))[1] or "aligned" for i in ids]
 
 
 def others_gallery(db: face_db.FaceDB, embedder, cohort_folder=None) -> tuple[tuple, list[str]]:
@@ -174,7 +174,7 @@ def others_gallery(db: face_db.FaceDB, embedder, cohort_folder=None) -> tuple[tu
     names = sorted(set(row_names)) + list(c_names)
     index = {n: i for i, n in enumerate(names)}
     owner = np.array([index[n] for n in row_names] + [index[n] for n in c_names], np.int64)
-    paths = row_paths(db, ids) + ["cohort"] * len(c_names)
+    paths = row_paths(db.checks(ids), ids) + ["cohort"] * len(c_names)
     return (names, owner, np.concatenate([E.reshape(-1, embedder.dim), c_E]).astype(np.float32)), paths
 
 
@@ -216,7 +216,7 @@ def audit(db: face_db.FaceDB, embedder, cohort_folder=None, store: bool = True) 
     names = sorted(set(row_names))
     owner = np.array([names.index(n) for n in row_names], np.int64)
     reports, statuses = db.reports(embedder.name), db.statuses(embedder.name)
-    crops = row_paths(db, ids)
+    crops = [reports.get(int(i), {}).get("crop") or "aligned" for i in ids]
     from happyhouse.door.cohort import cohort_gallery
     result = enrolment.audit_gallery(names, owner, E, [hub_threshold(embedder, c) for c in crops], ids,
                                      cohort_gallery(embedder, cohort_folder), paths=crops)
@@ -248,3 +248,10 @@ def audit_on_open(db: face_db.FaceDB, embedder, cohort_folder=None) -> str | Non
             f"existed were audited now: {len(hubs)} {'is a hub' if len(hubs) == 1 else 'are hubs'}"
             + (f" ({who}); each opens the door only when a second photo of the same person agrees. "
                if hubs else ". ") + "Nothing was removed; `door audit` shows the details.")
+
+
+def say_audit_on_open(db: face_db.FaceDB, embedder, cohort_folder=None) -> None:
+    """:func:`audit_on_open`, its note (if any) printed on stderr as ``note: ...``."""
+    note = audit_on_open(db, embedder, cohort_folder)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)

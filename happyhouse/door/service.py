@@ -68,10 +68,6 @@ class UploadTooLarge(HTTPException):
                          headers={"Connection": "close"})   # stop reading the rest of the body
 
 
-#: Host names a server without a token answers to: loopback only.
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-
-
 def host_name(value: str) -> str:
     """The host of a Host header or an Origin ("http://[::1]:8000" -> "::1"), lower case."""
     value = value.split("://", 1)[-1].split("/", 1)[0]
@@ -93,8 +89,8 @@ class LoopbackOnly:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         host, origin = headers.get(b"host", b"").decode("latin-1"), headers.get(b"origin")
-        if host_name(host) not in LOOPBACK_NAMES or (origin is not None and
-                                                     host_name(origin.decode("latin-1")) not in LOOPBACK_NAMES):
+        if not is_loopback(host_name(host)) or (origin is not None and
+                                                not is_loopback(host_name(origin.decode("latin-1")))):
             detail = ("a server without a token answers loopback requests only (Host 127.0.0.1, localhost or "
                       "[::1], and no other site's Origin); give it a --token-file to serve other hosts")
             return await JSONResponse({"detail": detail}, 403)(scope, receive, send)
@@ -204,9 +200,7 @@ class Door:
         with contextlib.suppress(face_db.FaceDBError):          # nobody enrolled yet
             self.read(lambda db: db.gallery(self.embedder.name).build_index())
         with self.writer() as db:                               # photos stored before the checks existed
-            note = recognition.audit_on_open(db, self.embedder)
-        if note:
-            print(f"note: {note}", file=sys.stderr, flush=True)
+            recognition.say_audit_on_open(db, self.embedder)
 
 
 #: An upload's pixels at most (a 24-megapixel camera's photo; the door detects faces on at most

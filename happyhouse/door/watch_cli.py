@@ -167,15 +167,6 @@ def restore_signals(previous: dict) -> None:
         signal.signal(sig, handler)
 
 
-def audit_on_open(db_path, embedder, timeout: float) -> None:
-    """Audit photos stored before the enrolment checks existed, before any camera starts (a note says
-    what was found), as ``identify`` and ``serve`` do."""
-    with face_db.FaceDB(db_path, create=False, timeout=timeout) as db:
-        note = recognition.audit_on_open(db, embedder)
-    if note:
-        print(f"note: {note}", file=sys.stderr, flush=True)
-
-
 def cmd_watch(args) -> int:
     """``door watch SRC [SRC ...]``: a watcher thread per source, one model shared under a lock.
     Exit 0 when every source ended or was stopped, 2 when one failed (its error printed)."""
@@ -183,7 +174,8 @@ def cmd_watch(args) -> int:
     cameras = prepare_live(args, db_path)
     try:
         embedder = recognition.load_embedder(args.model)
-        audit_on_open(db_path, embedder, args.timeout)
+        with face_db.FaceDB(db_path, create=False, timeout=args.timeout) as db:  # before any camera starts
+            recognition.say_audit_on_open(db, embedder)
     except BaseException:
         cameras.close()
         raise
