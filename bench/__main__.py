@@ -28,9 +28,11 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test; times mean nothing)")
     p.add_argument("--only", nargs="+", choices=BENCHMARKS, default=BENCHMARKS, metavar="NAME",
                    help=f"run only these: {', '.join(BENCHMARKS)}")
-    p.add_argument("--out", default=str(common.RESULTS), help="folder for the JSON files")
+    p.add_argument("--out", default=None, help=f"folder for the JSON files (default {common.RESULTS}; with "
+                                               f"--quick {common.QUICK_RESULTS})")
     p.add_argument("--table", action="store_true", help="only print the summary table of the JSON files in --out")
     args = p.parse_args(argv)
+    args.out = str(args.out or (common.QUICK_RESULTS if args.quick else common.RESULTS))
     if args.table:
         print(common.summary_table(args.out))
         return 0

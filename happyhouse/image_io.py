@@ -49,8 +49,9 @@ def read_rgb(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int = M
         if not data:
             raise ImageReadError("<bytes>: no data (0 bytes).")
     with warnings.catch_warnings():
-        # our own check decides, not Pillow's limit: a process global that threads would race on
-        # (Pillow still refuses past twice its limit, about 179 MP, whatever max_pixels says)
+        # our own check decides, not Pillow's MAX_IMAGE_PIXELS, which set per call by two threads could stay
+        # at one call's value (the warnings filter is process-wide too, but a race there only shows or
+        # hides Pillow's warning); Pillow still refuses past twice its limit, about 179 MP
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data))

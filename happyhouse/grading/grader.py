@@ -34,7 +34,7 @@ NO_HIDDEN_TESTS = ("graded WITHOUT hidden tests ({path} not found): verdicts com
 
 
 def grade_source(name: str, data: bytes | str, spec: dict, options: Options | dict,
-                 workdir: str | os.PathLike | None = None, threads: int | None = None) -> dict:
+                 threads: int | None = None) -> dict:
     """Grade one submission given as notebook text; never raises (problems become the report's error).
 
     ``threads``: CPU threads for its kernel when several notebooks share the cores (see
@@ -49,7 +49,7 @@ def grade_source(name: str, data: bytes | str, spec: dict, options: Options | di
     ``executed`` (the executed notebook as JSON text, or None).
     """
     options = Options(**options) if isinstance(options, dict) else options
-    workdir = Path(workdir or options.workdir or PROJECT_ROOT)
+    workdir = Path(options.workdir or PROJECT_ROOT)
     start = time.monotonic()
     raw = data.encode() if isinstance(data, str) else data
     points = spec.get("points", {})
@@ -355,7 +355,7 @@ def _finished(out: Path, run: dict) -> dict[str, dict]:
         before = json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
         return {}
-    same = all(before.get(k) == run[k] for k in ("reference", "hidden_tests", "sandbox", "options"))
+    same = all(before.get(k) == run[k] for k in ("reference", "hidden_tests", "options"))  # options: sandbox too
     if not same or (run.get("fixed_seed") and before.get("seed") != run["seed"]):
         return {}
     run["seed"] = before.get("seed", run["seed"])

@@ -154,10 +154,16 @@ def resume_options(args, out: Path, typed: set, prog: str) -> None:
 
 
 def check_vgg_weights(path) -> None:
-    """ValueError when a --vgg-weights path was given and does not exist (no quiet fallback)."""
-    if path is not None and not Path(path).expanduser().exists():
+    """ValueError when a --vgg-weights path was given and vgg19.find_vgg19_weights cannot find it (no
+    quiet fallback to another network)."""
+    if path is None:
+        return
+    from happyhouse.style import vgg19
+    try:
+        vgg19.find_vgg19_weights(path)
+    except data.DataNotFoundError:
         raise ValueError(f"--vgg-weights {path}: no such file or folder; give the path of a VGG-19 .mat or .h5 "
-                         "file, or leave --vgg-weights out to use the weights found in pretrained-model/")
+                         "file, or leave --vgg-weights out to use the weights found in pretrained-model/") from None
 
 
 def main(argv=None, prog: str = "nst") -> int:

@@ -13,11 +13,13 @@ SHEET_NAME = "progress.png"
 RECORD_NAME = "nst_pictures.txt"
 
 
-def record(folder, picture) -> None:
-    """Note in ``folder``'s RECORD_NAME that nst wrote ``picture`` (a file in it)."""
-    if Path(picture).name not in recorded(folder):
+def record(folder, *pictures) -> None:
+    """Note in ``folder``'s RECORD_NAME that nst wrote ``pictures`` (files in it)."""
+    known = set(recorded(folder))
+    new = [name for name in dict.fromkeys(Path(p).name for p in pictures) if name not in known]
+    if new:
         with open(Path(folder) / RECORD_NAME, "a", encoding="utf-8") as f:
-            f.write(Path(picture).name + "\n")
+            f.write("".join(name + "\n" for name in new))
 
 
 def recorded(folder) -> list[str]:

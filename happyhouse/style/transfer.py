@@ -172,9 +172,8 @@ def adopt_interrupted_pictures(plan: Plan, iteration) -> None:
     saved state shows nst wrote them), so its contact sheet shows them and a later run replaces them."""
     every = plan.settings.save_every
     if plan.output_dir is not None and every:
-        for i in range(0, iteration, every):
-            if (plan.output_dir / f"{i}.png").is_file():
-                contact_sheet.record(plan.output_dir, plan.output_dir / f"{i}.png")
+        names = [f"{i}.png" for i in range(0, iteration, every)]
+        contact_sheet.record(plan.output_dir, *(name for name in names if (plan.output_dir / name).is_file()))
 
 
 def make_plan(content, styles, settings: TransferSettings) -> Plan:
