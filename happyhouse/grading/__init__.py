@@ -41,7 +41,7 @@ _API = {
     "release": ("release", "student_version", "placeholder", "ReleaseError"),
     "assignment": ("review",),
     "mode": ("SKIP_TAG", "SHORT_TAG", "RUNNER_SKIP_TAG", "grading_plan", "apply_plan"),
-    "workers": ("auto_workers", "available_memory", "tree_rss"),
+    "workers": ("auto_workers", "available_memory", "tree_rss", "tree_pss"),
     "hidden": ("Tensor", "Variable", "Lookup", "FromReference", "ToyCost", "Opaque", "hidden_tests_path",
                "load_cases", "compare_values", "verdict"),
     "sandbox": ("SandboxError", "Limits"),

@@ -54,7 +54,8 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
                         help="the hidden tests' module (default: hidden_tests/<reference stem>.py beside the reference)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the hidden tests' inputs (default: drawn)")
     parser.add_argument("--memory-limit", type=float, default=d.memory_mb, metavar="MB",
-                        help=f"address space per process in the sandbox (default {d.memory_mb:g} MB)")
+                        help=f"address space of each process in the sandbox, and resident memory of all of them "
+                             f"together (default {d.memory_mb:g} MB)")
     parser.add_argument("--max-output", type=float, default=d.max_output_mb, metavar="MB",
                         help=f"outputs kept per notebook (default {d.max_output_mb:g} MB)")
 

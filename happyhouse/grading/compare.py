@@ -118,13 +118,19 @@ def _verdict(cells, executed, ran, state, want, got) -> tuple[str, str]:
             return "error", f"the kernel died (crashed) while running cell {i}"
         if status is None and not state.get("finished"):  # (a finished notebook skipped only empty cells)
             if state.get("stopped") and _first_unrun(executed, ran) == i:
-                return "timeout", f"cell {i}: {state['problem']}"
+                return _stop_verdict(state["stopped"]), f"cell {i}: {state['problem']}"
             return "not-run", f"cell {i} did not run ({state.get('problem') or 'an earlier cell stopped the notebook'})"
         if status == "error":
             err = next((o for o in executed.cells[i].outputs if o.get("output_type") == "error"), {})
             return "error", f"cell {i} raised {err.get('ename', 'an error')}: {shorten(err.get('evalue', ''))}" + _earlier(executed, ran, i)
     difference = compare_text(want["expected"], got, want["rtol"], want["atol"])
     return ("pass", "") if difference is None else ("fail", difference)
+
+
+def _stop_verdict(stopped) -> str:
+    """The verdict of the cell a stopped notebook was in: "timeout", or "error" (a sandbox limit);
+    reports from before the limits recorded ``stopped`` as True, a timeout."""
+    return stopped if stopped in ("timeout", "error") else "timeout"
 
 
 def _first_unrun(executed, ran) -> int | None:

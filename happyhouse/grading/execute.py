@@ -124,8 +124,10 @@ def run_submission(nb, options: Options, workdir: Path, threads: int | None = No
         args = ["--timeout", str(options.cell_timeout), "--kernel", options.kernel,
                 "--exercises", ",".join(exercises), "--max-output", str(int(options.max_output_mb * MB))]
         if options.sandbox:
-            command, env, cwd, preexec = _sandboxed(args, options, Path(tmp), threads, uid)
+            command, env, cwd, preexec, limits = _sandboxed(args, options, Path(tmp), threads, uid)
+            guard = partial(sandbox.overrun, out_dir=out_dir, limits=limits)
         else:
+            guard = None
             if not workdir.is_dir():  # e.g. a Dask worker without the project at the same path
                 workdir = Path(tmp)
             command = [sys.executable, str(in_dir / "runner.py"), str(in_dir / "submission.ipynb"),
@@ -136,14 +138,14 @@ def run_submission(nb, options: Options, workdir: Path, threads: int | None = No
         with open(log, "w") as stderr:  # a file, not a pipe: we poll the process to sample its memory
             proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr,
                                     stdin=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True)
-        problem, stopped, peak = _wait(proc, options.notebook_timeout)
+        problem, stopped, peak = _wait(proc, options.notebook_timeout, guard)
         executed = _read_executed(out_dir / "executed.ipynb") or nb
         if not stopped and proc.returncode != 0:  # the kernel's death is recorded by the runner: this is the runner's
             raise GradingError(_runner_failed(proc.returncode, _tail(log), options.sandbox))
         check_cells(executed, nb)
         values = {x: read_values(out_dir, x) for x in exercises}
         values["$status"] = _read_json(out_dir / "harness.json") or {}
-        values["$problem"] = problem
+        values["$problem"] = (stopped, problem) if problem else None
     state = executed.metadata.setdefault("grading", {"cells": {}, "finished": False})
     state["peak_memory_mb"] = round(peak / MB, 1)
     if problem:
@@ -152,7 +154,7 @@ def run_submission(nb, options: Options, workdir: Path, threads: int | None = No
 
 
 def _sandboxed(args: list[str], options: Options, tmp: Path, threads: int | None, uid: int | None):
-    """(command, environment, working folder, preexec) running the runner in a sandbox (see sandbox.py)."""
+    """(command, environment, working folder, preexec, limits) running the runner in a sandbox (see sandbox.py)."""
     from . import sandbox
     from .workspace import default_workspace
 
@@ -163,24 +165,31 @@ def _sandboxed(args: list[str], options: Options, tmp: Path, threads: int | None
     sandbox.prepare(tmp / "out", tmp / "in", uid)
     limits = sandbox.Limits(memory=int(options.memory_mb * MB))
     command = sandbox.command(argv, workspace, tmp / "in", tmp / "out", sandbox.environment(threads), limits, uid)
-    return command, {}, "/", partial(sandbox.apply_limits, limits)
+    return command, {}, "/", partial(sandbox.apply_limits, limits), limits
 
 
-def _wait(proc, timeout: float) -> tuple[str | None, bool, int]:
-    """Wait for ``proc`` (sampling its tree's memory); kill everything past ``timeout`` seconds."""
+def _wait(proc, timeout: float, guard=None) -> tuple[str | None, str | None, int]:
+    """Wait for ``proc`` (sampling its tree's memory); kill everything past ``timeout`` seconds, or as
+    soon as ``guard(pid, resident_bytes)`` says why (see sandbox.overrun), every 0.2 s. Returns (problem,
+    the verdict it gives: "timeout" or "error", or None when the process ended by itself; peak bytes)."""
     peak, deadline = 0, time.monotonic() + timeout
     while True:
-        peak = max(peak, tree_rss(proc.pid))
+        resident = tree_rss(proc.pid)
+        peak = max(peak, resident)
         try:
             proc.wait(timeout=0.2)
             return None, False, peak
         except subprocess.TimeoutExpired:
             if STOP.is_set():
                 _kill_tree(proc)
-                return "grading was interrupted", True, peak
+                return "grading was interrupted", "timeout", peak
             if time.monotonic() > deadline:
                 _kill_tree(proc)
-                return f"the notebook ran longer than {timeout:g} s and was stopped", True, peak
+                return f"the notebook ran longer than {timeout:g} s and was stopped", "timeout", peak
+            why = guard(proc.pid, resident) if guard else None
+            if why:
+                _kill_tree(proc)
+                return f"the notebook exceeded a limit of the sandbox: {why}", "error", peak
 
 
 def check_cells(executed, submitted) -> None:

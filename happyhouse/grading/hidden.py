@@ -259,13 +259,13 @@ def _short(v) -> str:
 
 
 def verdict(test: dict, reference: dict, got: dict | None, status: dict | None,
-            problem: str | None = None) -> tuple[str, str]:
+            stopped: tuple[str, str] | None = None) -> tuple[str, str]:
     """(verdict, reason) for one exercise: its drawn ``test``, the reference's and the student's values,
-    how the harness cell ended (``status`` from runner's harness.json) and the notebook's ``problem``
-    (it ran too long and was stopped)."""
+    how the harness cell ended (``status`` from runner's harness.json) and why the notebook was
+    ``stopped``, if it was: (the verdict that gives, "timeout" or "error"; the problem)."""
     if got is None:
-        if problem:
-            return "timeout", f"the hidden tests did not run: {problem}"
+        if stopped:
+            return stopped[0], f"the hidden tests did not run: {stopped[1]}"
         if status and status.get("status") == "timeout":
             return "timeout", "the hidden tests ran longer than the cell timeout"
         if status and status.get("status") in ("died", "error"):

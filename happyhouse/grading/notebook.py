@@ -39,7 +39,7 @@ class Options:
     full: bool = False  # True: run every cell, ignoring the reference's grading:skip / grading:short tags
     sandbox: bool = True  # False (--no-sandbox): run with the grader's rights; every report says so
     workspace: str | None = None  # None: written from this project (see workspace.py)
-    memory_mb: float = 4096.0  # address space (RLIMIT_AS) of each process in the sandbox; TensorFlow maps ~2-3 GiB
+    memory_mb: float = 4096.0  # address space (RLIMIT_AS) of each process in the sandbox (TensorFlow maps ~2-3 GiB), and their resident sum
     max_output_mb: float = 8.0  # outputs kept per notebook
     seed: int | None = None  # the hidden tests' inputs; None: drawn per run
     hidden_tests: str | None = None  # None: hidden_tests/<reference stem>.py beside the reference

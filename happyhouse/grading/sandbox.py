@@ -37,6 +37,7 @@ from pathlib import Path
 from happyhouse import data, runtime
 
 from .notebook import GradingError
+from .workers import tree_pss
 
 WORKSPACE, IN, OUT = "/workspace", "/grading/in", "/grading/out"
 FIRST_UID = 62000  # sandboxes run as FIRST_UID, FIRST_UID + 1, ... (one per sandbox running at once)
@@ -55,13 +56,61 @@ class SandboxError(GradingError):
 
 @dataclass
 class Limits:
-    """Per-process limits in the sandbox (bytes, processes of its user, bytes per file, MB of /tmp)."""
+    """Limits of the sandbox: per process (the kernel enforces them), and for all its processes together
+    (:func:`overrun`, checked by the grader while it runs)."""
 
-    memory: int = 4 * 2**30       # RLIMIT_AS of each process (TensorFlow maps 2-3 GiB of address space)
+    memory: int = 4 * 2**30       # RLIMIT_AS of each process (TensorFlow maps 2-3 GiB), and the resident sum
     processes: int = 512          # RLIMIT_NPROC: processes and threads of the sandbox's user
     file_size: int = 256 * 2**20  # RLIMIT_FSIZE
     tmp_mb: int = 512             # size of the private /tmp
     open_files: int = 1024
+    out_bytes: int = 512 * 2**20  # all that is written to /grading/out together
+    out_entries: int = 1000       # files and folders in /grading/out (the runner and harness need a few dozen)
+
+
+def overrun(pid: int, resident: int, out_dir: Path, limits: Limits) -> str | None:
+    """Why the sandbox of process ``pid`` must be stopped now, or None: its processes' memory together
+    over ``limits.memory`` (``resident``: their resident bytes, which count a fork's shared pages
+    twice; over the limit, their proportional bytes decide), or more than ``limits.out_entries``
+    entries or ``limits.out_bytes`` in ``out_dir`` (its /grading/out, on the grader's disk: a
+    submission writing without end would fill it)."""
+    if resident > limits.memory and tree_pss(pid) > limits.memory:
+        return f"its processes used more than {limits.memory // 2**20} MB of memory together and were stopped"
+    entries, size = folder_usage(out_dir, limits.out_entries)
+    if entries > limits.out_entries:
+        return f"it made more than {limits.out_entries} files and folders in {OUT} and was stopped"
+    if size > limits.out_bytes:
+        return f"it wrote more than {limits.out_bytes // 2**20} MB to {OUT} and was stopped"
+    return None
+
+
+def folder_usage(folder: Path, most: int) -> tuple[int, int]:
+    """(entries, bytes of regular files) under ``folder``, links not followed; counting stops past
+    ``most`` entries. A folder the sandbox made unreadable (as the grader's own user) is opened again."""
+    entries, size, todo = 0, 0, [folder]
+    while todo and entries <= most:
+        path = todo.pop()
+        try:
+            listing = list(os.scandir(path))
+        except PermissionError:
+            try:
+                os.chmod(path, 0o700)
+                listing = list(os.scandir(path))
+            except OSError:
+                continue
+        except OSError:
+            continue
+        for entry in listing:
+            entries += 1
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                todo.append(entry.path)
+            elif stat.S_ISREG(info.st_mode):
+                size += info.st_size
+    return entries, size
 
 
 @contextmanager

@@ -10,6 +10,7 @@ in the same class keeps 3/3, and nothing outside the sandbox changes.
 import csv
 import hashlib
 import json
+import os
 import shutil
 import textwrap
 import time
@@ -149,6 +150,23 @@ def submissions(root: Path) -> dict:
     memory = "import numpy as np\ntry:\n    x = np.ones(4 * 2**30, np.uint8)\n    print('ALLOCATED 4 GiB')\n" \
              "except MemoryError:\n    print('blocked allocation')"
     flood = "chunk = 'x' * 2**20\nfor _ in range(1024):\n    print(chunk, flush=True)"
+    hog = textwrap.dedent('''
+        import os, time
+        for _ in range(5):  # each well under the per-process limit, together over it
+            if os.fork() == 0:
+                try:
+                    block = np.ones(500 * 2**20, np.uint8)
+                    time.sleep(60)
+                finally:
+                    os._exit(0)''')
+    wait = "time.sleep(9)"  # a cell each, under the cell timeout: the children have 27 s to fill their memory
+    litter = textwrap.dedent(f'''
+        import os, time
+        hidden = os.path.join({sandbox.OUT!r}, "hidden")
+        os.mkdir(hidden)
+        for k in range(3000):
+            open(os.path.join(hidden, f"litter{{k}}"), "w").close()
+        os.chmod(hidden, 0)''')
     pipes = textwrap.dedent(f'''
         import os
         for name in ("harness.json", "executed.ipynb", "values_total_cost.json", "values_gram_matrix.npz"):
@@ -185,6 +203,8 @@ def submissions(root: Path) -> dict:
         "forkbomb": (notebook(extra=[forkbomb]), None),
         "memory": (notebook(extra=[memory]), ok),
         "flood": (notebook(extra=[flood]), ok),
+        "hog": (notebook(extra=[hog, wait, wait, wait, "print('outlived the check')"]), {name: "error" for name in ok}),
+        "litter": (notebook(extra=[litter, wait, wait, wait, "print('outlived the check')"]), {name: "error" for name in ok}),
         "pipes": (notebook(extra=[pipes]), ok),
         "compressed": (notebook(extra=[compressed]), {**ok, "gram_matrix": "error"}),
         "killer": (notebook(extra=[killer]), None),
@@ -313,6 +333,38 @@ def test_limits_hold_and_the_class_goes_on(graded_class):
     assert len(reports["flood"]["executed"]) < 20 * 2**20 and flood.metadata["grading"].get("truncated") is not None
     killer = reports["killer"]
     assert killer["status"] == "error" and "runner ended early" in killer["error"]
+
+
+def test_processes_together_and_the_output_folder_are_bounded(graded_class):
+    """Memory is limited per process by the kernel and for all of a submission's processes together by
+    the grader; /grading/out lies on the grader's disk, so what is written there is bounded too."""
+    reports = graded_class["reports"]
+    for name, why in (("hog", "used more than 2048 MB of memory together"),
+                      ("litter", "made more than 1000 files and folders in /grading/out")):
+        printed, reasons = _printed(reports[name]), {e["reason"] for e in reports[name]["exercises"]}
+        assert "outlived" not in printed
+        stopped = (f"the hidden tests did not run: the notebook exceeded a limit of the sandbox: "
+                   f"it{'s processes' if name == 'hog' else ''} {why} and {'were' if name == 'hog' else 'was'} stopped")
+        assert len(reasons) > 1 and all(r.endswith(stopped) for r in reasons), reasons
+
+
+def test_the_output_folder_is_measured_whole(tmp_path):
+    limits = sandbox.Limits(memory=2**30, out_bytes=2**20, out_entries=5)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "big").write_bytes(b"x" * (2**20 + 1))
+    (tmp_path / "link").symlink_to("/usr/bin")  # not followed
+    assert sandbox.folder_usage(tmp_path, 5) == (3, 2**20 + 1)
+    assert sandbox.overrun(1, 0, tmp_path, limits) == "it wrote more than 1 MB to /grading/out and was stopped"
+    (tmp_path / "a" / "big").write_bytes(b"x")
+    assert sandbox.overrun(1, 0, tmp_path, limits) is None
+    me = psutil.Process().memory_info().rss
+    small = replace(limits, memory=me // 4)
+    assert sandbox.overrun(os.getpid(), me, tmp_path, small).startswith(f"its processes used more than {me // 4 // 2**20} MB")
+    # resident bytes over the limit (a fork's shared pages, counted twice) but not proportional ones: not stopped
+    assert sandbox.overrun(os.getpid(), 2 * me, tmp_path, replace(limits, memory=2 * me - 1)) is None
+    for k in range(4):
+        (tmp_path / "a" / str(k)).touch()
+    assert "more than 5 files and folders" in sandbox.overrun(1, 0, tmp_path, limits)
 
 
 def test_pipes_and_compressed_values_are_refused_not_waited_on(graded_class):
