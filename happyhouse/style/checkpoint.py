@@ -76,12 +76,13 @@ def restore_optimizer(optimizer, variable, state) -> None:
         var.assign(value)
 
 
-def save(path, stop: Interrupted, settings: dict | None = None) -> Path:
-    """Write the state of an interrupted run to ``path`` (written whole, then renamed)."""
+def save(path, stop: Interrupted, settings: dict | None = None, run: dict | None = None) -> Path:
+    """Write the state of an interrupted run to ``path`` (written whole, then renamed); ``run``: what
+    the run was (JSON-able: its pictures' digests, its settings), which a resumed one must match."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"optimizer_{i}": v for i, v in enumerate(stop.optimizer_state or [])}
-    meta = {"iteration": stop.iteration, "scale": stop.scale, "settings": settings or {}}
+    meta = {"iteration": stop.iteration, "scale": stop.scale, "settings": settings or {}, "run": run or {}}
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, image=np.asarray(stop.image, dtype=np.float32), meta=json.dumps(meta), **arrays)
     tmp.replace(path)
@@ -103,3 +104,10 @@ def load(path) -> dict:
             return {**meta, "image": data["image"], "optimizer_state": opt}
     except (OSError, ValueError, KeyError) as err:
         raise NoSavedState(f"{path}: not a readable saved state ({err}); start without --resume") from None
+
+
+def run_differences(saved: dict, current: dict) -> list[str]:
+    """'name (saved X, now Y)' for each entry of ``current`` that the saved run had otherwise (states
+    written before runs were recorded have none: nothing to compare)."""
+    return [f"{name} (saved {saved[name]}, now {value})" for name, value in current.items()
+            if name in saved and json.loads(json.dumps(saved[name])) != json.loads(json.dumps(value))]

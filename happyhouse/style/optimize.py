@@ -222,8 +222,9 @@ def _adam_loop(model, cost, steps, options, output_dir):
     for i in bar:
         if options.stop is not None and options.stop():
             bar.close()
+            fresh = i == 0 and options.optimizer_state is None  # no step yet: nothing to keep (nor built)
             raise checkpoint.Interrupted(options.first_iteration + i, model["input"].numpy(),
-                                         checkpoint.optimizer_state(optimizer))
+                                         None if fresh else checkpoint.optimizer_state(optimizer))
         history.add(train_step())
         check_finite_cost(options.first_iteration + i, history.total[-1])
         _report(options.first_iteration + i, lambda: [float(v) for v in evaluate()], model["input"].numpy,

@@ -116,7 +116,7 @@ def run(content, styles: list, settings: TransferSettings):
 
 def paint(plan: Plan, settings: TransferSettings):
     """Run ``plan``: (generated (H, W, 3) uint8, optimize.CostHistory)."""
-    saved = load_state(plan.state_file, plan.schedule) if settings.resume else None
+    saved = load_state(plan) if settings.resume else None
     if saved is not None:
         check_output_pictures(plan.output_dir, plan.schedule, plan.settings.save_every, saved["iteration"])
         adopt_interrupted_pictures(plan, saved["iteration"])
@@ -289,7 +289,7 @@ def save_interrupted(plan: Plan, stop: checkpoint.Interrupted, k, hw) -> None:
     """On Ctrl-C: write the state (and the picture into the output folder); ``stop`` gets
     ``scale``, ``saved`` (the paths written) and ``picture`` (H, W, 3) uint8."""
     stop.scale = k
-    stop.saved = [checkpoint.save(plan.state_file, stop, plan.settings.saved_settings)]
+    stop.saved = [checkpoint.save(plan.state_file, stop, plan.settings.saved_settings, run_record(plan))]
     stop.picture = finish(plan, stop.image, hw)
     if plan.output_dir is not None:
         stop.saved.insert(0, plan.output_dir / "generated_image.jpg")
@@ -315,8 +315,21 @@ def write_outputs(plan: Plan, result) -> None:
         Path(plan.state_file).unlink()  # finished: a later --resume must not go back to it
 
 
-def load_state(state_file, schedule) -> dict:
-    """The saved state for --resume, checked against this run's scales; prints where it goes on."""
+def run_record(plan: Plan) -> dict:
+    """What makes a run's picture once it has started (JSON-able): its pictures (digests), network,
+    scales and passes, and the settings of its cost; a resumed run must match it."""
+    s = plan.settings
+    return {"content": images.digest(plan.content_rgb), "styles": [images.digest(rgb) for rgb in plan.style_rgbs],
+            "network": plan.model.name, "scales": [[*hw, n] for hw, n in plan.schedule],
+            "passes": [[opt if isinstance(opt, str) else type(opt).__name__, prec] for opt, prec in plan.passes],
+            "alpha": s.alpha, "beta": s.beta, "tv_weight": s.tv_weight, "style_weights": s.style_weights,
+            "style_scale": s.style_scale, "preserve_colors": s.preserve_colors, "learning_rate": s.learning_rate}
+
+
+def load_state(plan: Plan) -> dict:
+    """The saved state for --resume, checked against this run (its pictures, scales and settings);
+    prints where it goes on."""
+    state_file, schedule = plan.state_file, plan.schedule
     if state_file is None:
         raise checkpoint.NoSavedState("--resume needs the output folder of the interrupted run (-o)")
     saved = checkpoint.load(state_file)
@@ -325,5 +338,9 @@ def load_state(state_file, schedule) -> dict:
         raise ValueError(f"{state_file}: the saved run was at a {np.shape(saved['image'])[1]}x"
                          f"{np.shape(saved['image'])[2]} picture (scale {k + 1}); this one does not have that size "
                          "there. Resume with the same --size and --scales (or without images: the saved settings)")
+    differ = checkpoint.run_differences(saved.get("run", {}), run_record(plan))
+    if differ:
+        raise ValueError(f"{state_file}: the interrupted run was not this one: {'; '.join(differ)}. Resume with "
+                         "the same pictures and settings, or start again without resume")
     print(f"resumed from iteration {saved['iteration']}")
     return saved

@@ -273,6 +273,31 @@ def test_ctrl_c_in_the_fast_plan_resumes_its_passes(pictures, tmp_path, capsys):
     assert not (out / checkpoint.STATE_NAME).exists()
 
 
+def test_resume_from_python_refuses_another_run(pictures, tmp_path, monkeypatch):
+    """style_transfer(resume=True) checks the saved run's pictures and settings, not only its size."""
+    import contextlib
+    import threading
+
+    @contextlib.contextmanager
+    def pressed():  # Ctrl-C before the first step
+        flag = threading.Event()
+        flag.set()
+        yield flag
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint, "sigint_flag", pressed)
+        with pytest.raises(checkpoint.Interrupted):
+            run(pictures, output_dir=out, iterations=20, alpha=10, precision="float32")
+    assert checkpoint.load(out / checkpoint.STATE_NAME)["run"]["alpha"] == 10
+    for change, named in (({"style": pictures["checks"]}, "styles (saved ['"), ({"alpha": 20}, "alpha (saved 10, now 20)"),
+                          ({"optimizer": "lbfgs"}, "passes (saved [['adam', 'float32']], now [['lbfgs', 'float32']])")):
+        with pytest.raises(ValueError, match=re.escape(named)):
+            run(pictures, **{"output_dir": out, "iterations": 20, "alpha": 10, "precision": "float32", "resume": True, **change})
+    generated, history = run(pictures, output_dir=out, iterations=20, alpha=10, precision="float32", resume=True)
+    assert generated.shape == (32, 40, 3) and not (out / checkpoint.STATE_NAME).exists()
+
+
 # ---------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("extra, message", [
     (["--style-weights", "1", "2"], "2 style weight(s) for 1 style image"),
