@@ -22,8 +22,10 @@ if __name__ == "__main__":  # the nst command: TensorFlow loads once its options
     sys.exit(cli.main(prog="python -m nst_utils"))
 
 from happyhouse import runtime  # noqa: E402
+from happyhouse.precision import say_choices_on_stderr  # noqa: E402
 
 tf = runtime.import_tensorflow()  # before anything else imports it: no start-up log lines
+say_choices_on_stderr()  # the notebook, too, says in one line which precision "auto" chose and why
 
 import numpy as np  # noqa: E402
 
