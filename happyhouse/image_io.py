@@ -60,8 +60,8 @@ def read_rgb(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int = M
             img.load()
         except Image.DecompressionBombError:
             raise ImageReadError(
-                f"{name}: refused as a possible decompression bomb (more than {max_pixels:,} pixels). "
-                "Resize the photo first, or pass a larger max_pixels if you trust it.") from None
+                f"{name}: more than {max_pixels:,} pixels, refused as a possible decompression bomb: resize the "
+                "photo first.") from None
         except UnidentifiedImageError:
             raise ImageReadError(
                 f"{name}: not an image file Pillow can read (JPEG, PNG, BMP, TIFF, WebP, GIF...).") from None

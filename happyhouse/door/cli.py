@@ -208,6 +208,9 @@ def cmd_enroll(args) -> int:
     faces, vectors = embed_single_faces(embedder, images, whats, args.crop, progress=True)
     if args.check:
         return _report_checks(args, path, embedder, name, images, faces, vectors, whats)
+    if not path.exists():  # refused, a first enrolment must leave no new, empty database behind
+        recognition.refuse_failed(recognition.check_photos(_EmptyDB(), embedder, name, images, faces, vectors, whats,
+                                                           args.threshold, args.cohort), args.force)
     with _open_db(args, create=True) as db:                       # all computed before the write
         recognition.say_audit_on_open(db, embedder, args.cohort)
         checks = recognition.check_photos(db, embedder, name, images, faces, vectors, whats, args.threshold,
@@ -245,6 +248,7 @@ class _EmptyDB:
 
 
 def cmd_verify(args) -> int:
+    args.name = face_db.validate_name(args.name)  # as enroll stored it
     with _open_db(args) as db:
         db.require(args.name)  # an unknown name fails before any model loads
         image = read_rgb(args.photo)
@@ -282,6 +286,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_remove(args) -> int:
+    args.name = face_db.validate_name(args.name)  # as enroll stored it
     with _open_db(args) as db:
         count = db.remove(args.name)
         _report_notices(db)

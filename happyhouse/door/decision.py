@@ -38,14 +38,16 @@ class TooSmallToDecide(ValueError):
 @dataclass(frozen=True)
 class Decision:
     """``accepted``; ``distance``: the nearest photo's; ``reason``: why, in words; ``compared``:
-    the nearest photos (distance, status) the decision looked at."""
+    the nearest photos (distance, status) the decision looked at; ``limit``: the threshold the reason
+    speaks of (a photo stored whole is met at its own path's, row_limits; None: no threshold decided)."""
     accepted: bool
     distance: float
     reason: str
     compared: list
+    limit: float | None = None
 
     def to_dict(self) -> dict:
-        return {"accepted": self.accepted, "reason": self.reason, "compared": self.compared}
+        return {"accepted": self.accepted, "reason": self.reason, "compared": self.compared, "limit": self.limit}
 
 
 def face_size(face) -> int:
@@ -81,7 +83,7 @@ def over_next(decision: Decision, rival: float | None, margin: float) -> Decisio
         return decision
     return Decision(False, decision.distance, f"another person lies only {rival - decision.distance:.3f} farther "
                                               f"({rival:.3f} against {decision.distance:.3f}; at least {margin:g} "
-                                              "needed): too close to tell apart", decision.compared)
+                                              "needed): too close to tell apart", decision.compared, decision.limit)
 
 
 def row_limits(embedder, limit: float, paths: list[str], override: float | None = None) -> np.ndarray:
@@ -108,13 +110,13 @@ def decide(distances: np.ndarray, doubtful: np.ndarray, limit, shown: int = 3) -
     checked_under = under & ~doubtful
     if checked_under.any():
         k = int(order[checked_under[order]][0])   # the nearest checked photo under its limit
-        return Decision(True, nearest, f"a checked photo lies {d[k]:.3f} < {limits[k]:g}", compared)
+        return Decision(True, nearest, f"a checked photo lies {d[k]:.3f} < {limits[k]:g}", compared, float(limits[k]))
     if under.sum() >= AGREEING:
         return Decision(True, nearest, f"{int(under.sum())} photos agree under {limits[under].max():g} "
-                                       "(the nearest failed an enrolment check)", compared)
+                                       "(the nearest failed an enrolment check)", compared, float(limits[under].max()))
     if under.any():
         return Decision(False, nearest, f"only a photo that failed the enrolment checks lies under "
                                         f"{limits[under].max():g} ({nearest:.3f}); a second photo of the same "
-                                        "person must agree", compared)
+                                        "person must agree", compared, float(limits[under].max()))
     k = int(order[0])
-    return Decision(False, nearest, f"the nearest photo lies {nearest:.3f} >= {limits[k]:g}", compared)
+    return Decision(False, nearest, f"the nearest photo lies {nearest:.3f} >= {limits[k]:g}", compared, float(limits[k]))

@@ -728,9 +728,10 @@ def _people_of(row_names: list[str]) -> tuple[list[str], np.ndarray]:
 
 
 def validate_name(name: str) -> str:
-    """A person's name, stripped; refuses empty names and control characters."""
+    """A person's name, stripped; refuses empty names and characters that do not print (control and
+    format characters such as a right-to-left override, which would show another name than is stored)."""
     clean = str(name).strip()
-    if not clean or any(ord(c) < 32 for c in clean) or len(clean) > 200:
+    if not clean or not clean.isprintable() or len(clean) > 200:
         raise FaceDBError(f"invalid name {name!r}: use 1 to 200 printable characters.")
     return clean
 

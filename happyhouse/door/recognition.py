@@ -104,8 +104,17 @@ def verify_result(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embed
     return ({"name": name, "distance": round(found.distance, 4), "threshold": limit, "threshold_from": source,
              "crop": face.crop, "match": match, "model": embedder.name, "face": face.to_dict(),
              "decision": found.to_dict()},
-            f"{verdict} (distance {found.distance:.3f} {'<' if match else '>='} threshold {limit:g}, "
-            f"{face.crop} crop; {found.reason})", match)
+            f"{verdict} (distance {found.distance:.3f}{compared_with(found, limit)}, {face.crop} crop; {found.reason})",
+            match)
+
+
+def compared_with(found, limit: float) -> str:
+    """' < threshold T' / ' >= threshold T' with the threshold that decided (a photo stored whole: its own
+    path's, not the face's ``limit``); '' where none did (a face too small to decide)."""
+    decided = found.limit if found.limit is not None else limit
+    if not decided:
+        return ""
+    return f" {'<' if found.distance < decided else '>='} threshold {decided:g}"
 
 
 def judge(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embedder, threshold: float | None = None):
@@ -148,7 +157,8 @@ def identify_result(db: face_db.FaceDB, photo: str, faces: list, vectors: np.nda
                      "threshold_from": source, "crop": face.crop, "face": face.to_dict(),
                      "decision": {**found.to_dict(), "person": best.name},
                      "candidates": [{"name": m.name, "distance": round(m.distance, 4)} for m in matches]})
-        lines.append(f"{name}\t{best.distance:.3f}\tbox {list(face.box)}\t{face.crop} crop, threshold {limit:g}"
+        decided = found.limit if found.limit is not None else limit
+        lines.append(f"{name}\t{best.distance:.3f}\tbox {list(face.box)}\t{face.crop} crop, threshold {decided:g}"
                      + ("" if name != "unknown" else f"\t(nearest: {best.name}; {found.reason})"))
     known = any(r["name"] != "unknown" for r in rows)
     return {"photo": photo, "model": embedder.name, "faces": rows}, "\n".join(lines), known
@@ -190,13 +200,19 @@ def check_photos(db: face_db.FaceDB, embedder, name: str, images, faces, vectors
             for image, face, vector, what in zip(images, faces, vectors, whats)]
 
 
+def refuse_failed(checks, force: bool = False) -> list:
+    """The checks that failed; EnrolmentRefused naming them unless ``force``."""
+    failed = [c for c in checks if not c.ok]
+    if failed and not force:
+        raise EnrolmentRefused(enrolment.refusal_message(failed), [c.to_dict() for c in checks])
+    return failed
+
+
 def enroll_checked(db: face_db.FaceDB, name: str, vectors: np.ndarray, model: str, hashes: list[str], checks,
                    crops: list[str], add: bool = False, force: bool = False) -> tuple[dict, str]:
     """``enroll_result`` after the checks: EnrolmentRefused when a photo failed (unless ``force``: stored
     as "forced", with a warning line)."""
-    failed = [c for c in checks if not c.ok]
-    if failed and not force:
-        raise EnrolmentRefused(enrolment.refusal_message(failed), [c.to_dict() for c in checks])
+    failed = refuse_failed(checks, force)
     verdicts = [("ok" if c.ok else "forced", json.dumps({**c.to_dict(), "crop": crop}))
                 for c, crop in zip(checks, crops)]
     count = db.enroll(name, vectors, model, hashes, add=add, checks=verdicts)

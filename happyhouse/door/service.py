@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -142,16 +142,18 @@ class Door:
     """The warm model and the database, shared by every request (thread-safe)."""
 
     def __init__(self, db_path: Path, embedder, crop: str = "auto", threshold: float | None = None,
-                 token: str | None = None, search: str = "auto", snapshots: Path | None = None):
+                 token: str | None = None, search: str = "auto", snapshots: Path | None = None,
+                 timeout: float = face_db.DEFAULT_TIMEOUT):
         self.db_path, self.embedder, self.crop, self.token = Path(db_path), embedder, crop, token
+        self.timeout = timeout   # seconds a write waits for another process's (--timeout)
         self.threshold = threshold   # None: the model's default for each face's crop path
         self.snapshots = Path(snapshots) if snapshots else default_snapshots(self.db_path)
         self.model_lock = threading.Lock()
         self.wakeup = Wakeup()
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="face-db-reader")
         self._reader = self._reader_thread.submit(face_db.FaceDB, self.db_path, create=True,
-                                                  search=search).result()
-        self._events = self._reader_thread.submit(EventLog, self.db_path, self.snapshots).result()
+                                                  search=search, timeout=timeout).result()
+        self._events = self._reader_thread.submit(EventLog, self.db_path, self.snapshots, timeout).result()
 
     def read(self, fn, *args):
         """Run ``fn(db, *args)`` on the shared read connection (its own thread; SQLite objects stay there)."""
@@ -160,7 +162,7 @@ class Door:
     @contextlib.contextmanager
     def writer(self):
         """A FaceDB of its own for one write, as the CLI opens one."""
-        with face_db.FaceDB(self.db_path, create=False) as db:
+        with face_db.FaceDB(self.db_path, create=False, timeout=self.timeout) as db:
             yield db
 
     def read_events(self, fn, *args):
@@ -310,6 +312,7 @@ def add_photo_routes(app: FastAPI, door: Door, has_token) -> None:
     @app.post("/verify")
     def verify(name: Annotated[str, Form()], photo: Photo, trusted: Trusted) -> dict:
         """Is the one face in the photo this person? (the JSON of `verify --json`)"""
+        name = face_db.validate_name(name)
         door.read(require_person, name, trusted)
         image, _, what = read_upload(photo)
         with door.model_lock:
@@ -335,10 +338,10 @@ def add_people_routes(app: FastAPI, door: Door, admin: list) -> None:
 
     @app.post("/people/{name}", status_code=201, dependencies=admin)
     def enroll(name: str, photo: Annotated[list[UploadFile], File(description="photos, one face each")],
-               add: bool = False, force: bool = False, check: bool = False) -> dict:
+               response: Response, add: bool = False, force: bool = False, check: bool = False) -> dict:
         """Enrol a person from one or more `photo` fields, one face each; `?add=true` adds photos.
         Photos failing the enrolment checks are refused (422) unless `?force=true`; `?check=true`
-        reports on them and stores nothing."""
+        reports on them and stores nothing (200, not 201: nothing is created)."""
         name = face_db.validate_name(name)
         if not check:
             door.read(recognition.refuse_duplicate, name, add)   # 409 before any model work
@@ -348,6 +351,7 @@ def add_people_routes(app: FastAPI, door: Door, admin: list) -> None:
             checks = door.read(recognition.check_photos, door.embedder, name, images, faces, vectors, whats,
                                door.threshold)
         if check:
+            response.status_code = 200
             return {"checked": name, "stored": False, "photos": [c.to_dict() for c in checks]}
         with door.writer() as db:
             payload, _ = recognition.enroll_checked(db, name, vectors, door.embedder.name, list(hashes), checks,
@@ -357,6 +361,7 @@ def add_people_routes(app: FastAPI, door: Door, admin: list) -> None:
     @app.delete("/people/{name}", dependencies=admin)
     def remove(name: str) -> dict:
         """Forget a person and all their embeddings."""
+        name = face_db.validate_name(name)
         with door.writer() as db:
             count = db.remove(name)
         return {"removed": name, "embeddings": count}
@@ -397,8 +402,8 @@ def _error_handler(status: int, redact):
 def _field_message(error: dict) -> str:
     field = ".".join(str(p) for p in error.get("loc", ())[1:]) or "body"
     if error.get("type") == "missing":
-        return (f"missing field {field!r}: send it as multipart/form-data "
-                f"(curl -F {field}=@face.jpg, or -F name=NAME for a name).")
+        how = f"-F {field}=NAME" if field == "name" else f"-F {field}=@face.jpg"
+        return f"missing field {field!r}: send it as multipart/form-data (curl {how})."
     return f"field {field!r}: {error.get('msg', 'invalid')}"
 
 
@@ -485,7 +490,7 @@ def serve(args) -> int:
     try:
         embedder = recognition.load_embedder(args.model)
         door = Door(path, embedder, crop=args.crop, threshold=args.threshold, token=token, search=args.search,
-                    snapshots=args.snapshots)
+                    snapshots=args.snapshots, timeout=args.timeout)
         door.warm_up()
     except BaseException:
         if watching is not None:

@@ -20,7 +20,7 @@ from happyhouse.door import cohort, enrolment, face_db, recognition
 from happyhouse.door.events import EventLog
 from happyhouse.face import thresholds
 
-from test_door_cli import ThumbnailEmbedder, pattern, run
+from test_door_cli import ThumbnailEmbedder, double, pattern, run  # noqa: F401 (double: a fixture)
 from test_door_enrolment import Irv1Vectors, at, face, old_database, stored, unit
 
 MODEL = "inception-resnet-v1"
@@ -64,6 +64,19 @@ def test_a_camera_frame_meets_a_photo_stored_whole_at_the_whole_threshold(tmp_pa
         assert recognition.judge(db, "ann", face(200), at(0.831, 2), Irv1Vectors())[2].accepted
         assert recognition.judge(db, "joe", face(200), at(0.6, 1), Irv1Vectors())[2].accepted
         assert recognition.judge(db, "joe", face(200), at(0.831, 1), Irv1Vectors(), threshold=0.9)[2].accepted
+
+
+def test_the_answer_names_the_threshold_that_decided(tmp_path):
+    """verify and identify once printed the face's threshold (0.97) beside a refusal decided at the stored
+    photo's own (0.7): "distance 0.831 >= threshold 0.97; the nearest photo lies 0.831 >= 0.7"."""
+    with face_db.FaceDB(tmp_path / "faces.db") as db:
+        enrol(db, "joe", at(0.0, 1), "whole", 1)
+        payload, line, match = recognition.verify_result(db, "joe", face(200), at(0.831, 1), Irv1Vectors())
+        assert not match and payload["threshold"] == 0.97 and payload["decision"]["limit"] == 0.7
+        assert line == ("it's not joe, please go away (distance 0.831 >= threshold 0.7, aligned crop; "
+                        "the nearest photo lies 0.831 >= 0.7)")
+        _, lines, _ = recognition.identify_result(db, "x.jpg", [face(200)], at(0.831, 1)[None], Irv1Vectors())
+        assert "aligned crop, threshold 0.7\t(nearest: joe; the nearest photo lies 0.831 >= 0.7)" in lines
 
 
 def test_a_thumbnail_used_whole_near_a_cohort_face_is_refused(tmp_path, monkeypatch):
@@ -211,3 +224,29 @@ def test_watch_events_carry_the_decision_and_what_it_was_compared_with(tmp_path,
     assert event["decision"]["person"] == "ann" and "a checked photo lies" in event["decision"]["reason"]
     assert event["decision"]["compared"][0] == {"distance": 0.0, "checked": True}
     assert event["decision"]["crop"] == "whole" and event["decision"]["threshold_from"]
+
+
+def test_names_are_printable_and_found_as_enrol_stored_them(tmp_path, capsys, double):
+    """A name that prints otherwise than it is stored (a right-to-left override, DEL, NEL) is refused;
+    enroll strips a name, and verify and remove find it by the name as typed."""
+    for bad in ("a\x7fb", "a\x85b", "rtl\u202eevil", "zero\u200bwidth"):
+        with pytest.raises(face_db.FaceDBError, match="invalid name"):
+            face_db.validate_name(bad)
+    assert face_db.validate_name("  Zoë 李  ") == "Zoë 李"
+    db, photo = tmp_path / "faces.db", pattern(tmp_path / "a.png", 1)
+    opts = ["--db", db, "--crop", "whole"]
+    assert run([*opts, "enroll", "  spaced  ", photo], capsys)[0] == 0
+    assert run([*opts, "verify", "  spaced  ", photo], capsys)[0] == 0
+    code, out, _ = run([*opts, "remove", "  spaced  "], capsys)
+    assert code == 0 and out.startswith("removed spaced")
+
+
+def test_serve_timeout_reaches_every_connection(tmp_path):
+    """door serve --timeout S: the reader, the event log and each write wait S for another process's lock."""
+    from happyhouse.door import service
+    from test_door_event_api import NoModel
+
+    door = service.Door(tmp_path / "faces.db", NoModel(), timeout=0.25)
+    with door.writer() as db:
+        assert db.timeout == 0.25
+    assert door.read(lambda db: db.timeout) == 0.25 and door.read_events(lambda log: log.timeout) == 0.25
