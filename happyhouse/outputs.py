@@ -33,3 +33,11 @@ def check_file(path) -> Path:
         raise OutputError(f"{path}: is a folder; give a file name for this output")
     check_folder(path.parent)
     return path
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path``, making its missing folders (which :func:`check_file` allowed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from happyhouse.errors import OutputError
-from happyhouse.outputs import check_file, check_folder
+from happyhouse.outputs import check_file, check_folder, write_text
 
 from .diff import diff_html, diff_text
 from .execute import execute_notebook
@@ -23,7 +23,7 @@ from .grader import exit_code, grade, grade_class
 from .notebook import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, GradingError, Options, read_notebook
 from .release import graded_function, release
 from .report import public_report, format_table
-from .workspace import write_workspace
+from .workspace import check_target, write_workspace
 
 DESCRIPTION = "Grading: re-execute students' notebooks, compare their graded cells with a reference, diff notebooks."
 
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             report = grade(args.submission, args.reference, _options(args), args.execute_reference)
             print(format_table(report), end="")
             if args.json:
-                Path(args.json).write_text(json.dumps(public_report(report), indent=1), encoding="utf-8")
+                write_text(args.json, json.dumps(public_report(report), indent=1))
             if args.executed and report["executed"]:
-                Path(args.executed).write_text(report["executed"], encoding="utf-8")
+                write_text(args.executed, report["executed"])
             return exit_code([report])
         if args.command == "class":
             reports = grade_class(args.folder, args.reference, _options(args), args.workers, args.scheduler,
@@ -159,12 +159,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "diff":
             color = sys.stdout.isatty() if args.color == "auto" else args.color == "always"
             text = diff_text(args.a, args.b, args.outputs_only, color)
-            print(text or "The notebooks' sources and outputs are the same.", end="" if text else "\n")
+            same = "The notebooks' outputs are the same." if args.outputs_only else \
+                "The notebooks' sources and outputs are the same."
+            print(text or same, end="" if text else "\n")
             if args.html:
                 diff_html(args.a, args.b, args.html, args.outputs_only)
                 print(f"HTML diff: {args.html}")
             return EXIT_FAIL if text else EXIT_PASS
         if args.command == "release":
+            if not args.notebook_only:
+                check_target(args.out)  # before anything is written
             target = release(args.reference, args.out)
             if not args.notebook_only:
                 write_workspace(args.out, data=False)

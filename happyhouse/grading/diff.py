@@ -7,6 +7,8 @@ import io
 from pathlib import Path
 from types import SimpleNamespace
 
+from happyhouse.outputs import write_text
+
 from .notebook import output_text, read_notebook
 
 
@@ -67,7 +69,7 @@ def diff_html(a_path, b_path, html_path, outputs_only: bool = False) -> int:
     summary = f"{len(blocks)} cell(s) differ" if blocks else "The notebooks' sources and outputs are the same."
     page = _HTML.format(title=html.escape(title), a=html.escape(str(a_path)), b=html.escape(str(b_path)),
                         summary=summary, body="\n".join(blocks))
-    Path(html_path).write_text(page, encoding="utf-8")
+    write_text(html_path, page)
     return len(blocks)
 
 

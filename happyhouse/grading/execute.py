@@ -59,6 +59,7 @@ def execute_notebook(source: Path, target: Path, cell_timeout: float, workdir: P
     """
     nb = read_notebook(source)  # a clear error for a file that is no notebook
     del nb
+    Path(target).parent.mkdir(parents=True, exist_ok=True)  # (check_file allowed a folder still to make)
     env = grading_env()
     saved = dict(os.environ)
     os.environ.update(env)

@@ -256,12 +256,13 @@ def grade_class(folder: str | os.PathLike, reference: str | os.PathLike, options
     _check_sandbox(options)
     options = with_workdir(options, reference)
     spec = load_reference(reference, options, execute_reference)
-    run = _run_record(spec, options, reference)
+    run = _run_record(spec, options, reference, execute_reference)
     done = _finished(Path(out), run) if out is not None else {}
-    prepare_hidden(spec, options, run["seed"])
+    reports, jobs = _split_finished(paths, done)
+    if jobs:  # (a class graded whole before: the reference's hidden-test run is not needed)
+        prepare_hidden(spec, options, run["seed"])
     if out is not None:
         _write_json(Path(out) / "run.json", run)
-    reports, jobs = _split_finished(paths, done)
 
     def collect(name, future):
         try:
@@ -338,14 +339,16 @@ VERDICT_OPTIONS = ("cell_timeout", "notebook_timeout", "rtol", "atol", "kernel",
                    "workspace", "memory_mb", "max_output_mb")
 
 
-def _run_record(spec: dict, options: Options, reference) -> dict:
+def _run_record(spec: dict, options: Options, reference, execute_reference: bool = False) -> dict:
     """What a class run's results depend on: the reference, its hidden tests, the seed and the
-    options of :data:`VERDICT_OPTIONS`."""
+    options of :data:`VERDICT_OPTIONS`, and whether the reference was executed again (its printed
+    outputs are the expected ones)."""
     return {"reference": hashlib.sha256(Path(reference).read_bytes()).hexdigest(),
             "hidden_tests": fingerprint(spec["hidden_tests"]) if spec.get("hidden_tests") else None,
             "seed": options.seed if options.seed is not None else secrets.randbits(63),
             "fixed_seed": options.seed is not None, "sandbox": options.sandbox,
-            "options": {name: getattr(options, name) for name in VERDICT_OPTIONS}}
+            "options": {**{name: getattr(options, name) for name in VERDICT_OPTIONS},
+                        "execute_reference": execute_reference}}
 
 
 def _finished(out: Path, run: dict) -> dict[str, dict]:

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .notebook import PROJECT_ROOT
+from .notebook import PROJECT_ROOT, GradingError
 
 #: Parts of the package a notebook never needs, left out of every workspace.
 EXCLUDED = ("grading",)
@@ -26,6 +26,17 @@ def course_modules(root: Path = PROJECT_ROOT) -> list[Path]:
     return sorted(p for p in root.glob("*.py") if not p.name.startswith(("_", ".", "setup")))
 
 
+def check_target(folder: str | Path, root: Path = PROJECT_ROOT) -> Path:
+    """GradingError when a workspace written into ``folder`` would copy the project onto itself: the
+    project's own folder, or a folder inside what is copied (the package, the data folders)."""
+    target = Path(folder).resolve()
+    sources = [root / name for name in ("happyhouse", "images", "weights", "pretrained-model")]
+    if target == root.resolve() or any(target == s.resolve() or s.resolve() in target.parents for s in sources):
+        raise GradingError(f"{folder}: a workspace there would copy the project ({root}) onto itself; "
+                           "choose a folder outside it (or --notebook-only)")
+    return Path(folder)
+
+
 def write_workspace(folder: str | Path, root: Path = PROJECT_ROOT, data: bool = True) -> Path:
     """Copy the course modules and the package (without grading) into ``folder``; returns it.
 
@@ -34,7 +45,7 @@ def write_workspace(folder: str | Path, root: Path = PROJECT_ROOT, data: bool = 
     release``) only their README.md, which says where the data come from. Folders are made 0755
     and files 0644 so the sandbox's own user can read them.
     """
-    folder = Path(folder)
+    folder = check_target(folder, root)
     folder.mkdir(parents=True, exist_ok=True)
     for module in course_modules(root):
         shutil.copyfile(module, folder / module.name)

@@ -190,11 +190,12 @@ def test_not_a_notebook_is_a_clear_error(serial):
 def test_grade_command_exit_codes_and_json(work, tmp_path):
     base = [sys.executable, "-m", "happyhouse.grading", "grade"]
     ref = ["--reference", str(work / "reference.ipynb"), "--timeout", str(CELL_TIMEOUT)]
-    good = subprocess.run(base + [str(work / "class" / "correct.ipynb"), *ref, "--json", str(tmp_path / "r.json")],
+    good = subprocess.run(base + [str(work / "class" / "correct.ipynb"), *ref, "--json", str(tmp_path / "new" / "r.json"),
+                                  "--executed", str(tmp_path / "new" / "executed" / "c.ipynb")],   # folders made
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert good.returncode == grading.EXIT_PASS, good.stdout + good.stderr
-    assert "3/3 exercises passed" in good.stdout
-    report = json.loads((tmp_path / "r.json").read_text())
+    assert "3/3 exercises passed" in good.stdout and (tmp_path / "new" / "executed" / "c.ipynb").is_file()
+    report = json.loads((tmp_path / "new" / "r.json").read_text())
     assert [e["verdict"] for e in report["exercises"]] == ["pass"] * 3
     assert report["hidden_tests"] is False and "WITHOUT hidden tests" in report["warning"]
     assert "WARNING: graded WITHOUT hidden tests" in good.stdout

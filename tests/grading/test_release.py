@@ -121,6 +121,26 @@ def test_release_refuses_what_it_cannot_release(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_workspace_is_never_written_into_the_project_it_copies(tmp_path, capsys):
+    """release -o . (the project) or -o happyhouse/x once half-wrote, then failed with a traceback or
+    copied the package into itself: refused before anything is written."""
+    reference = str(ROOT / "notebooks" / "Face_Recognition.ipynb")
+    for folder in (ROOT, ROOT / "happyhouse" / "handout", ROOT / "images" / "x"):
+        assert main(["release", reference, "-o", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert "would copy the project" in err and "Traceback" not in err
+        assert not (folder / "Face_Recognition.ipynb").exists() and not (ROOT / "happyhouse" / "handout").exists()
+
+
+def test_outputs_in_folders_still_to_make_are_written(tmp_path, capsys):
+    """check_file allows a folder that can be made: the command makes it (the --html once failed after
+    the work, exit 2)."""
+    a = str(ROOT / "notebooks" / "Face_Recognition.ipynb")
+    page = tmp_path / "new" / "deeper" / "diff.html"
+    assert main(["diff", a, a, "--html", str(page), "--outputs-only"]) == 0
+    assert page.is_file() and "The notebooks' outputs are the same." in capsys.readouterr().out
+
+
 def test_outputs_that_cannot_be_written_fail_before_the_work(tmp_path, capsys):
     """Every command's output is checked first: one line naming it, exit 2, nothing graded or run."""
     reference = str(ROOT / "notebooks" / "Face_Recognition.ipynb")

@@ -23,7 +23,7 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from happyhouse.grading import hidden
+from happyhouse.grading import grader, hidden
 from happyhouse.grading import sandbox
 from happyhouse.grading.cli import main
 from happyhouse.grading.execute import PROJECT_ROOT, execute_notebook
@@ -383,7 +383,7 @@ def test_bad_input_gets_one_verdict_each(graded_class):
     assert "longer than" in json.dumps(never["exercises"])
 
 
-def test_an_interrupted_class_resumes_without_regrading(graded_class, tmp_path):
+def test_an_interrupted_class_resumes_without_regrading(graded_class, tmp_path, monkeypatch):
     root = graded_class["root"]
     results = root / "results"
     honest = json.loads((results / "reports" / "honest.json").read_text())
@@ -392,6 +392,9 @@ def test_an_interrupted_class_resumes_without_regrading(graded_class, tmp_path):
     reports = grade_class(root / "class", root / "reference.ipynb", options, workers=2, out=results, progress=False)
     by_name = {Path(r["submission"]).stem: r for r in reports}
     assert by_name["honest"]["seconds"] == honest["seconds"]  # kept, not regraded
+    monkeypatch.setattr(grader, "prepare_hidden", lambda *a: pytest.fail("the reference ran again for nothing"))
+    again = grade_class(root / "class", root / "reference.ipynb", options, workers=2, out=results, progress=False)
+    assert [r["seconds"] for r in again] == [r["seconds"] for r in reports]   # all finished: nothing runs
     assert json.loads((results / "run.json").read_text())["seed"] == 1234
     assert by_name["killer"]["status"] == "error" and (results / "reports" / "killer.json").is_file()
 
@@ -404,10 +407,12 @@ def test_a_class_resumed_with_other_options_is_regraded(graded_class, tmp_path):
     shutil.copytree(root / "results", tmp_path / "results")
     honest = json.loads((tmp_path / "results" / "reports" / "honest.json").read_text())
     same = Options(cell_timeout=10, notebook_timeout=40, memory_mb=2048)
-    for options, regraded in ((same, False), (replace(same, cell_timeout=11), True)):
+    for options, execute_reference, regraded in ((same, False, False), (replace(same, cell_timeout=11), False, True),
+                                                  (replace(same, cell_timeout=11), True, True)):
         (report,) = grade_class(tmp_path / "class", root / "reference.ipynb", options, workers=1,
-                                out=tmp_path / "results", progress=False)
+                                out=tmp_path / "results", execute_reference=execute_reference, progress=False)
         assert (report["seconds"] != honest["seconds"]) == regraded and report["passed"] == 3
+        honest = report
 
 
 def test_no_sandbox_is_explicit_and_marked(graded_class, tmp_path, capsys):
