@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 STATE_NAME = "nst_state.npz"
+#: An output with one of these suffixes is a picture file; any other is a folder (``run.v2`` too).
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -35,7 +37,9 @@ def state_path(output) -> Path:
     """Where the state of a run writing to ``output`` lives: OUT/nst_state.npz for a folder,
     OUT.nst_state.npz beside an image file."""
     output = Path(output)
-    return output / STATE_NAME if not output.suffix else output.with_name(output.name + "." + STATE_NAME)
+    if output.suffix.lower() not in PICTURE_SUFFIXES:
+        return output / STATE_NAME
+    return output.with_name(output.name + "." + STATE_NAME)
 
 
 @contextlib.contextmanager

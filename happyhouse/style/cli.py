@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -29,7 +30,6 @@ from happyhouse.style import checkpoint, choices, colors, contact_sheet, fast, i
 RESUMED_OPTIONS = ("images", "iterations", "size", "network", "vgg_weights", "alpha", "beta", "seed",
                    "optimizer", "precision", "style_weights", "preserve_colors", "tv_weight", "init",
                    "noise_ratio", "scales", "style_scale")
-PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DESCRIPTION = (
     "Paint CONTENT in the style of STYLE (neural style transfer; several styles are blended). "
     "OUT is a folder (gets <i>.png every 20 iterations, replacing those an earlier nst run wrote, as listed "
@@ -38,11 +38,18 @@ DESCRIPTION = (
     "(with the same IMAGEs and options, or none).")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors in one line (exit 2), pointing at --help instead of printing the usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(prog: str = "nst", typed_only: bool = False) -> argparse.ArgumentParser:
     """The command's options (no TensorFlow needed: ``--help`` and usage errors come at once).
     ``typed_only``: no defaults, so the parsed options are those given on the command line."""
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION,
-                                     argument_default=argparse.SUPPRESS if typed_only else None)
+    parser = OneLineParser(prog=prog, description=DESCRIPTION,
+                           argument_default=argparse.SUPPRESS if typed_only else None)
 
     def add(*names, **options):
         if typed_only:
@@ -102,7 +109,8 @@ def settings_from(args, out: Path, to_file: bool):
         optimizer=args.optimizer, precision=args.precision, style_weights=args.style_weights,
         preserve_colors=args.preserve_colors, tv_weight=args.tv_weight, init=args.init,
         noise_ratio=args.noise_ratio, scales=args.scales, style_scale=args.style_scale, resume=args.resume,
-        state_file=checkpoint.state_path(out), saved_settings={name: getattr(args, name) for name in RESUMED_OPTIONS},
+        state_file=checkpoint.state_path(out),
+        saved_settings={name: comparable(name, getattr(args, name)) for name in RESUMED_OPTIONS},  # paths in full
         fast=True)
 
 
@@ -115,8 +123,16 @@ def comparable(name: str, value):
     """``value`` of option ``name`` as the saved state holds it (JSON); pictures by their full path."""
     value = json.loads(json.dumps(value))
     if name == "images" and value is not None:
-        value = [str(Path(p).resolve()) if Path(p).is_file() else p for p in value]
+        value = [full_path(p) for p in value]
     return value
+
+
+def full_path(picture: str) -> str:
+    """An IMAGE as its file's full path (a course picture's name found where the lookup finds it), else as given."""
+    try:
+        return str(data.find_file("images", picture).resolve())
+    except data.DataNotFoundError:
+        return picture
 
 
 def shown(name: str, value) -> str:
@@ -166,6 +182,28 @@ def check_vgg_weights(path) -> None:
                          "file, or leave --vgg-weights out to use the weights found in pretrained-model/") from None
 
 
+def find_pictures(names) -> list[Path]:
+    """The IMAGEs' files (a path, or a course picture's name); ValueError in one line for one that is not there."""
+    found = []
+    for name in names:
+        try:
+            found.append(data.find_file("images", name))
+        except data.DataNotFoundError:
+            raise ValueError(f"{name}: no such picture (neither a file here nor a course picture of that name); "
+                             f"check the path. For the course's pictures: {data.HOW_TO_GET['images']}") from None
+    return found
+
+
+def check_not_overwritten(pictures: list[Path], out: Path, to_file: bool) -> None:
+    """ValueError when the run would write over one of its own IMAGEs (``-o`` naming it, or a folder
+    holding it as generated_image.jpg, progress.png or an <i>.png)."""
+    for picture in pictures:
+        where = picture.resolve()
+        if (where == out.resolve() if to_file else
+                where.parent == out.resolve() and re.fullmatch(r"generated_image\.jpg|progress\.png|\d+\.png", where.name)):
+            raise ValueError(f"-o {out}: the run would write over its IMAGE {picture}; choose another -o")
+
+
 def main(argv=None, prog: str = "nst") -> int:
     """Run the command on ``argv`` (default: sys.argv[1:]) -> the exit code. TensorFlow and the
     engines load only once the options are read."""
@@ -173,7 +211,7 @@ def main(argv=None, prog: str = "nst") -> int:
     args = parser.parse_args(argv)
     say_choices_on_stderr()
     out = Path(args.output)
-    to_file = out.suffix.lower() in PICTURE_SUFFIXES
+    to_file = out.suffix.lower() in checkpoint.PICTURE_SUFFIXES
     try:
         if args.fetch_vgg:
             from happyhouse.style import vgg19
@@ -184,6 +222,8 @@ def main(argv=None, prog: str = "nst") -> int:
         check_vgg_weights(args.vgg_weights)
         if len(args.images) < 2:
             parser.error("give CONTENT and at least one STYLE image (or --fetch-vgg, or --resume -o OUT)")
+        pictures = find_pictures(args.images)
+        check_not_overwritten(pictures, out, to_file)
         if to_file:
             outputs.check_file(out)
         from happyhouse.style import transfer

@@ -26,6 +26,9 @@ def normalise_weights(weights, n_styles: int) -> list[float]:
     total = sum(weights)
     if total <= 0:
         raise ValueError("style weights are all 0; at least one must be positive")
+    if not math.isfinite(total):
+        raise ValueError(f"style weights too large to add up ({', '.join(f'{w:g}' for w in weights)}); "
+                         "they are relative: give smaller numbers in the same ratio")
     return [w / total for w in weights]
 
 

@@ -102,7 +102,8 @@ def lbfgs_minimize(cost, start, max_iterations=200, max_evals=None, target=None,
 
 @dataclass
 class CostHistory:
-    """Costs per iteration (before each step) and the network that measured them."""
+    """Costs per iteration (Adam: before each step; L-BFGS: after each iteration) and the network that
+    measured them; over several scales, each scale's costs at its own size."""
     network: str = ""
     total: list = field(default_factory=list)
     content: list = field(default_factory=list)
@@ -144,7 +145,7 @@ class LoopOptions:
     is saved, at the end ``output_dir/generated_image.jpg`` (None: nothing saved). To go on from
     an earlier pass: ``first_iteration`` numbers the first step, ``optimizer_state`` (from
     checkpoint.optimizer_state) restores Adam's moments. ``precision``: "auto" (see
-    happyhouse.precision), "float32" or "bfloat16" (Adam only; L-BFGS runs in float32). ``stop``: asked before each step;
+    happyhouse.precision), "float32" or "bfloat16" (Adam and L-BFGS alike). ``stop``: asked before each step;
     True raises checkpoint.Interrupted with the image, the step count and the optimiser state."""
     optimizer: object = None
     learning_rate: float = 2.0
@@ -169,6 +170,8 @@ def optimise(model, start, cost, steps: int, options: LoopOptions | None = None)
     output_dir = Path(options.output_dir) if options.output_dir is not None else None
     run = _lbfgs_loop if options.optimizer == "lbfgs" else _adam_loop
     generated, history = run(model, cost, steps, options, output_dir)
+    if not np.isfinite(generated).all():  # the last step's update (its cost is only known before it)
+        check_finite_cost(options.first_iteration + steps, float("nan"))
     if output_dir is not None:
         images.save_image(output_dir / "generated_image.jpg", generated)
     return generated, history

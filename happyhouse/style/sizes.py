@@ -99,12 +99,15 @@ def check_memory(hw, style_scale: float = 1.0, available=None) -> None:
     has (``available`` bytes, default all of it), at BYTES_PER_PIXEL: a step keeps every VGG layer's
     activations up to conv5_1 for the gradient (about 330 floats a pixel) and as much again going back."""
     available = memory_bytes() if available is None else available
-    pixels = max(hw[0] * hw[1], math.prod(style_size(hw, style_scale)))
+    style_hw = style_size(hw, style_scale)
+    pixels = max(hw[0] * hw[1], math.prod(style_hw))
     if available and pixels * BYTES_PER_PIXEL > available:
         most = int(math.sqrt(available / BYTES_PER_PIXEL))
-        raise ValueError(f"a {hw[0]}x{hw[1]} picture needs about {pixels * BYTES_PER_PIXEL / 2 ** 30:,.0f} GiB "
+        (h, w), what, option = ((hw, "picture", "--size") if hw[0] * hw[1] >= math.prod(style_hw) else
+                                (style_hw, f"style image (--style-scale {style_scale:g})", "--size or --style-scale"))
+        raise ValueError(f"a {h}x{w} {what} needs about {pixels * BYTES_PER_PIXEL / 2 ** 30:,.0f} GiB "
                          f"(about {BYTES_PER_PIXEL // 1024} KiB a pixel for the loss network's activations), more than "
-                         f"this machine's {available / 2 ** 30:.0f} GiB: use a smaller --size (at most about "
+                         f"this machine's {available / 2 ** 30:.0f} GiB: use a smaller {option} (at most about "
                          f"{most}x{most} here)")
 
 

@@ -32,7 +32,7 @@ class TransferSettings:
     * ``alpha``, ``beta``: the content and style weights; ``learning_rate``: Adam's.
     * ``optimizer``: "adam" (the default at one scale), "lbfgs" (the default coarse to fine) or
       a Keras optimizer; ``precision``: "auto" (bfloat16 where this CPU gains by it, see
-      happyhouse.precision; float32 with L-BFGS), "float32" or "bfloat16" (Adam only).
+      happyhouse.precision), "float32" or "bfloat16", for either optimizer.
     * ``style_weights``: mixes several styles' Gram matrices (normalised; default equal).
     * ``preserve_colors``: None, "luminance" (the result's luminance with the content's chroma)
       or "histogram" (the style's colours matched to the content's before the run).
@@ -145,10 +145,13 @@ def say_replaced(folder, names) -> None:
 
 
 def check_numbers(s: TransferSettings) -> None:
-    """ValueError when alpha, beta or the TV weight is not a finite number, or the seed is negative."""
+    """ValueError when alpha, beta or the TV weight is not a finite number >= 0, alpha and beta are both 0,
+    or the seed is negative."""
     for option, value in (("--alpha", s.alpha), ("--beta", s.beta), ("--tv-weight", s.tv_weight)):
-        if not np.isfinite(value):
-            raise ValueError(f"{option} must be a finite number, got {value}")
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{option} must be a finite number >= 0, got {value}")
+    if s.alpha == 0 and s.beta == 0:
+        raise ValueError("--alpha and --beta are both 0: the cost is 0 whatever the picture; give either a weight")
     if s.seed is not None and s.seed < 0:
         raise ValueError(f"--seed must be a whole number >= 0, got {s.seed}")
 

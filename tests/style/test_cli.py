@@ -51,7 +51,9 @@ def test_help_and_usage_errors_come_before_tensorflow_loads(argv, code):
               "sys.exit(cli.main())")
     proc = subprocess.run([sys.executable, "-c", script, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == code and "tensorflow loaded: False" in proc.stderr, proc.stderr
-    assert (proc.stdout + proc.stderr).startswith("usage: nst ")
+    said = proc.stdout + proc.stderr
+    assert said.startswith("usage: nst ") if code == 0 else said.startswith(
+        "nst: error: give CONTENT and at least one STYLE image (or --fetch-vgg, or --resume -o OUT) (see nst --help)\n")
 
 
 def test_bad_input_fails_before_the_network_loads(tmp_path, pictures, capsys, monkeypatch):

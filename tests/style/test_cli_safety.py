@@ -1,6 +1,8 @@
 """The ``nst`` command leaves what it did not write alone and refuses what it cannot do well: a
 user's pictures in the output folder, --resume with other images or options, a missing
 --vgg-weights, numbers that are not finite, pictures too large for memory. One line, exit 2."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -96,8 +98,11 @@ def test_missing_vgg_weights_path_is_an_error_not_a_fallback(tmp_path, pictures,
 
 @pytest.mark.parametrize("option, said", [
     (["--style-scale", "inf"], "style scale must be positive and finite (--style-scale), got inf"),
-    (["--alpha", "nan"], "--alpha must be a finite number, got nan"),
-    (["--beta", "nan"], "--beta must be a finite number, got nan"),
+    (["--alpha", "nan"], "--alpha must be a finite number >= 0, got nan"),
+    (["--beta", "nan"], "--beta must be a finite number >= 0, got nan"),
+    (["--alpha", "-10"], "--alpha must be a finite number >= 0, got -10"),
+    (["--alpha", "0", "--beta", "0"], "--alpha and --beta are both 0"),
+    (["--style-scale", "1e6"], "style image (--style-scale 1e+06) needs about"),
     (["--seed", "-1"], "--seed must be a whole number >= 0, got -1"),
     (["--size", "100000"], "use a smaller --size")])
 def test_numbers_it_cannot_use_are_one_line(tmp_path, pictures, capsys, no_network, option, said):
@@ -120,3 +125,54 @@ def test_out_of_memory_is_one_line(tmp_path, pictures, capsys, monkeypatch):
     monkeypatch.setattr(transfer, "paint", exhausted)
     code, _, err = run_nst([*pictures, "-o", tmp_path / "o", "--iterations", "1", *TINY], capsys)
     assert code == 2 and err.startswith("error: out of memory painting a 32x40 picture") and "Traceback" not in err
+
+
+def test_the_output_never_overwrites_an_input(tmp_path, pictures, capsys, no_network):
+    """-o naming the CONTENT (or a folder holding a STYLE as generated_image.jpg) replaced the user's photo."""
+    content = tmp_path / "mine.png"
+    content.write_bytes(pictures[0].read_bytes())
+    folder = tmp_path / "out"
+    folder.mkdir()
+    style = folder / "generated_image.jpg"
+    Image.open(pictures[1]).convert("RGB").save(style)
+    before = content.read_bytes(), style.read_bytes()
+    for argv in ([content, pictures[1], "-o", content], [content, style, "-o", folder]):
+        code, _, err = run_nst([*argv, "--iterations", "2", *TINY], capsys)
+        assert code == 2 and "the run would write over its IMAGE" in err and err.count("\n") == 1, err
+    assert (content.read_bytes(), style.read_bytes()) == before
+
+
+def test_a_missing_picture_and_a_usage_error_are_one_line(tmp_path, pictures, capsys, no_network):
+    code, _, err = run_nst(["nope.jpg", pictures[1], "-o", tmp_path / "o"], capsys)
+    assert code == 2 and err.startswith("error: nope.jpg: no such picture") and err.count("\n") == 1, err
+    with pytest.raises(SystemExit) as stop:
+        cli.main([str(pictures[0]), str(pictures[1]), "--size", "0"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("nst: error: argument --size") and err.count("\n") == 1, err
+
+
+def test_a_picture_that_becomes_nan_at_the_last_step_is_refused(tmp_path, pictures, capsys):
+    """The cost is checked before each step; the last step's picture was written black, exit 0."""
+    code, _, err = run_nst([*pictures, "-o", tmp_path / "o.png", "--iterations", "2", "--tv-weight", "1e30",
+                            "--precision", "float32", *TINY], capsys)
+    assert code == 2 and "the cost became nan" in err and not (tmp_path / "o.png").exists(), err
+
+
+def test_style_weights_too_large_to_add_up_are_named():
+    from happyhouse.style.cost import normalise_weights
+    with pytest.raises(ValueError, match="style weights too large to add up"):   # it said: "all 0"
+        normalise_weights([1e308, 1e308], 2)
+    assert normalise_weights([3, 1], 2) == [0.75, 0.25]
+
+
+def test_a_folder_named_with_a_dot_keeps_its_state_inside():
+    assert checkpoint.state_path(Path("runs/run.v2")) == Path("runs/run.v2/nst_state.npz")
+    assert checkpoint.state_path(Path("runs/pic.JPG")) == Path("runs/pic.JPG.nst_state.npz")
+
+
+def test_resume_finds_the_pictures_from_another_folder(tmp_path, pictures, monkeypatch):
+    """The state records the IMAGEs' full paths (it kept them as typed: relative to where nst ran)."""
+    monkeypatch.chdir(pictures[0].parent)
+    args = cli.build_parser().parse_args([pictures[0].name, "monet.jpg", "-o", str(tmp_path / "o")])
+    saved = cli.settings_from(args, tmp_path / "o", False).saved_settings["images"]
+    assert saved[0] == str(pictures[0].resolve()) and saved[1].endswith("images/monet.jpg") and Path(saved[1]).is_absolute()

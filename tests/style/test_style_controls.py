@@ -118,7 +118,7 @@ def test_tv_weight_lowers_the_tv_of_the_result(pictures, plain):
     smooth = run(pictures, tv_weight=3e5)[0]
     tv = [float(cost.total_variation(np.asarray(img, np.float32)[None])) for img in (plain[0], smooth)]
     assert tv[1] < 0.7 * tv[0], tv
-    with pytest.raises(ValueError, match="tv weight"):
+    with pytest.raises(ValueError, match="tv.weight"):
         run(pictures, tv_weight=-1)
 
 
