@@ -182,6 +182,16 @@ def check_vgg_weights(path) -> None:
                          "file, or leave --vgg-weights out to use the weights found in pretrained-model/") from None
 
 
+def check_conflicts(parser, args) -> None:
+    """A usage error (one line, exit 2) for options that would be ignored without a word."""
+    if args.fetch_vgg and args.images:
+        parser.error("--fetch-vgg only downloads the weights; run again with the IMAGEs")
+    if args.vgg_weights is not None and args.network not in ("auto", "vgg19"):
+        parser.error(f"--vgg-weights gives VGG-19's weights, which --network {args.network} does not use")
+    if args.noise_ratio is not None and args.init not in (None, "noise"):
+        parser.error(f"--noise-ratio is for --init noise, not --init {args.init}")
+
+
 def find_pictures(names) -> list[Path]:
     """The IMAGEs' files (a path, or a course picture's name); ValueError in one line for one that is not there."""
     found = []
@@ -213,6 +223,7 @@ def main(argv=None, prog: str = "nst") -> int:
     out = Path(args.output)
     to_file = out.suffix.lower() in checkpoint.PICTURE_SUFFIXES
     try:
+        check_conflicts(parser, args)
         if args.fetch_vgg:
             from happyhouse.style import vgg19
             print(f"VGG-19 weights: {vgg19.fetch_vgg19_weights()}")

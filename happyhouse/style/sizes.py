@@ -42,8 +42,9 @@ def resolve_size(size, content_hw) -> tuple[int, int]:
 
 def default_scales(hw, min_side: int = 1) -> int:
     """Number of scales for a result of ``hw``: 1 up to SINGLE_SCALE_MAX px, else enough
-    doublings from a coarsest long side of about COARSEST_LONG_SIDE px (1024 px: 3 scales,
-    256 -> 512 -> 1024), never a coarsest short side under ``min_side`` (the network's minimum)."""
+    doublings from a coarsest long side of at most COARSEST_LONG_SIDE px (so 128-256 px; 1024 px: 3
+    scales, 256 -> 512 -> 1024; 513 px: 128 -> 256 -> 513), never a coarsest short side under
+    ``min_side`` (the network's minimum)."""
     if max(hw) <= SINGLE_SCALE_MAX:
         return 1
     n = 1 + math.ceil(math.log2(max(hw) / COARSEST_LONG_SIDE) - 1e-9)

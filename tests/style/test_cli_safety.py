@@ -176,3 +176,14 @@ def test_resume_finds_the_pictures_from_another_folder(tmp_path, pictures, monke
     args = cli.build_parser().parse_args([pictures[0].name, "monet.jpg", "-o", str(tmp_path / "o")])
     saved = cli.settings_from(args, tmp_path / "o", False).saved_settings["images"]
     assert saved[0] == str(pictures[0].resolve()) and saved[1].endswith("images/monet.jpg") and Path(saved[1]).is_absolute()
+
+
+@pytest.mark.parametrize("options, said", [
+    (["--network", "vgg16", "--vgg-weights", "w.mat"], "which --network vgg16 does not use"),
+    (["--init", "content", "--noise-ratio", "0.3"], "--noise-ratio is for --init noise"),
+    (["--fetch-vgg"], "--fetch-vgg only downloads the weights")])
+def test_options_that_would_be_ignored_are_usage_errors(tmp_path, pictures, capsys, options, said):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*map(str, pictures), "-o", str(tmp_path / "o"), *options])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and said in err and err.count("\n") == 1, err
