@@ -148,8 +148,9 @@ def check_numbers(s: TransferSettings) -> None:
     """ValueError when alpha, beta or the TV weight is not a finite number >= 0, alpha and beta are both 0,
     or the seed is negative."""
     for option, value in (("--alpha", s.alpha), ("--beta", s.beta), ("--tv-weight", s.tv_weight)):
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{option} must be a finite number >= 0, got {value}")
+        if not np.isfinite(value) or value < 0 or value > np.finfo(np.float32).max:
+            raise ValueError(f"{option} must be a finite number >= 0 (at most {np.finfo(np.float32).max:.3g}, "
+                             f"float32's largest), got {value}")
     if s.alpha == 0 and s.beta == 0:
         raise ValueError("--alpha and --beta are both 0: the cost is 0 whatever the picture; give either a weight")
     if s.seed is not None and s.seed < 0:

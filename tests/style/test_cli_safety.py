@@ -98,10 +98,11 @@ def test_missing_vgg_weights_path_is_an_error_not_a_fallback(tmp_path, pictures,
 
 @pytest.mark.parametrize("option, said", [
     (["--style-scale", "inf"], "style scale must be positive and finite (--style-scale), got inf"),
-    (["--alpha", "nan"], "--alpha must be a finite number >= 0, got nan"),
-    (["--beta", "nan"], "--beta must be a finite number >= 0, got nan"),
-    (["--alpha", "-10"], "--alpha must be a finite number >= 0, got -10"),
+    (["--alpha", "nan"], "--alpha must be a finite number >= 0"),
+    (["--beta", "nan"], "--beta must be a finite number >= 0"),
+    (["--alpha", "-10"], "--alpha must be a finite number >= 0"),
     (["--alpha", "0", "--beta", "0"], "--alpha and --beta are both 0"),
+    (["--beta", "1e308"], "--beta must be a finite number >= 0 (at most 3.4e+38, float32's largest), got 1e+308"),
     (["--style-scale", "1e6"], "style image (--style-scale 1e+06) needs about"),
     (["--seed", "-1"], "--seed must be a whole number >= 0, got -1"),
     (["--size", "100000"], "use a smaller --size")])
