@@ -33,7 +33,8 @@ RESUMED_OPTIONS = ("images", "iterations", "size", "network", "vgg_weights", "al
 DESCRIPTION = (
     "Paint CONTENT in the style of STYLE (neural style transfer; several styles are blended). "
     "OUT is a folder (gets <i>.png every 20 iterations, replacing those an earlier nst run wrote, as listed "
-    f"in {contact_sheet.RECORD_NAME}; other files are left alone; generated_image.jpg and progress.png) "
+    f"in {contact_sheet.RECORD_NAME}, and generated_image.jpg and progress.png, replaced by each run; "
+    "other files are left alone) "
     "or an image file (.jpg/.png). Ctrl-C saves the picture and the optimiser state; --resume goes on "
     "(with the same IMAGEs and options, or none).")
 
