@@ -199,7 +199,8 @@ def measure_service(proc, port: int, token: str, images: Path, photo: Path, leve
     server = psutil.Process(proc.pid)
     for name in RESIDENTS:
         p = images / (f"{name}.png" if name == "danielle" else f"{name}.jpg")
-        status, out = post(port, f"/people/{name}", *multipart("photo", p.name, p.read_bytes()), token)
+        # force: the course's kian.jpg lies 0.688 from a cohort face and is refused (docs/door.md)
+        status, out = post(port, f"/people/{name}?force=true", *multipart("photo", p.name, p.read_bytes()), token)
         assert status == 201, out
     rss_loaded = server.memory_info().rss / 2**20
     body, ctype = multipart("photo", photo.name, photo.read_bytes())

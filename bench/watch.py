@@ -167,10 +167,13 @@ def enrol_residents(db_path: Path, embedder, images: Path) -> None:
     from happyhouse.door import face_db, recognition
     from happyhouse.image_io import read_rgb
     with face_db.FaceDB(db_path) as db:
-        for name in RESIDENTS:
-            photo = images / (f"{name}.png" if name == "danielle" else f"{name}.jpg")
-            _, vectors = recognition.embed_single_faces(embedder, [read_rgb(photo)], [name])
-            db.enroll(name, vectors, embedder.name, [name])
+        for name in RESIDENTS:   # through the enrolment checks, as `door enroll --force` (a photo never
+            photo = images / (f"{name}.png" if name == "danielle" else f"{name}.jpg")   # checked decides nothing)
+            image = read_rgb(photo)
+            faces, vectors = recognition.embed_single_faces(embedder, [image], [name])
+            checks = recognition.check_photos(db, embedder, name, [image], faces, vectors, [name])
+            recognition.enroll_checked(db, name, vectors, embedder.name, [name], checks, [f.crop for f in faces],
+                                       force=True)
 
 
 def start_camera() -> tuple[ThreadingHTTPServer, str]:

@@ -1,7 +1,8 @@
 """A bubblewrap sandbox per submission: its own user, no network, its own pid/ipc/uts/mount namespaces.
 
 What the notebook's processes see: the system's libraries and the Python environment read-only,
-the workspace (``grading release``: the notebook's modules and package) read-only at /workspace,
+the workspace (``grading release``: the notebook's modules and package) read-only at /workspace
+(but its ``output/``, where the notebooks save pictures: a private tmpfs like /tmp),
 the data folders named by COURSE_DATA / FACES_DATA read-only, the submission and its hidden-test
 inputs read-only at /grading/in, one writable folder for what it returns (/grading/out) and a
 private tmpfs for /tmp (HOME, the kernel's sockets, matplotlib's cache). Not the reference, the
@@ -207,7 +208,10 @@ def command(argv: list[str], workspace: Path, in_dir: Path, out_dir: Path, env: 
     cmd += ["--proc", "/proc", "--dev", "/dev",
             # /dev/shm is RAM: as small as the outputs, not the dev tmpfs's half of memory
             "--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/dev/shm",
-            "--ro-bind", str(workspace), WORKSPACE, "--perms", "0755", "--dir", "/grading",
+            "--ro-bind", str(workspace), WORKSPACE,
+            *(["--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", f"{WORKSPACE}/output"]
+              if (Path(workspace) / "output").is_dir() else []),   # the notebooks' pictures (output/)
+            "--perms", "0755", "--dir", "/grading",
             "--ro-bind", str(in_dir), IN, "--bind", str(out_dir), OUT,
             "--remount-ro", "/", "--chdir", WORKSPACE, "--clearenv"]
     for key, value in env.items():

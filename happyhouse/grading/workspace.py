@@ -4,7 +4,8 @@ A folder with the student version of each notebook, the course's modules (the pr
 ``*.py``) and a copy of the ``happyhouse`` package without ``happyhouse.grading`` (the notebooks
 do not use it; the hidden tests and the grader stay out of the student's reach). Data set by
 ``COURSE_DATA`` / ``FACES_DATA`` stay where they are (their data folders shown read-only in the
-sandbox); a handout carries only the data folders' README.md. Nothing beside the references
+sandbox); a handout carries only the data folders' README.md. An empty ``output/`` is where the
+notebooks save their pictures (in the sandbox, a private tmpfs over the read-only workspace). Nothing beside the references
 (``hidden_tests/``) is copied.
 """
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from .notebook import PROJECT_ROOT, GradingError
 
+#: The folder the notebooks write their pictures into (nst_utils' output/), relative to the workspace.
+OUTPUT = "output"
 #: Parts of the package a notebook never needs, left out of every workspace.
 EXCLUDED = ("grading",)
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
@@ -60,6 +63,7 @@ def write_workspace(folder: str | Path, root: Path = PROJECT_ROOT, data: bool = 
         elif (root / kind / "README.md").is_file():  # a handout: only where the data come from
             (folder / kind).mkdir(exist_ok=True)
             shutil.copyfile(root / kind / "README.md", folder / kind / "README.md")
+    (folder / OUTPUT).mkdir(exist_ok=True)  # where the notebooks save pictures (the sandbox: a private tmpfs)
     for p in [folder, *folder.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     return folder

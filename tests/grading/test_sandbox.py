@@ -199,6 +199,7 @@ def submissions(root: Path) -> dict:
         "wrong_gram": (notebook({"gram_matrix": wrong("gram_matrix", "A.T @ A")}), {**ok, "gram_matrix": "fail"}),
         "borrower": (notebook({"total_cost": wrong("total_cost")}, extra=[borrow]), {**ok, "total_cost": "fail"}),
         "writer": (notebook(extra=[writer]), ok),
+        "saves_pictures": (notebook(extra=["open('output/0.png', 'w').write('a picture'); print('saved', open('output/0.png').read())"]), ok),
         "detached": (notebook(extra=[detached]), ok),
         "forkbomb": (notebook(extra=[forkbomb]), None),
         "memory": (notebook(extra=[memory]), ok),
@@ -304,6 +305,7 @@ def test_one_mistake_costs_one_exercise(graded_class):
 def test_nothing_outside_the_sandbox_is_read_or_changed(graded_class):
     borrower = _printed(graded_class["reports"]["borrower"])
     assert "found []" in borrower and borrower.count("blocked read") == 5 and borrower.count("blocked import") == 4
+    assert "saved a picture" in _printed(graded_class["reports"]["saves_pictures"])  # output/: the notebooks' pictures
     writer = _printed(graded_class["reports"]["writer"])
     assert "WROTE" not in writer and writer.count("blocked write") == 6
     assert graded_class["after"] == graded_class["before"]
