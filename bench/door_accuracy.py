@@ -20,7 +20,6 @@ A resident's probe is compared with a gallery without any copy of the same photo
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -40,7 +39,6 @@ from happyhouse.door.recognition import face_threshold, load_embedder
 from happyhouse.face import thresholds
 from happyhouse.image_io import read_rgb
 
-RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = ("orig", "grey", "blur", "small45", "small55", "contrast", "portrait")
 COURSE_VARIANTS = ("orig", "grey", "blur", "contrast", "portrait")   # 96 px crops: nothing to shrink
 PHOTOS = (1, 3, None)                                                # None: every photo
@@ -254,9 +252,9 @@ def count(tally: dict, tried: str, hit: str, probe: Item, gallery: list[Item], e
         tally["dlib_" + hit] += bool(wanted(dlib_name_of(probe, gallery)))
 
 
-def evaluate_seeds(items: list[Item], n, after: bool, embedder, cohort) -> dict:
+def evaluate_seeds(items: list[Item], n, after: bool, embedder, cohort, seeds: int = SEEDS) -> dict:
     """``evaluate`` summed over SEEDS draws of which photos are enrolled (one draw for every photo)."""
-    runs = [evaluate(items, n, after, embedder, cohort, seed) for seed in (range(SEEDS) if n else [0])]
+    runs = [evaluate(items, n, after, embedder, cohort, seed) for seed in (range(seeds) if n else [0])]
     total = {k: sum(r[k] for r in runs) for k in runs[0] if k != "photos_per_person"}
     out = {"tar": total["named"] / total["residents"], "far": total["admitted"] / total["strangers"], **total,
            "photos_per_person": float(np.mean([r["photos_per_person"] for r in runs])), "draws": len(runs)}
@@ -376,7 +374,7 @@ def goals(rows: list[dict]) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__.splitlines()[0])   # --quick: one draw of the enrolled photos, not SEEDS
     parser.add_argument("--dlib-python", default=os.environ.get("DLIB_PYTHON"),
                         help="interpreter with dlib's face_recognition (default $DLIB_PYTHON; none: ours only)")
     args = parser.parse_args()
@@ -394,19 +392,19 @@ def main() -> None:
     for dataset, items in sets.items():
         for n in PHOTOS:
             for method in ("before", "after"):
-                r = evaluate_seeds(items, n, method == "after", embedder, cohort)
+                r = evaluate_seeds(items, n, method == "after", embedder, cohort, 1 if args.quick else SEEDS)
                 rows.append({"dataset": dataset, "photos": n, "method": method, **r})
                 print(table_line(dataset, n, method, r))
-    RESULTS.mkdir(exist_ok=True)
-    plot(rows, RESULTS / "door_accuracy.png")
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(rows, args.out / "door_accuracy.png")
     out = {"name": "door_accuracy", "machine": common.machine(), "goals": goals(rows),
            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": load,
            "load_after": os.getloadavg(), "cpus": os.cpu_count(), "embed_seconds": round(embed_s, 1),
            "model": embedder.name, "variants": VARIANTS, "cohort_faces": len(cohort[0]), "by_face_size": sizes,
            "margins": {f"{m}/{c}": t.value for (m, c), t in thresholds.MARGINS.items()},
            "dlib": dlib_summary(sets, args.dlib_python), "rows": rows}
-    (RESULTS / "door_accuracy.json").write_text(json.dumps(out, indent=2))
-    print(f"load average {load[0]:.2f} -> {os.getloadavg()[0]:.2f}; wrote {RESULTS / 'door_accuracy.json'}")
+    (args.out / "door_accuracy.json").write_text(json.dumps(out, indent=2))
+    print(f"load average {load[0]:.2f} -> {os.getloadavg()[0]:.2f}; wrote {args.out / 'door_accuracy.json'}")
 
 
 if __name__ == "__main__":
