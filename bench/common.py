@@ -279,9 +279,10 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def summary_table(out_dir=None) -> str:
-    """One Markdown table of every goal in the JSON files of ``out_dir``; each row names its run's
-    machine (M1, M2, ... listed under the table with their CPU, rooflines, load and date), since the
-    files may come from different runs and machines."""
+    """One Markdown table of every goal in the JSON files of ``out_dir``; each row names its file (a
+    bench's variants and earlier plans, such as ``nst_whole_plan_30_80``, apart from its current run)
+    and its run's machine (M1, M2, ... listed under the table with their CPU, rooflines, load and
+    date), since the files may come from different runs and machines."""
     out_dir = Path(out_dir) if out_dir is not None else RESULTS
     lines, machines = [], {}
     lines.append("| benchmark | goal | target | measured | met | run |")
@@ -294,7 +295,7 @@ def summary_table(out_dir=None) -> str:
             measured = g["measured"]
             if isinstance(measured, dict):
                 measured = ", ".join(f"{k} {fmt(v)}" for k, v in measured.items())
-            lines.append(f"| {doc.get('name', path.stem)} | {g['goal']} | {g['target']} | {fmt(measured)} | "
+            lines.append(f"| {path.stem} | {g['goal']} | {g['target']} | {fmt(measured)} | "
                          f"{'yes' if g['met'] else '**no**'} | {run} |")
     return "\n".join(lines) + "\n\nMachine(s):\n" + "\n".join(f"- M{k}: {m}" for m, k in machines.items())
 

@@ -79,6 +79,8 @@ def test_results_file_and_summary_table(tmp_path):
     assert "| demo | same | equal | 0 | yes | M1 |" in table and "- M1: " in table
     (tmp_path / "older.json").write_text(json.dumps({"rows": [], "goals": [common.goal("kept", "0", 0, True)]}))
     assert "| older | kept | 0 | 0 | yes | - |" in common.summary_table(tmp_path)  # no machine: still listed
+    (tmp_path / "demo_plan_1.json").write_text(json.dumps({"name": "demo", "goals": [common.goal("old plan", "<1", 2, False)]}))
+    assert "| demo_plan_1 | old plan |" in common.summary_table(tmp_path)  # a variant is named by its file
 
 
 def test_bench_command_writes_json(tmp_path):
