@@ -4,7 +4,8 @@ Import this module first: it loads TensorFlow quietly (no start-up log lines und
 
 * ``WEIGHTS``, ``conv_shape``: the course's layers with weights and their kernel shapes;
 * :func:`load_weights_from_FaceNet`: the course's weight CSVs into ``faceRecoModel``'s layers;
-* :func:`img_to_encoding`: an image -> its (1, 128) encoding by the model;
+* :func:`img_to_encoding`: an image -> its (1, dim) encoding by the model (128 for the course's
+  FaceNet, 512 for the offline embedder);
 * :func:`load_embedder`: a ready embedder, ``"inception-resnet-v1"`` (offline, 512-d) or the course's
   ``"nn4.small2"``; :func:`read_image`: a course image as (H, W, 3) uint8 RGB.
 

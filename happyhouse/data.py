@@ -93,9 +93,7 @@ def find_folders(kind: str, root: str | os.PathLike | None = None) -> list[Path]
     candidates = []
     if root is not None:
         root = Path(root).expanduser().absolute()
-        if root.name == kind:
-            candidates.append(root)
-        candidates.append(root / kind)
+        candidates += [root, root / kind] if root.name == kind else [root / kind, root]  # (a kind folder by another name)
     else:
         if kind == "faces" and os.environ.get(FACES_ENV_VAR):
             candidates.append(_from_env(FACES_ENV_VAR))
@@ -104,8 +102,8 @@ def find_folders(kind: str, root: str | os.PathLike | None = None) -> list[Path]
             candidates.append(_from_env(ENV_VAR).parent / kind)
     found = [f for f in candidates if f.is_dir() and any(p.name != "README.md" for p in f.iterdir())]
     if not found:
-        raise DataNotFoundError(_not_found_message(kind, f"the {kind}/ folder", candidates))
-    return found
+        raise DataNotFoundError(_not_found_message(kind, f"the {kind}/ folder", candidates, explicit=root is not None))
+    return found[:1] if root is not None else found
 
 
 def find_file(kind: str, name: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
@@ -120,6 +118,8 @@ def find_file(kind: str, name: str | os.PathLike, root: str | os.PathLike | None
     path = Path(name).expanduser()
     if path.is_file():
         return path
+    if path.is_dir():
+        raise DataNotFoundError(f"{path}: is a folder, not a file; give the path of a file in it.")
     if path.parent != Path(".") and path.parent.name != kind:  # a path to a file that is not there
         raise DataNotFoundError(f"{path}: no such file. Check the path, or give a bare name "
                                 f"(e.g. {path.name}) to look it up in the course's {kind}/.")
@@ -133,11 +133,11 @@ def find_file(kind: str, name: str | os.PathLike, root: str | os.PathLike | None
     raise DataNotFoundError(_not_found_message(kind, repr(str(name)), looked))
 
 
-def _not_found_message(kind: str, what: str, looked: list[Path]) -> str:
+def _not_found_message(kind: str, what: str, looked: list[Path], explicit: bool = False) -> str:
     places = "\n".join(f"  - {p}" for p in looked)
     var = FACES_ENV_VAR if kind == "faces" else ENV_VAR
     env = os.environ.get(var)
-    env_note = f"{var}={env}" if env else f"{var} is not set"
+    env_note = "only the folder given was searched" if explicit else f"{var}={env}" if env else f"{var} is not set"
     installed = (f"The happyhouse package is installed in {PROJECT_ROOT}, not used from a project checkout, "
                  f"so there is no project folder to look in: set {var} to "
                  f"{'the faces folder' if kind == 'faces' else f'a folder holding {kind}/'}, "

@@ -188,3 +188,23 @@ def test_a_typed_path_is_never_swapped_for_a_course_file(tmp_path, monkeypatch):
     assert happyhouse.data.find_file("images", "face.jpg").read_bytes() == b"course"
     with pytest.raises(happyhouse.data.DataNotFoundError, match="elsewhere/face.jpg: no such file"):
         happyhouse.data.find_file("images", tmp_path / "elsewhere" / "face.jpg")
+
+
+def test_an_explicit_data_folder_may_have_any_name(tmp_path, monkeypatch):
+    """load_weights_from_FaceNet(model, "my_csvs") refused a weights folder not named weights/, and a
+    folder given as a picture was called missing."""
+    import happyhouse.data
+
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "elsewhere"))
+    mine = tmp_path / "my_csvs"
+    mine.mkdir()
+    (mine / "conv1_w.csv").write_text("0.1\n")
+    assert happyhouse.data.find_folders("weights", mine) == [mine]
+    (tmp_path / "project" / "weights").mkdir(parents=True)
+    (tmp_path / "project" / "weights" / "conv1_w.csv").write_text("0.1\n")
+    assert happyhouse.data.find_folders("weights", tmp_path / "project") == [tmp_path / "project" / "weights"]
+    with pytest.raises(happyhouse.data.DataNotFoundError) as err:
+        happyhouse.data.find_folders("weights", tmp_path / "empty_does_not_exist")
+    assert "only the folder given was searched" in str(err.value) and "COURSE_DATA=" not in str(err.value)
+    with pytest.raises(happyhouse.data.DataNotFoundError, match="is a folder, not a file"):
+        happyhouse.data.find_file("images", tmp_path)
