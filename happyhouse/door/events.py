@@ -177,21 +177,31 @@ class EventLog:
 
     def prune(self, keep_days: float, now: float | None = None) -> int:
         """Delete events older than ``keep_days`` and their snapshots (and snapshot files of that age
-        no event names, left by a process killed between the file and its row: only files named as the
-        door names them, never another file in the folder). Returns rows deleted."""
+        no event names, left by a process killed between the file and its row). Only files named as the
+        door names them directly in this log's snapshot folder are deleted, never another file, nor one a
+        row names elsewhere (a copied database's rows name the first one's). Returns rows deleted.
+        ValueError unless ``keep_days`` is a positive number."""
+        if not 0 < keep_days < float("inf"):
+            raise ValueError(f"--keep-days must be a positive number of days, not {keep_days:g}")
         cutoff = (time.time() if now is None else now) - keep_days * 86400
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             old = self._conn.execute("SELECT snapshot FROM events WHERE time < ?", (cutoff,)).fetchall()
             self._conn.execute("DELETE FROM events WHERE time < ?", (cutoff,))
         kept = {r[0] for r in self._conn.execute("SELECT snapshot FROM events WHERE snapshot IS NOT NULL")}
-        doomed = {Path(r[0]) for r in old if r[0]}
+        folder = self.snapshots.resolve()
+        doomed = {Path(r[0]) for r in old if r[0] and self.owns(Path(r[0]), folder)}
         if self.snapshots.is_dir():
             doomed |= {p for p in self.snapshots.glob("*.jpg") if SNAPSHOT_NAME.fullmatch(p.name)
                        and str(p) not in kept and p.stat().st_mtime < cutoff}
         for path in doomed:
             path.unlink(missing_ok=True)
         return len(old)
+
+    @staticmethod
+    def owns(path: Path, folder: Path) -> bool:
+        """Whether ``path`` is a snapshot the door named, directly in ``folder`` (resolved)."""
+        return bool(SNAPSHOT_NAME.fullmatch(path.name)) and path.parent.resolve() == folder
 
     # -- reading -------------------------------------------------------------------------
     def query(self, name: str | None = None, since: float | None = None, limit: int | None = None,

@@ -28,6 +28,8 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from happyhouse.door.sources import redact
+
 WEBHOOK_SCHEMES = ("http", "https")
 
 
@@ -47,10 +49,20 @@ class HookSettings:
 
 
 def check_webhook(url: str) -> str:
-    """``url`` if it is an http(s) URL with a host; ValueError saying what is accepted otherwise."""
+    """``url`` if it is an http(s) URL with a host (and a port from 1 to 65535, if any) and no user name
+    or password (command lines show in process lists, and a failed call's error would quote it);
+    ValueError saying what is accepted otherwise, the URL's credentials left out."""
     parts = urlsplit(url)
-    if parts.scheme.lower() not in WEBHOOK_SCHEMES or not parts.hostname:
-        raise ValueError(f"--webhook {url!r}: give an http:// or https:// URL with a host.")
+    if "@" in parts.netloc or "@" in url.partition("?")[0]:
+        raise ValueError("--webhook: put no user name or password in the URL (command lines show in process "
+                         "lists and logs); give the receiver a secret path or query instead.")
+    try:
+        port_ok = parts.port is None or 0 < parts.port
+    except ValueError:
+        port_ok = False
+    if parts.scheme.lower() not in WEBHOOK_SCHEMES or not parts.hostname or not port_ok:
+        raise ValueError(f"--webhook {redact(url)!r}: give an http:// or https:// URL with a host (and a port "
+                         "from 1 to 65535).")
     return url
 
 

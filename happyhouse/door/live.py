@@ -21,7 +21,7 @@ from pathlib import Path
 
 from happyhouse.door import face_db
 from happyhouse.door.events import EventLog
-from happyhouse.door.sources import describe
+from happyhouse.door.sources import SourceError, describe
 from happyhouse.door.watch import Summary, Watcher
 
 #: Seconds ``stop`` waits for each camera's frame in hand.
@@ -119,6 +119,8 @@ class LiveWatch:
                 summary = watcher.run(source, self.stop_event)
             self.summaries[name] = summary
             print(f"watch: {name}: {summary.line()}", file=sys.stderr, flush=True)
+            if getattr(source, "gave_up", None):   # a camera that stayed down failed: door watch exits 2
+                raise SourceError(source.gave_up)
         except Exception as err:   # the other cameras and the API stay up; the log says why this one stopped
             self.failures[name] = err
             print(f"watch: {name} stopped: {err}", file=sys.stderr, flush=True)

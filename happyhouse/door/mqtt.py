@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from happyhouse.door.sources import redact
+
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 DEFAULT_PREFIX = "happyhouse"
 USER_VARIABLE, PASSWORD_VARIABLE = "DOOR_MQTT_USERNAME", "DOOR_MQTT_PASSWORD"
@@ -79,7 +81,7 @@ class MqttSettings:
         environ = os.environ if environ is None else environ
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        if parts.username is not None or parts.password is not None:
+        if "@" in url or parts.username is not None or parts.password is not None:   # "@": a password with "#"
             raise ValueError(f"--mqtt: put no user name or password in the URL (command lines show in process "
                              f"lists and logs); set {USER_VARIABLE} and {PASSWORD_VARIABLE} instead.")
         try:
@@ -87,7 +89,7 @@ class MqttSettings:
         except ValueError:
             port = -1
         if scheme not in SCHEMES or not parts.hostname or port == -1 or any(c in url for c in "+#?"):
-            raise ValueError(f"--mqtt {url!r}: give mqtt://HOST[:PORT][/PREFIX] (or mqtts:// for TLS), "
+            raise ValueError(f"--mqtt {redact(url)!r}: give mqtt://HOST[:PORT][/PREFIX] (or mqtts:// for TLS), "
                              "e.g. mqtt://homeassistant.local:1883/happyhouse.")
         prefix = "/".join(topic_part(p) for p in parts.path.split("/") if p) or DEFAULT_PREFIX
         return cls(host=parts.hostname, port=port or SCHEMES[scheme], prefix=prefix, camera=topic_part(camera),

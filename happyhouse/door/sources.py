@@ -14,6 +14,7 @@ down ``give_up_after`` seconds (None: never). A frame that cannot be decoded is 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -49,30 +50,37 @@ class Frame:
 
 
 #: Query keys whose values are credentials (cameras that take them in the URL: MJPEG's ``?user=&pwd=``).
-SECRET_KEYS = frozenset({"user", "usr", "username", "login", "pass", "pwd", "passwd", "password", "token", "key",
-                         "auth", "secret"})
+#: Words that mark a query key or a path's ``key=value`` as a credential (``pwd``, ``api_key``,
+#: ``access_token``, ``Password`` ...): its value is hidden. Hiding a harmless one costs nothing.
+SECRET_WORDS = ("user", "usr", "login", "pass", "pwd", "token", "key", "auth", "secret", "sig", "session", "cred")
+PATH_SECRET = re.compile(r"(?i)([a-z0-9_.-]*(?:" + "|".join(SECRET_WORDS) + r")[a-z0-9_.-]*?=)[^&_/;?]*")
+SCHEME_LIKE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/{0,2}")
 
 
 def redact(url: str) -> str:
-    """A URL without its user name and password, before its host or in its query (what is logged and
-    stored). Text, not a parse: a password may hold any character ("#", "/", "?"), so everything up to
-    the last "@" goes, and a credential's value in the query becomes ``***``."""
+    """A URL without its user name and password, before its host, in its query or in its path as
+    ``key=value`` (DVRs: ``/user=admin_password=x_channel=1``): what is logged and stored. Text, not a
+    parse: a password may hold any character ("#", "/", "?"), so everything up to the last "@" goes,
+    and a credential's value becomes ``***`` (in the query, up to the next "&", a "#" included). A
+    mistyped URL ("rtsp:admin:pw@cam") loses what comes before its "@" too."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
+        typo = SCHEME_LIKE.match(url)
+        if not typo or "@" not in url:
+            return url
+        return f"{typo.group(0)}***@{url[url.rfind('@') + 1:]}"   # as typed, but for its credentials
     rest = rest[rest.rfind("@") + 1:]
     base, question, query = rest.partition("?")
+    base = PATH_SECRET.sub(r"\1***", base)
     if not question:
         return f"{scheme}://{base}"
-    query, hash_, fragment = query.partition("#")
-    query = "&".join(redact_pair(pair) for pair in query.split("&"))
-    return f"{scheme}://{base}?{query}{hash_}{fragment}"
+    return f"{scheme}://{base}?" + "&".join(redact_pair(pair) for pair in query.split("&"))
 
 
 def redact_pair(pair: str) -> str:
-    """A query's ``key=value`` with the value hidden when the key names a credential (SECRET_KEYS)."""
+    """A query's ``key=value`` with the value hidden when the key names a credential (SECRET_WORDS)."""
     key, eq, _ = pair.partition("=")
-    return f"{key}=***" if eq and unquote(key).lower() in SECRET_KEYS else pair
+    return f"{key}=***" if eq and any(word in unquote(key).lower() for word in SECRET_WORDS) else pair
 
 
 def with_credentials(url: str, environ=os.environ) -> str:
@@ -109,8 +117,8 @@ def check_url(text: str) -> None:
 
 
 def describe(source: str) -> str:
-    """How a source is named in events and messages (credentials removed from URLs)."""
-    return redact(source) if "://" in source else source
+    """How a source is named in events and messages (credentials removed from URLs, mistyped ones too)."""
+    return redact(source)
 
 
 def to_rgb(frame) -> np.ndarray | None:
@@ -253,6 +261,7 @@ class LiveSource:
             raise SourceError(f"{what}: cannot be opened (no such camera, the stream is down, or the URL is "
                               "wrong). Check it with `ffprobe`, or give a video file.")
         self.t0 = time.monotonic()
+        self.gave_up: str | None = None   # why the stream ended, when it stayed down past give_up_after
         self._latest: Frame | None = None
         self._done = False
         self._stop = threading.Event()
@@ -304,6 +313,7 @@ class LiveSource:
                 return True
             if self.give_up_after is not None and gap >= self.give_up_after:
                 self.log(f"{self.name}: still down after {gap:.1f} s; giving up.")
+                self.gave_up = f"the stream stayed down for {gap:.1f} s (--give-up-after {self.give_up_after:g})"
                 return False
             delay = min(delay * 2, self.max_backoff)
         return False

@@ -58,15 +58,18 @@ class WatchSettings:
 
     def check(self) -> "WatchSettings":
         """Itself, or UsageError naming the first impossible value."""
-        problems = [(self.fps is not None and not self.fps > 0, f"--fps must be positive, not {self.fps}"),
+        inf = float("inf")
+        problems = [(self.fps is not None and not 0 < self.fps < inf, f"--fps must be positive, not {self.fps}"),
                     (not 1 <= self.agree <= self.window, f"--agree {self.agree} must be between 1 and --window "
                                                          f"{self.window}"),
-                    (self.cooldown < 0, f"--cooldown must be 0 or more seconds, not {self.cooldown}"),
+                    (not 0 <= self.cooldown < inf, f"--cooldown must be 0 or more seconds, not {self.cooldown}"),
                     (not 0 < self.min_iou <= 1, f"--iou must be in (0, 1], not {self.min_iou}"),
                     (self.max_frames is not None and self.max_frames < 1,
                      f"--max-frames must be at least 1, not {self.max_frames}"),
-                    (self.keep_days is not None and not self.keep_days > 0,
-                     f"--keep-days must be positive, not {self.keep_days}")]
+                    (self.keep_days is not None and not 0 < self.keep_days < inf,
+                     f"--keep-days must be positive, not {self.keep_days}"),
+                    (self.give_up_after is not None and not 0 < self.give_up_after < inf,
+                     f"--give-up-after must be a positive number of seconds, not {self.give_up_after}")]
         for bad, message in problems:
             if bad:
                 raise recognition.UsageError(message + ".")

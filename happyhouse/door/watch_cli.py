@@ -25,8 +25,11 @@ from happyhouse.door.mqtt import MqttPublisher, MqttSettings, camera_name, topic
 from happyhouse.door.sources import describe, open_source
 from happyhouse.door.watch import WatchSettings
 
-#: ``serve`` options that only mean something with ``--watch`` (their default is None).
-WATCH_ONLY = ("fps", "max_frames", "give_up_after", "on_match", "webhook", "mqtt", "mqtt_camera", "keep_days")
+#: ``serve`` options that only mean something with ``--watch`` (their default is None: given or not).
+WATCH_ONLY = ("fps", "agree", "window", "cooldown", "iou", "max_frames", "give_up_after", "on_match", "webhook",
+              "mqtt", "mqtt_camera", "keep_days")
+#: The defaults of the tracking options (None on the command line, so that serve can tell them given).
+TRACKING_DEFAULTS = {"agree": 3, "window": 5, "cooldown": 60.0, "iou": 0.3}
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -49,10 +52,10 @@ def add_watch_options(p: argparse.ArgumentParser) -> None:
     """The watcher's options (all but SOURCE), shared by ``watch`` and ``serve --watch``."""
     p.add_argument("--fps", type=float, default=None, help="frames processed per second (default: as many as "
                                                            "the machine sustains; files: every frame)")
-    p.add_argument("--agree", type=int, default=3, metavar="K", help="sightings that must name the person (default 3)")
-    p.add_argument("--window", type=int, default=5, metavar="N", help="... among a face's last N (default 5)")
-    p.add_argument("--cooldown", type=float, default=60.0, help="seconds before a person is admitted again (60)")
-    p.add_argument("--iou", type=float, default=0.3, help="box overlap that continues a track (default 0.3)")
+    p.add_argument("--agree", type=int, default=None, metavar="K", help="sightings that must name the person (default 3)")
+    p.add_argument("--window", type=int, default=None, metavar="N", help="... among a face's last N (default 5)")
+    p.add_argument("--cooldown", type=float, default=None, help="seconds before a person is admitted again (60)")
+    p.add_argument("--iou", type=float, default=None, help="box overlap that continues a track (default 0.3)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many processed frames")
     p.add_argument("--give-up-after", type=float, default=None,
                    help="seconds a dropped stream may stay down before the watcher stops (default: never)")
@@ -77,8 +80,10 @@ def add_log_options(p: argparse.ArgumentParser) -> None:
 
 
 def watch_settings(args, source: str) -> WatchSettings:
-    return WatchSettings(source=source, fps=args.fps, agree=args.agree, window=args.window,
-                         cooldown=args.cooldown, min_iou=args.iou, max_frames=args.max_frames,
+    given = {name: getattr(args, name) for name in TRACKING_DEFAULTS}
+    tracking = {name: TRACKING_DEFAULTS[name] if value is None else value for name, value in given.items()}
+    return WatchSettings(source=source, fps=args.fps, agree=tracking["agree"], window=tracking["window"],
+                         cooldown=tracking["cooldown"], min_iou=tracking["iou"], max_frames=args.max_frames,
                          threshold=args.threshold, crop=args.crop, keep_days=args.keep_days,
                          give_up_after=args.give_up_after, snapshots=args.snapshots).check()
 
@@ -87,7 +92,8 @@ def make_hooks(args) -> Hooks:
     try:
         return Hooks(HookSettings(on_match=args.on_match, webhook=args.webhook))
     except ValueError as err:   # a bad --webhook URL or an unbalanced quote in --on-match
-        raise recognition.UsageError(str(err)) from None
+        said = str(err)
+        raise recognition.UsageError(said if said.startswith("--") else f"--on-match: {said}") from None
 
 
 def mqtt_settings(args) -> MqttSettings | None:
@@ -195,6 +201,8 @@ def cmd_log(args) -> int:
         since = parse_since(args.since) if args.since else None
     except ValueError as err:
         raise recognition.UsageError(str(err)) from None
+    if args.keep_days is not None and not 0 < args.keep_days < float("inf"):
+        raise recognition.UsageError(f"--keep-days must be a positive number of days, not {args.keep_days:g}.")
     with EventLog(path, args.snapshots, args.timeout, create=args.keep_days is not None) as event_log:
         pruned = event_log.prune(args.keep_days) if args.keep_days else 0
         rows = event_log.query(name=args.name, since=since)

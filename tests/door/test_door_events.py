@@ -74,6 +74,28 @@ def test_prune_removes_old_events_and_their_snapshots(db_path, tmp_path):
     assert SNAPSHOT_NAME.fullmatch(Path(new["snapshot"]).name)
 
 
+def test_prune_deletes_nothing_outside_its_folder_and_needs_a_positive_age(db_path, tmp_path, capsys):
+    """A copied database's rows name the first one's snapshots: `door log --keep-days -1` on the copy
+    emptied both folders (exit 0); a negative or zero age deleted every event."""
+    import shutil
+    now = time.time()
+    with EventLog(db_path) as log:
+        first = log.record(event("unknown", t=now - 10 * 86400), snapshot=np.zeros((8, 8, 3), np.uint8))
+    copy = tmp_path / "copy.db"
+    shutil.copy(db_path, copy)
+    kept = tmp_path / first["snapshot"]
+    with EventLog(copy) as log:
+        assert log.prune(keep_days=7) == 1                       # the row goes, the first folder's file stays
+        with pytest.raises(ValueError, match="positive number of days"):
+            log.prune(keep_days=-1)
+    assert kept.exists()
+    for days in ("-1", "0", "nan"):
+        assert cli.main(["--db", str(db_path), "log", "--keep-days", days]) == 2
+        assert "--keep-days must be a positive number of days" in capsys.readouterr().err
+    with EventLog(db_path) as log:
+        assert len(log.query()) == 1
+
+
 def test_parse_since():
     assert parse_since("2h", now=10_000.0) == 10_000.0 - 7200
     assert parse_since("2026-12-04T00:00") == parse_since("2026-12-04T00:00+00:00")
