@@ -108,10 +108,15 @@ def verify_result(db: face_db.FaceDB, name: str, face, vector: np.ndarray, embed
             match)
 
 
+def decided_limit(found, limit: float) -> float:
+    """The threshold that decided ``found`` (a photo stored whole: its own path's), else the face's ``limit``."""
+    return found.limit if found.limit is not None else limit
+
+
 def compared_with(found, limit: float) -> str:
-    """' < threshold T' / ' >= threshold T' with the threshold that decided (a photo stored whole: its own
-    path's, not the face's ``limit``); '' where none did (a face too small to decide)."""
-    decided = found.limit if found.limit is not None else limit
+    """' < threshold T' / ' >= threshold T' with :func:`decided_limit`; '' where none decided (a face
+    too small to decide)."""
+    decided = decided_limit(found, limit)
     if not decided:
         return ""
     return f" {'<' if found.distance < decided else '>='} threshold {decided:g}"
@@ -157,8 +162,8 @@ def identify_result(db: face_db.FaceDB, photo: str, faces: list, vectors: np.nda
                      "threshold_from": source, "crop": face.crop, "face": face.to_dict(),
                      "decision": {**found.to_dict(), "person": best.name},
                      "candidates": [{"name": m.name, "distance": round(m.distance, 4)} for m in matches]})
-        decided = found.limit if found.limit is not None else limit
-        lines.append(f"{name}\t{best.distance:.3f}\tbox {list(face.box)}\t{face.crop} crop, threshold {decided:g}"
+        lines.append(f"{name}\t{best.distance:.3f}\tbox {list(face.box)}\t{face.crop} crop, "
+                     f"threshold {decided_limit(found, limit):g}"
                      + ("" if name != "unknown" else f"\t(nearest: {best.name}; {found.reason})"))
     known = any(r["name"] != "unknown" for r in rows)
     return {"photo": photo, "model": embedder.name, "faces": rows}, "\n".join(lines), known

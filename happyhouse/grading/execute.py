@@ -179,7 +179,7 @@ def _wait(proc, timeout: float, guard=None) -> tuple[str | None, str | None, int
         peak = max(peak, resident)
         try:
             proc.wait(timeout=0.2)
-            return None, False, peak
+            return None, None, peak
         except subprocess.TimeoutExpired:
             if STOP.is_set():
                 _kill_tree(proc)
