@@ -144,12 +144,16 @@ def say_replaced(folder, names) -> None:
         print(f"replacing the pictures an earlier nst run wrote in {folder}: {shown}")
 
 
+#: The largest weight the float32 cost can hold (a Python float: comparing with it casts nothing).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_numbers(s: TransferSettings) -> None:
     """ValueError when alpha, beta or the TV weight is not a finite number >= 0, alpha and beta are both 0,
     or the seed is negative."""
     for option, value in (("--alpha", s.alpha), ("--beta", s.beta), ("--tv-weight", s.tv_weight)):
-        if not np.isfinite(value) or value < 0 or value > np.finfo(np.float32).max:
-            raise ValueError(f"{option} must be a finite number >= 0 (at most {np.finfo(np.float32).max:.3g}, "
+        if not np.isfinite(value) or value < 0 or value > FLOAT32_MAX:
+            raise ValueError(f"{option} must be a finite number >= 0 (at most {FLOAT32_MAX:.3g}, "
                              f"float32's largest), got {value}")
     if s.alpha == 0 and s.beta == 0:
         raise ValueError("--alpha and --beta are both 0: the cost is 0 whatever the picture; give either a weight")
