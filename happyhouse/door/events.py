@@ -52,6 +52,14 @@ class EventLogError(face_db.FaceDBError):
     """The event log cannot be read or written; the message says why."""
 
 
+def check_keep_days(keep_days: float) -> float:
+    """``keep_days`` if it is a positive number of days; ValueError saying so otherwise (-1 or 0 would
+    delete every event)."""
+    if not 0 < keep_days < float("inf"):
+        raise ValueError(f"--keep-days must be a positive number of days, not {keep_days:g}")
+    return keep_days
+
+
 def default_snapshots(db_path: Path) -> Path:
     """Where snapshots go unless told: ``<db>.snapshots`` beside the database."""
     return Path(f"{db_path}.snapshots")
@@ -181,8 +189,7 @@ class EventLog:
         door names them directly in this log's snapshot folder are deleted, never another file, nor one a
         row names elsewhere (a copied database's rows name the first one's). Returns rows deleted.
         ValueError unless ``keep_days`` is a positive number."""
-        if not 0 < keep_days < float("inf"):
-            raise ValueError(f"--keep-days must be a positive number of days, not {keep_days:g}")
+        check_keep_days(keep_days)
         cutoff = (time.time() if now is None else now) - keep_days * 86400
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")

@@ -28,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from happyhouse.door.sources import redact
+from happyhouse.door.sources import names_credentials, redact
 
 WEBHOOK_SCHEMES = ("http", "https")
 
@@ -53,7 +53,7 @@ def check_webhook(url: str) -> str:
     or password (command lines show in process lists, and a failed call's error would quote it);
     ValueError saying what is accepted otherwise, the URL's credentials left out."""
     parts = urlsplit(url)
-    if "@" in parts.netloc or "@" in url.partition("?")[0]:
+    if names_credentials(url):
         raise ValueError("--webhook: put no user name or password in the URL (command lines show in process "
                          "lists and logs); give the receiver a secret path or query instead.")
     try:

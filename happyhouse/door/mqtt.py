@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from happyhouse.door.sources import redact
+from happyhouse.door.sources import names_credentials, redact
 
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 DEFAULT_PREFIX = "happyhouse"
@@ -81,7 +81,7 @@ class MqttSettings:
         environ = os.environ if environ is None else environ
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        if "@" in url or parts.username is not None or parts.password is not None:   # "@": a password with "#"
+        if names_credentials(url) or parts.username is not None or parts.password is not None:
             raise ValueError(f"--mqtt: put no user name or password in the URL (command lines show in process "
                              f"lists and logs); set {USER_VARIABLE} and {PASSWORD_VARIABLE} instead.")
         try:

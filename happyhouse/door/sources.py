@@ -83,6 +83,12 @@ def redact_pair(pair: str) -> str:
     return f"{key}=***" if eq and any(word in unquote(key).lower() for word in SECRET_WORDS) else pair
 
 
+def names_credentials(url: str) -> bool:
+    """Whether ``url`` carries a user name or password before its query (an "@": a password may hold
+    "#", "/" or "?", so the URL parser's own answer is not enough)."""
+    return "@" in url.partition("?")[0]
+
+
 def with_credentials(url: str, environ=os.environ) -> str:
     """``url`` with the user name (and password) of DOOR_CAMERA_USERNAME (and DOOR_CAMERA_PASSWORD)
     put in, quoted; a URL that names its own user, or no such variable, leaves it as it is."""

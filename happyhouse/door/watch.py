@@ -67,7 +67,7 @@ class WatchSettings:
                     (self.max_frames is not None and self.max_frames < 1,
                      f"--max-frames must be at least 1, not {self.max_frames}"),
                     (self.keep_days is not None and not 0 < self.keep_days < inf,
-                     f"--keep-days must be positive, not {self.keep_days}"),
+                     f"--keep-days must be a positive number of days, not {self.keep_days}"),
                     (self.give_up_after is not None and not 0 < self.give_up_after < inf,
                      f"--give-up-after must be a positive number of seconds, not {self.give_up_after}")]
         for bad, message in problems:

@@ -18,18 +18,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from happyhouse.door import face_db, recognition
-from happyhouse.door.events import EventLog, default_snapshots, format_event, parse_since, private_folder
+from happyhouse.door.events import (EventLog, check_keep_days, default_snapshots, format_event, parse_since,
+                                    private_folder)
 from happyhouse.door.hooks import HookSettings, Hooks
 from happyhouse.door.live import LiveWatch
 from happyhouse.door.mqtt import MqttPublisher, MqttSettings, camera_name, topic_part
 from happyhouse.door.sources import describe, open_source
 from happyhouse.door.watch import WatchSettings
 
-#: ``serve`` options that only mean something with ``--watch`` (their default is None: given or not).
+#: ``serve`` options that only mean something with ``--watch`` (their default is None: given or not;
+#: the tracking ones' defaults are WatchSettings').
 WATCH_ONLY = ("fps", "agree", "window", "cooldown", "iou", "max_frames", "give_up_after", "on_match", "webhook",
               "mqtt", "mqtt_camera", "keep_days")
-#: The defaults of the tracking options (None on the command line, so that serve can tell them given).
-TRACKING_DEFAULTS = {"agree": 3, "window": 5, "cooldown": 60.0, "iou": 0.3}
+#: Tracking options -> their WatchSettings fields.
+TRACKING = {"agree": "agree", "window": "window", "cooldown": "cooldown", "iou": "min_iou"}
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -80,10 +82,8 @@ def add_log_options(p: argparse.ArgumentParser) -> None:
 
 
 def watch_settings(args, source: str) -> WatchSettings:
-    given = {name: getattr(args, name) for name in TRACKING_DEFAULTS}
-    tracking = {name: TRACKING_DEFAULTS[name] if value is None else value for name, value in given.items()}
-    return WatchSettings(source=source, fps=args.fps, agree=tracking["agree"], window=tracking["window"],
-                         cooldown=tracking["cooldown"], min_iou=tracking["iou"], max_frames=args.max_frames,
+    tracking = {field: getattr(args, option) for option, field in TRACKING.items() if getattr(args, option) is not None}
+    return WatchSettings(source=source, fps=args.fps, **tracking, max_frames=args.max_frames,
                          threshold=args.threshold, crop=args.crop, keep_days=args.keep_days,
                          give_up_after=args.give_up_after, snapshots=args.snapshots).check()
 
@@ -201,8 +201,11 @@ def cmd_log(args) -> int:
         since = parse_since(args.since) if args.since else None
     except ValueError as err:
         raise recognition.UsageError(str(err)) from None
-    if args.keep_days is not None and not 0 < args.keep_days < float("inf"):
-        raise recognition.UsageError(f"--keep-days must be a positive number of days, not {args.keep_days:g}.")
+    try:
+        if args.keep_days is not None:
+            check_keep_days(args.keep_days)
+    except ValueError as err:
+        raise recognition.UsageError(f"{err}.") from None
     with EventLog(path, args.snapshots, args.timeout, create=args.keep_days is not None) as event_log:
         pruned = event_log.prune(args.keep_days) if args.keep_days else 0
         rows = event_log.query(name=args.name, since=since)

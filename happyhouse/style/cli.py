@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -210,8 +209,9 @@ def check_not_overwritten(pictures: list[Path], out: Path, to_file: bool) -> Non
     holding it as generated_image.jpg, progress.png or an <i>.png)."""
     for picture in pictures:
         where = picture.resolve()
-        if (where == out.resolve() if to_file else
-                where.parent == out.resolve() and re.fullmatch(r"generated_image\.jpg|progress\.png|\d+\.png", where.name)):
+        written = (where == out.resolve() if to_file else
+                   where.parent == out.resolve() and contact_sheet.written_by_a_run(where.name))
+        if written:
             raise ValueError(f"-o {out}: the run would write over its IMAGE {picture}; choose another -o")
 
 
@@ -239,11 +239,11 @@ def main(argv=None, prog: str = "nst") -> int:
         if to_file:
             outputs.check_file(out)
         from happyhouse.style import transfer
-        image, history = transfer.run(args.images[0], list(args.images[1:]), settings_from(args, out, to_file))
+        image, history = transfer.run(pictures[0], pictures[1:], settings_from(args, out, to_file))
         if to_file:
             images.write_rgb(out, image)
         print(f"{history.network}: J {history.total[0]:.6g} -> {history.total[-1]:.6g}; wrote "
-              f"{out if to_file else out / 'generated_image.jpg'}")
+              f"{out if to_file else out / contact_sheet.RESULT_NAME}")
         return 0
     except checkpoint.Interrupted as stop:
         if to_file:

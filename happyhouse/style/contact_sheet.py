@@ -9,8 +9,17 @@ from pathlib import Path
 import numpy as np
 
 SHEET_NAME = "progress.png"
+#: The result nst writes into an output folder (the course's name).
+RESULT_NAME = "generated_image.jpg"
+#: The pictures saved every few iterations, ``<i>.png``.
+ITERATION_NAME = re.compile(r"\d+\.png")
 #: The list, one file name a line, of the ``<i>.png`` pictures nst wrote into the folder.
 RECORD_NAME = "nst_pictures.txt"
+
+
+def written_by_a_run(name: str) -> bool:
+    """Whether a run writes a file of this ``name`` into its output folder (its result, the sheet, an ``<i>.png``)."""
+    return name in (RESULT_NAME, SHEET_NAME) or bool(ITERATION_NAME.fullmatch(name))
 
 
 def record(folder, *pictures) -> None:
@@ -33,7 +42,7 @@ def recorded(folder) -> list[str]:
 def saved_iterations(folder) -> list[tuple[int, Path]]:
     """[(iteration, path)] of the ``<i>.png`` pictures nst wrote into ``folder`` (its record), by iteration."""
     found = [(int(Path(name).stem), Path(folder) / name) for name in recorded(folder)
-             if re.fullmatch(r"\d+\.png", name) and (Path(folder) / name).is_file()]
+             if ITERATION_NAME.fullmatch(name) and (Path(folder) / name).is_file()]
     return sorted(found)
 
 

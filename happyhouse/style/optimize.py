@@ -173,7 +173,7 @@ def optimise(model, start, cost, steps: int, options: LoopOptions | None = None)
     if not np.isfinite(generated).all():  # the last step's update (its cost is only known before it)
         check_finite_cost(options.first_iteration + steps, float("nan"))
     if output_dir is not None:
-        images.save_image(output_dir / "generated_image.jpg", generated)
+        images.save_image(output_dir / contact_sheet.RESULT_NAME, generated)
     return generated, history
 
 

@@ -300,7 +300,7 @@ def save_interrupted(plan: Plan, stop: checkpoint.Interrupted, k, hw) -> None:
     stop.saved = [checkpoint.save(plan.state_file, stop, plan.settings.saved_settings, run_record(plan))]
     stop.picture = finish(plan, stop.image, hw)
     if plan.output_dir is not None:
-        stop.saved.insert(0, plan.output_dir / "generated_image.jpg")
+        stop.saved.insert(0, plan.output_dir / contact_sheet.RESULT_NAME)
         images.write_rgb(stop.saved[0], stop.picture)
 
 
@@ -317,7 +317,7 @@ def write_outputs(plan: Plan, result) -> None:
     """The final picture (colours kept) and the contact sheet; a finished run's state removed."""
     if plan.output_dir is not None:
         if plan.settings.preserve_colors == "luminance":
-            images.write_rgb(plan.output_dir / "generated_image.jpg", result)
+            images.write_rgb(plan.output_dir / contact_sheet.RESULT_NAME, result)
         contact_sheet.write(plan.output_dir, result)
     if plan.state_file is not None and Path(plan.state_file).exists():
         Path(plan.state_file).unlink()  # finished: a later --resume must not go back to it
