@@ -39,6 +39,7 @@ from happyhouse import data, runtime
 
 from .notebook import GradingError
 from .workers import tree_pss
+from .workspace import OUTPUT
 
 WORKSPACE, IN, OUT = "/workspace", "/grading/in", "/grading/out"
 FIRST_UID = 62000  # sandboxes run as FIRST_UID, FIRST_UID + 1, ... (one per sandbox running at once)
@@ -209,8 +210,8 @@ def command(argv: list[str], workspace: Path, in_dir: Path, out_dir: Path, env: 
             # /dev/shm is RAM: as small as the outputs, not the dev tmpfs's half of memory
             "--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/dev/shm",
             "--ro-bind", str(workspace), WORKSPACE,
-            *(["--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", f"{WORKSPACE}/output"]
-              if (Path(workspace) / "output").is_dir() else []),   # the notebooks' pictures (output/)
+            *(["--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", f"{WORKSPACE}/{OUTPUT}"]
+              if (Path(workspace) / OUTPUT).is_dir() else []),   # the notebooks' pictures (output/)
             "--perms", "0755", "--dir", "/grading",
             "--ro-bind", str(in_dir), IN, "--bind", str(out_dir), OUT,
             "--remount-ro", "/", "--chdir", WORKSPACE, "--clearenv"]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from .notebook import PROJECT_ROOT, GradingError
 
+#: The checkout's data folders a grading workspace copies (a handout: their README.md only).
+DATA_FOLDERS = ("images", "weights", "pretrained-model")
 #: The folder the notebooks write their pictures into (nst_utils' output/), relative to the workspace.
 OUTPUT = "output"
 #: Parts of the package a notebook never needs, left out of every workspace.
@@ -33,7 +35,7 @@ def check_target(folder: str | Path, root: Path = PROJECT_ROOT) -> Path:
     """GradingError when a workspace written into ``folder`` would copy the project onto itself: the
     project's own folder, or a folder inside what is copied (the package, the data folders)."""
     target = Path(folder).resolve()
-    sources = [root / name for name in ("happyhouse", "images", "weights", "pretrained-model")]
+    sources = [root / name for name in ("happyhouse", *DATA_FOLDERS)]
     if target == root.resolve() or any(target == s.resolve() or s.resolve() in target.parents for s in sources):
         raise GradingError(f"{folder}: a workspace there would copy the project ({root}) onto itself; "
                            "choose a folder outside it (or --notebook-only)")
@@ -57,7 +59,7 @@ def write_workspace(folder: str | Path, root: Path = PROJECT_ROOT, data: bool = 
         shutil.rmtree(package)
     shutil.copytree(root / "happyhouse", package, ignore=lambda d, names: (
         IGNORED(d, names) | ({n for n in names if n in EXCLUDED} if Path(d) == root / "happyhouse" else set())))
-    for kind in ("images", "weights", "pretrained-model"):
+    for kind in DATA_FOLDERS:
         if data and (root / kind).is_dir():  # the kernel's own lookup finds the checkout's data here
             shutil.copytree(root / kind, folder / kind, dirs_exist_ok=True, ignore=IGNORED)
         elif (root / kind / "README.md").is_file():  # a handout: only where the data come from
